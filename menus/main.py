@@ -1,0 +1,12 @@
+"""The main menu, in the order of the contract (BRIEF: Main menu)."""
+from ussd_app.screens import Option, Screen
+
+MAIN = "main"
+
+SCREENS = [
+    Screen(MAIN, body="main.title", options=(
+        Option("1", "main.points", "points"),
+        Option("4", "main.help", "help"),
+        Option("5", "main.language", "language"),
+    )),
+]

@@ -1,0 +1,31 @@
+"""How numbers and times are written for subscribers (Indonesian conventions)."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from zoneinfo import ZoneInfo
+
+WIB = ZoneInfo("Asia/Jakarta")
+
+
+def points(n: int, lang: str = "id") -> str:
+    """12500 -> '12.500' in Indonesian, '12,500' in English."""
+    return f"{n:,}" if lang == "en" else f"{n:,}".replace(",", ".")
+
+
+def wib(ts: float | datetime) -> str:
+    """An instant as 'DD-MM-YYYY HH:MM WIB'."""
+    dt = datetime.fromtimestamp(ts, timezone.utc) if not isinstance(ts, datetime) else ts
+    return dt.astimezone(WIB).strftime("%d-%m-%Y %H:%M WIB")
+
+
+def iso(ts: float) -> str:
+    """Epoch seconds as ISO 8601 in WIB, for the JSON API."""
+    return datetime.fromtimestamp(ts, WIB).isoformat(timespec="seconds")
+
+
+def parse_iso(value: str) -> float:
+    """ISO 8601 (with offset; naive means WIB) -> epoch seconds; ValueError if not."""
+    dt = datetime.fromisoformat(value)
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=WIB)
+    return dt.timestamp()

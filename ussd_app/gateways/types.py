@@ -1,0 +1,29 @@
+"""What every gateway dialect parses into and renders from."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class UssdRequest:
+    session_id: str
+    service_code: str
+    msisdn: str
+    text: str
+    network_code: str | None = None
+
+
+@dataclass(frozen=True)
+class Reply:
+    text: str
+    end: bool = False
+
+
+@dataclass(frozen=True)
+class InboundSms:
+    sender: str
+    to: str
+    text: str
+    message_id: str
+    date: str | None = None
+    link_id: str | None = None

@@ -1,0 +1,37 @@
+"""Background jobs on rq: work that must not run inside a USSD hop.
+
+The worker process (``ussd-app worker``) and the web process bind the same
+services here; with ``JOBS_SYNC`` (the embedded demo) jobs run at once.
+"""
+from __future__ import annotations
+
+import rq
+from rq import Retry
+
+QUEUE = "ussd"
+_services = None
+
+
+def bind(services) -> None:
+    """Make ``services`` the ones jobs in this process use."""
+    global _services
+    _services = services
+
+
+def queue(services) -> rq.Queue:
+    return rq.Queue(QUEUE, connection=services.raw, is_async=not services.config.JOBS_SYNC)
+
+
+def enqueue(services, func, *args, job_id: str | None = None) -> None:
+    queue(services).enqueue(func, *args, job_id=job_id, retry=Retry(max=5, interval=[5, 30, 120, 600, 1800]))
+
+
+def deliver_sms(message: dict) -> None:
+    _services.sms.provider.deliver(message)
+
+
+def work(services, burst: bool = False) -> None:
+    """Run a worker on this process's services until stopped (or idle, with ``burst``)."""
+    bind(services)
+    worker = rq.SimpleWorker([queue(services)], connection=services.raw)
+    worker.work(burst=burst, with_scheduler=True, logging_level="WARNING")

@@ -1,0 +1,106 @@
+"""Every Redis key the service uses, named in one place.
+
+All keys carry the prefix ``ussd:``. A subscriber's keys share the hash tag
+``{msisdn}`` so that the multi-key Lua scripts touching them run on Redis
+Cluster too. Global keys (indexes, the catalog) have no subscriber tag.
+"""
+from __future__ import annotations
+
+PREFIX = "ussd"
+
+
+def _sub(msisdn: str, what: str) -> str:
+    return f"{PREFIX}:{{{msisdn}}}:{what}"
+
+
+# -- USSD sessions -----------------------------------------------------------
+def session(session_id: str) -> str:
+    """One JSON document per USSD session, expiring with the session."""
+    return f"{PREFIX}:session:{session_id}"
+
+
+# -- one subscriber (all in the slot of {msisdn}) ------------------------------
+def profile(msisdn: str) -> str:
+    """Hash: status, credit_score, attributes (JSON), lang."""
+    return _sub(msisdn, "profile")
+
+
+def buckets(msisdn: str) -> str:
+    """Sorted set: bucket id scored by its expiry (epoch seconds; inf = never)."""
+    return _sub(msisdn, "buckets")
+
+
+def bucket_points(msisdn: str) -> str:
+    """Hash: bucket id -> points still in it."""
+    return _sub(msisdn, "bucket_points")
+
+
+def ledger(msisdn: str) -> str:
+    """List of JSON ledger entries; only ever appended to."""
+    return _sub(msisdn, "ledger")
+
+
+def idempotency(msisdn: str) -> str:
+    """Hash: idempotency key -> the JSON result of the operation it guarded."""
+    return _sub(msisdn, "idem")
+
+
+def counters(msisdn: str) -> str:
+    """Hash: sequence counters (bucket ids, ledger ids) of one subscriber."""
+    return _sub(msisdn, "seq")
+
+
+def monthly_redemptions(msisdn: str, month: str) -> str:
+    """Hash: reward code -> quantity redeemed in month ``YYYY-MM``."""
+    return _sub(msisdn, f"monthly:{month}")
+
+
+def redemptions(msisdn: str) -> str:
+    """Hash: redemption id -> JSON redemption record."""
+    return _sub(msisdn, "redemptions")
+
+
+def expiry_notices(msisdn: str) -> str:
+    """Set: bucket ids whose expiry warning SMS has been sent."""
+    return _sub(msisdn, "expiry_notices")
+
+
+def sms_pending(msisdn: str) -> str:
+    """Hash: a pending SMS confirmation (e.g. TUKAR awaiting YA)."""
+    return _sub(msisdn, "sms_pending")
+
+
+def sms_seen(msisdn: str, message_id: str) -> str:
+    """Marker that an inbound SMS was handled (gateways may post it twice)."""
+    return _sub(msisdn, f"sms_seen:{message_id}")
+
+
+def outbox(msisdn: str) -> str:
+    """List of JSON messages the console SMS provider 'sent' to this number."""
+    return _sub(msisdn, "outbox")
+
+
+# -- global -------------------------------------------------------------------
+SUBSCRIBERS = f"{PREFIX}:subscribers"
+"""Set of every known MSISDN, scanned in batches by jobs."""
+
+REWARDS = f"{PREFIX}:rewards"
+"""Set of every reward code."""
+
+PENDING_REDEMPTIONS = f"{PREFIX}:redemptions:pending"
+"""Sorted set: '<msisdn>|<redemption id>' scored by reservation time."""
+
+
+def reward(code: str) -> str:
+    """Hash: the reward's definition (JSON fields)."""
+    return f"{PREFIX}:reward:{code}"
+
+
+def reward_stock(code: str) -> str:
+    """String: units left (absent = unlimited)."""
+    return f"{PREFIX}:reward:{code}:stock"
+
+
+def voucher_pool(code: str) -> str:
+    """List of unused voucher codes uploaded for a reward."""
+    return f"{PREFIX}:reward:{code}:vouchers"

@@ -1,0 +1,162 @@
+"""Loyalty points: earnings as buckets with their own expiry, an append-only
+ledger, balances that never count an expired bucket."""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import redis
+
+from . import keys
+from .formats import WIB
+from .store import Script
+
+# Lua shared by the scripts below: the live buckets of a subscriber, soonest
+# expiry first (ties: oldest bucket id first), and their sum.
+LUA_LIVE = """
+local function live(buckets_key, points_key, now)
+  local ids = redis.call('ZRANGEBYSCORE', buckets_key, '(' .. now, '+inf', 'WITHSCORES')
+  local out, total = {}, 0
+  if #ids == 0 then return out, 0 end
+  local names = {}
+  for i = 1, #ids, 2 do names[#names + 1] = ids[i] end
+  local pts = redis.call('HMGET', points_key, unpack(names))
+  for i = 1, #names do
+    local p = tonumber(pts[i]) or 0
+    if p > 0 then
+      out[#out + 1] = {names[i], ids[2 * i], p}
+      total = total + p
+    end
+  end
+  return out, total
+end
+local function ledger_append(ledger_key, counters_key, entry)
+  entry['id'] = redis.call('HINCRBY', counters_key, 'ledger', 1)
+  redis.call('RPUSH', ledger_key, cjson.encode(entry))
+end
+"""
+
+# KEYS[1] idempotency hash   KEYS[2] buckets zset     KEYS[3] bucket points hash
+# KEYS[4] ledger list        KEYS[5] counters hash    KEYS[6] profile hash
+# ARGV[1] idempotency key    ARGV[2] points (>0)      ARGV[3] expiry epoch or 'inf'
+# ARGV[4] now (epoch)        ARGV[5] source           ARGV[6] reference
+# Returns {created 1|0, balance}.
+EARN = Script(LUA_LIVE + """
+local now = tonumber(ARGV[4])
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then
+  local _, balance = live(KEYS[2], KEYS[3], now)
+  return {0, balance}
+end
+redis.call('HSETNX', KEYS[6], 'status', 'active')
+local _, before = live(KEYS[2], KEYS[3], now)
+local id = string.format('b%010d', redis.call('HINCRBY', KEYS[5], 'bucket', 1))
+local points = tonumber(ARGV[2])
+redis.call('ZADD', KEYS[2], ARGV[3], id)
+redis.call('HSET', KEYS[3], id, points)
+local _, after = live(KEYS[2], KEYS[3], now)
+local expires = cjson.null
+if ARGV[3] ~= 'inf' then expires = tonumber(ARGV[3]) end
+ledger_append(KEYS[4], KEYS[5], {type = 'earn', points = points, bucket = id,
+  expires_at = expires, source = ARGV[5], reference = ARGV[6], by = ARGV[5],
+  at = now, balance_before = before, balance_after = after})
+redis.call('HSET', KEYS[1], ARGV[1], id)
+return {1, after}
+""")
+
+# KEYS[1] buckets zset  KEYS[2] bucket points hash   ARGV[1] now
+# Returns a flat list: id, expiry, points, id, expiry, points, ...
+VIEW = Script(LUA_LIVE + """
+local rows = live(KEYS[1], KEYS[2], tonumber(ARGV[1]))
+local flat = {}
+for _, b in ipairs(rows) do flat[#flat+1] = b[1]; flat[#flat+1] = b[2]; flat[#flat+1] = b[3] end
+return flat
+""")
+
+# KEYS[1] buckets zset  KEYS[2] bucket points hash  KEYS[3] ledger  KEYS[4] counters
+# ARGV[1] now
+# Moves every bucket at or past its expiry out of the live set with an 'expire'
+# ledger entry. Returns the points expired. Running it twice expires nothing twice.
+EXPIRE = Script(LUA_LIVE + """
+local now = tonumber(ARGV[1])
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'WITHSCORES')
+local _, balance = live(KEYS[1], KEYS[2], now)
+local total = 0
+for i = 1, #due, 2 do
+  local id = due[i]
+  local p = tonumber(redis.call('HGET', KEYS[2], id)) or 0
+  redis.call('ZREM', KEYS[1], id)
+  redis.call('HDEL', KEYS[2], id)
+  if p > 0 then
+    total = total + p
+    ledger_append(KEYS[3], KEYS[4], {type = 'expire', points = -p, bucket = id,
+      expires_at = tonumber(due[i + 1]), by = 'system', reason = 'expired', at = now,
+      balance_before = balance, balance_after = balance})
+  end
+end
+return total
+""")
+
+
+@dataclass(frozen=True)
+class Bucket:
+    id: str
+    points: int
+    expires_at: float  # epoch seconds; math.inf = never
+
+
+@dataclass(frozen=True)
+class Points:
+    balance: int
+    buckets: list[Bucket]
+
+    @property
+    def next_expiry(self) -> Bucket | None:
+        """The soonest expiry, with every point expiring at that moment."""
+        dated = [b for b in self.buckets if b.expires_at != math.inf]
+        if not dated:
+            return None
+        first = dated[0].expires_at
+        return Bucket("", sum(b.points for b in dated if b.expires_at == first), first)
+
+
+def default_expiry(now: float, policy: str, days: int) -> float:
+    """Calendar: 31 Dec 23:59 WIB of the earning's year; rolling: ``days`` later."""
+    if policy == "rolling":
+        return now + timedelta(days=days).total_seconds()
+    year = datetime.fromtimestamp(now, WIB).year
+    return datetime(year, 12, 31, 23, 59, tzinfo=WIB).timestamp()
+
+
+def _subscriber_keys(msisdn: str) -> list[str]:
+    return [keys.idempotency(msisdn), keys.buckets(msisdn), keys.bucket_points(msisdn),
+            keys.ledger(msisdn), keys.counters(msisdn), keys.profile(msisdn)]
+
+
+def earn(r: redis.Redis, msisdn: str, points: int, source: str, reference: str,
+         expires_at: float, now: float) -> tuple[bool, int]:
+    """Credit ``points`` once per ``reference``; returns (created, balance)."""
+    exp = "inf" if expires_at == math.inf else repr(float(expires_at))
+    created, balance = EARN(r, _subscriber_keys(msisdn),
+                            [f"earn:{reference}", points, exp, now, source, reference])
+    if created:
+        r.sadd(keys.SUBSCRIBERS, msisdn)
+    return bool(created), int(balance)
+
+
+def view(r: redis.Redis, msisdn: str, now: float) -> Points:
+    flat = VIEW(r, [keys.buckets(msisdn), keys.bucket_points(msisdn)], [now])
+    buckets = [Bucket(flat[i], int(flat[i + 2]), float(flat[i + 1]))
+               for i in range(0, len(flat), 3)]
+    return Points(sum(b.points for b in buckets), buckets)
+
+
+def expire(r: redis.Redis, msisdn: str, now: float) -> int:
+    """Write off every bucket past its date; returns the points expired."""
+    return int(EXPIRE(r, [keys.buckets(msisdn), keys.bucket_points(msisdn),
+                          keys.ledger(msisdn), keys.counters(msisdn)], [now]))
+
+
+def ledger(r: redis.Redis, msisdn: str) -> list[dict]:
+    return [json.loads(e) for e in r.lrange(keys.ledger(msisdn), 0, -1)]

@@ -1,0 +1,94 @@
+"""The vocabulary menus are written in: screens, options, list items, the
+context a screen sees. The engine (:mod:`ussd_app.engine`) runs them."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+
+from . import texts
+from .config import Config
+
+
+class InputError(Exception):
+    """Typed input a screen does not accept; ``args[0]`` is a text key,
+    ``values`` fill it."""
+
+    def __init__(self, key: str, **values):
+        super().__init__(key)
+        self.key = key
+        self.values = values
+
+
+@dataclass
+class Ctx:
+    """What a screen's callbacks see during one hop."""
+    r: redis.Redis
+    config: Config
+    session: Any  # sessions.Session
+    services: Any  # app services (sms outbound, jobs)
+    now: float
+    hop_key: str = ""
+    error: InputError | None = None
+    cache: dict = field(default_factory=dict)
+
+    @property
+    def msisdn(self) -> str:
+        return self.session.msisdn
+
+    @property
+    def data(self) -> dict:
+        return self.session.data
+
+    @property
+    def lang(self) -> str:
+        return self.session.lang
+
+    def t(self, key: str, **values) -> str:
+        return texts.t(self.session.lang, key, **values)
+
+
+@dataclass(frozen=True)
+class Option:
+    key: str
+    label: str  # text key
+    to: str
+    when: Callable[[Ctx], bool] | None = None
+
+
+@dataclass(frozen=True)
+class Item:
+    """One entry of a list screen: the value stored when chosen, and its line."""
+    value: Any
+    label: str
+
+
+@dataclass(frozen=True)
+class Screen:
+    """One state of the menu graph.
+
+    ``body`` gives the text above the options (a text key, or a function of the
+    context). ``options`` are fixed choices; ``items`` a list that pages, whose
+    chosen value is stored in ``ctx.data[name]`` before going to ``item_to``;
+    ``parse`` accepts free input (raising InputError), stored likewise, going to
+    ``parse_to``. ``enter`` does the screen's work when it is entered. ``end``
+    makes the reply final.
+    """
+    name: str
+    body: str | Callable[[Ctx], str]
+    options: tuple[Option, ...] = ()
+    items: Callable[[Ctx], list[Item]] | None = None
+    item_to: str | None = None
+    parse: Callable[[Ctx, str], Any] | None = None
+    parse_to: str | None = None
+    enter: Callable[[Ctx], None] | None = None
+    end: bool | Callable[[Ctx], bool] = False
+    in_history: bool = True
+
+    def text(self, ctx: Ctx) -> str:
+        return self.body(ctx) if callable(self.body) else ctx.t(self.body)
+
+    def is_end(self, ctx: Ctx) -> bool:
+        return self.end(ctx) if callable(self.end) else self.end

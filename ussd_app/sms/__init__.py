@@ -1,0 +1,1 @@
+"""SMS in (keyword router) and out (providers behind one interface)."""

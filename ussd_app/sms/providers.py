@@ -1,0 +1,58 @@
+"""Outbound SMS providers. Each delivers one message; ``remote`` says whether
+that means a network call (then it runs in a background job, never in a hop)."""
+from __future__ import annotations
+
+import json
+import logging
+
+import redis
+import requests
+
+from .. import keys
+from ..msisdn import mask
+
+log = logging.getLogger(__name__)
+
+
+class DeliveryError(Exception):
+    """The provider did not accept the message."""
+
+
+class Console:
+    """Keeps messages in Redis, readable at ``GET /api/v1/outbox?to=``."""
+    remote = False
+
+    def __init__(self, r: redis.Redis):
+        self.r = r
+
+    def deliver(self, message: dict) -> None:
+        self.r.rpush(keys.outbox(message["to"]), json.dumps(message, separators=(",", ":")))
+
+
+class AfricasTalking:
+    """Africa's Talking HTTP SMS API (``POST {url}`` form: username, to, message, from)."""
+    remote = True
+
+    def __init__(self, url: str, username: str, api_key: str | None, timeout: float = 10):
+        self.url, self.username, self.api_key, self.timeout = url, username, api_key, timeout
+        self.http = requests.Session()
+
+    def deliver(self, message: dict) -> None:
+        form = {"username": self.username, "to": message["to"], "message": message["text"]}
+        if message.get("from"):
+            form["from"] = message["from"]
+        try:
+            resp = self.http.post(self.url, data=form, timeout=self.timeout,
+                                  headers={"apiKey": self.api_key or "", "Accept": "application/json"})
+        except requests.RequestException as e:
+            raise DeliveryError(f"provider unreachable: {type(e).__name__}") from None
+        if resp.status_code >= 300:
+            raise DeliveryError(f"provider answered {resp.status_code}")
+        log.info("sms delivered to=%s provider=africastalking", mask(message["to"]))
+
+
+def build(config, r: redis.Redis):
+    if config.SMS_PROVIDER == "africastalking":
+        return AfricasTalking(config.AFRICASTALKING_URL, config.AFRICASTALKING_USERNAME,
+                              config.AFRICASTALKING_API_KEY)
+    return Console(r)

@@ -1,0 +1,91 @@
+"""Subscriber profiles: status, credit score, free attributes, language."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import redis
+
+from . import keys
+from .errors import BadRequest
+
+STATUSES = ("active", "blocked")
+
+
+@dataclass(frozen=True)
+class Profile:
+    msisdn: str
+    status: str | None = None  # None: not enrolled
+    credit_score: int | None = None
+    attributes: dict = field(default_factory=dict)
+    lang: str | None = None
+
+    @property
+    def enrolled(self) -> bool:
+        return self.status is not None
+
+    def public(self) -> dict:
+        return {"msisdn": self.msisdn, "status": self.status, "credit_score": self.credit_score,
+                "attributes": self.attributes, "language": self.lang or "id"}
+
+
+def validate(body: dict) -> dict:
+    """The fields of a PUT body, checked; BadRequest names the wrong one."""
+    if not isinstance(body, dict):
+        raise BadRequest("body must be a JSON object")
+    out = {}
+    if "status" in body:
+        if body["status"] not in STATUSES:
+            raise BadRequest("status must be active or blocked")
+        out["status"] = body["status"]
+    if "credit_score" in body:
+        score = body["credit_score"]
+        if score is not None and (not isinstance(score, int) or isinstance(score, bool)
+                                  or not 0 <= score <= 1000):
+            raise BadRequest("credit_score must be a whole number from 0 to 1000")
+        out["credit_score"] = score
+    if "attributes" in body:
+        if not isinstance(body["attributes"], dict):
+            raise BadRequest("attributes must be an object")
+        out["attributes"] = body["attributes"]
+    if "language" in body:
+        if body["language"] not in ("id", "en"):
+            raise BadRequest("language must be id or en")
+        out["lang"] = body["language"]
+    return out
+
+
+def put(r: redis.Redis, msisdn: str, fields: dict) -> Profile:
+    """Create or update a profile (a new one is enrolled as active)."""
+    mapping = {}
+    for name, value in fields.items():
+        if name == "attributes":
+            value = json.dumps(value, separators=(",", ":"))
+        mapping[name] = "" if value is None else value
+    pipe = r.pipeline(transaction=False)  # the index lives in another slot
+    pipe.hsetnx(keys.profile(msisdn), "status", "active")
+    if mapping:
+        pipe.hset(keys.profile(msisdn), mapping=mapping)
+    pipe.sadd(keys.SUBSCRIBERS, msisdn)
+    pipe.execute()
+    return get(r, msisdn)
+
+
+def from_hash(msisdn: str, raw: dict) -> Profile:
+    score = raw.get("credit_score")
+    return Profile(msisdn=msisdn, status=raw.get("status") or None,
+                   credit_score=int(score) if score else None,
+                   attributes=json.loads(raw["attributes"]) if raw.get("attributes") else {},
+                   lang=raw.get("lang") or None)
+
+
+def get(r: redis.Redis, msisdn: str) -> Profile:
+    return from_hash(msisdn, r.hgetall(keys.profile(msisdn)))
+
+
+def set_language(r: redis.Redis, msisdn: str, lang: str) -> None:
+    r.hset(keys.profile(msisdn), "lang", lang)
+
+
+def language(r: redis.Redis, msisdn: str) -> str | None:
+    return r.hget(keys.profile(msisdn), "lang")

@@ -1,0 +1,45 @@
+"""One USSD hop: session in, engine step, session out."""
+from __future__ import annotations
+
+from . import sessions, subscribers, texts
+from .gateways.types import Reply, UssdRequest
+from .screens import Ctx
+from .sessions import Session
+
+
+def hop(services, req: UssdRequest) -> tuple[Reply, str | None, str | None]:
+    """Answer one hop; returns the reply and the state before and after."""
+    r, config, engine = services.r, services.config, services.engine
+    session = sessions.load(r, req.session_id)
+    if session is None:
+        session = Session(id=req.session_id, msisdn=req.msisdn, state=engine.main,
+                          lang=subscribers.language(r, req.msisdn) or texts.DEFAULT)
+        before = None
+        ctx = _ctx(services, session, req)
+        reply = engine.start(ctx)
+        # A dial with digits (*700*1#) arrives with inputs typed in advance.
+        for typed in (req.text.split("*") if req.text else []):
+            if reply.end:
+                break
+            reply = engine.step(ctx, typed)
+    else:
+        if session.msisdn != req.msisdn:
+            return Reply(texts.t(session.lang, "error.session_owner"), end=True), None, None
+        before = session.state
+        last = session.last_text or ""
+        if req.text == last or not req.text or last.startswith(req.text + "*"):
+            # A gateway retry (of this hop, or a stale earlier one): act on nothing again.
+            return Reply(session.last_reply, session.last_end), before, before
+        if session.last_end:
+            return Reply(texts.t(session.lang, "error.session_ended"), end=True), before, before
+        ctx = _ctx(services, session, req)
+        reply = engine.step(ctx, sessions.new_input(session.last_text, req.text))
+    session.last_text, session.last_reply, session.last_end = req.text, reply.text, reply.end
+    session.hops += 1
+    sessions.save(r, session, config.USSD_SESSION_TTL)
+    return reply, before, session.state
+
+
+def _ctx(services, session: Session, req: UssdRequest) -> Ctx:
+    return Ctx(r=services.r, config=services.config, session=session, services=services,
+               now=services.clock(), hop_key=f"{req.session_id}:{req.text}")

@@ -1,0 +1,133 @@
+"""The integration API (JSON, bearer token): subscribers, points, outbox."""
+from __future__ import annotations
+
+import hmac
+import math
+
+from flask import Blueprint, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from .. import formats, keys, points, subscribers
+from ..errors import BadRequest, Conflict, NotFound, Unauthorized
+from ..msisdn import normalize
+from . import services
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+
+@bp.before_request
+def check_token():
+    token = services().config.ADMIN_TOKEN
+    if token:
+        given = request.headers.get("Authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            raise Unauthorized("missing or wrong bearer token")
+
+
+@bp.errorhandler(BadRequest)
+@bp.errorhandler(Unauthorized)
+@bp.errorhandler(NotFound)
+@bp.errorhandler(Conflict)
+def known_error(e):
+    status = {BadRequest: 400, Unauthorized: 401, NotFound: 404, Conflict: 409}[type(e)]
+    return jsonify(error=str(e)), status
+
+
+@bp.errorhandler(HTTPException)
+def http_error(e):
+    return jsonify(error=e.description.split(".")[0].lower()), e.code
+
+
+def body() -> dict:
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        raise BadRequest("body must be a JSON object")
+    return data
+
+
+def bucket_json(b: points.Bucket) -> dict:
+    return {"points": b.points,
+            "expires_at": None if b.expires_at == math.inf else formats.iso(b.expires_at)}
+
+
+def points_json(msisdn: str) -> dict:
+    svc = services()
+    view = points.view(svc.r, msisdn, svc.clock())
+    nxt = view.next_expiry
+    return {"msisdn": msisdn, "balance": view.balance,
+            "buckets": [bucket_json(b) for b in view.buckets],
+            "next_expiry": bucket_json(nxt) if nxt else None}
+
+
+@bp.put("/subscribers/<msisdn>")
+def put_subscriber(msisdn):
+    profile = subscribers.put(services().r, normalize(msisdn), subscribers.validate(body()))
+    return jsonify(profile.public())
+
+
+@bp.get("/subscribers/<msisdn>")
+def get_subscriber(msisdn):
+    profile = subscribers.get(services().r, normalize(msisdn))
+    if not profile.enrolled:
+        raise NotFound("no such subscriber")
+    return jsonify(profile.public())
+
+
+def parse_earning(data: dict, now: float, config) -> tuple[int, str, str, float]:
+    pts = data.get("points")
+    if not isinstance(pts, int) or isinstance(pts, bool) or not 0 < pts <= 10_000_000:
+        raise BadRequest("points must be a whole number from 1 to 10000000")
+    source, reference = data.get("source"), data.get("reference")
+    if not isinstance(source, str) or not source.strip() or len(source) > 64:
+        raise BadRequest("source must be a non-empty string of at most 64 characters")
+    if not isinstance(reference, str) or not reference.strip() or len(reference) > 128:
+        raise BadRequest("reference must be a non-empty string of at most 128 characters")
+    raw = data.get("expires_at")
+    if raw is None:
+        expires = points.default_expiry(now, config.POINTS_EXPIRY_POLICY, config.POINTS_EXPIRY_DAYS)
+    else:
+        try:
+            expires = formats.parse_iso(raw) if isinstance(raw, str) else None
+        except ValueError:
+            expires = None
+        if expires is None:
+            raise BadRequest("expires_at must be an ISO 8601 time, e.g. 2026-12-31T23:59:00+07:00")
+        if expires <= now:
+            raise BadRequest("expires_at is in the past")
+    return pts, source.strip(), reference.strip(), expires
+
+
+@bp.post("/subscribers/<msisdn>/points")
+def post_points(msisdn):
+    svc = services()
+    msisdn = normalize(msisdn)
+    now = svc.clock()
+    pts, source, reference, expires = parse_earning(body(), now, svc.config)
+    created, balance = points.earn(svc.r, msisdn, pts, source, reference, expires, now)
+    return jsonify(msisdn=msisdn, reference=reference, created=created, balance=balance), (
+        201 if created else 200)
+
+
+@bp.get("/subscribers/<msisdn>/points")
+def get_points(msisdn):
+    return jsonify(points_json(normalize(msisdn)))
+
+
+@bp.get("/subscribers/<msisdn>/ledger")
+def get_ledger(msisdn):
+    msisdn = normalize(msisdn)
+    entries = points.ledger(services().r, msisdn)
+    for e in entries:
+        e["at"] = formats.iso(e["at"])
+        if e.get("expires_at"):
+            e["expires_at"] = formats.iso(e["expires_at"])
+    return jsonify(msisdn=msisdn, entries=entries)
+
+
+@bp.get("/outbox")
+def outbox():
+    to = request.args.get("to")
+    import json
+
+    msgs = [json.loads(m) for m in services().r.lrange(keys.outbox(normalize(to, "to")), 0, -1)]
+    return jsonify(messages=msgs)

@@ -1,0 +1,22 @@
+"""Operations: liveness and readiness."""
+from flask import Blueprint, jsonify
+
+import redis
+
+from . import services
+
+bp = Blueprint("ops", __name__)
+
+
+@bp.get("/healthz")
+def healthz():
+    return jsonify(status="ok")
+
+
+@bp.get("/readyz")
+def readyz():
+    try:
+        services().r.ping()
+    except redis.RedisError as e:
+        return jsonify(status="unavailable", error=f"redis: {type(e).__name__}"), 503
+    return jsonify(status="ok")
