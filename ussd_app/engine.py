@@ -16,7 +16,9 @@ from .gateways.types import Reply
 from .screens import Ctx, InputError, Screen
 from . import gsm7
 
-logging.getLogger("transitions").setLevel(logging.WARNING)
+# transitions logs every callback at INFO and every unmatched input at WARNING;
+# an unmatched input is ordinary here (the engine answers it), so keep it quiet.
+logging.getLogger("transitions").setLevel(logging.ERROR)
 log = logging.getLogger(__name__)
 
 BACK, MAIN, NEXT = "0", "00", "98"

@@ -86,6 +86,8 @@ class Screen:
     enter: Callable[[Ctx], None] | None = None
     end: bool | Callable[[Ctx], bool] = False
     in_history: bool = True
+    examples: tuple[str, ...] = ()
+    """Inputs ``parse`` accepts, typed by the screen walk."""
 
     def text(self, ctx: Ctx) -> str:
         return self.body(ctx) if callable(self.body) else ctx.t(self.body)

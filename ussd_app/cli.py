@@ -1,0 +1,93 @@
+"""``ussd-app``: run the service, lint the menus, seed demo data, run jobs."""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+import click
+
+from . import create_app
+from .errors import ConfigError
+
+
+def _app():
+    try:
+        return create_app()
+    except ConfigError as e:
+        raise click.ClickException(str(e)) from None
+
+
+def _services():
+    return _app().extensions["ussd"]
+
+
+@click.group()
+def main():
+    """USSD and SMS self-service for the loyalty programme and partner offers."""
+    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"), format="%(message)s")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=lambda: int(os.environ.get("PORT", 8000)), show_default="$PORT or 8000")
+@click.option("--demo/--no-demo", default=None, help="Seed demo data (default: when REDIS_URL is unset).")
+def run(host, port, demo):
+    """Serve in one process (the embedded default); production uses the Procfile."""
+    app = _app()
+    services = app.extensions["ussd"]
+    if demo or (demo is None and not services.config.REDIS_URL):
+        from . import demo as demo_data
+
+        click.echo("demo subscribers: " + ", ".join(demo_data.seed(services)))
+    click.echo(f"USSD endpoint: POST http://{host}:{port}/ussd  (dial {services.config.USSD_SERVICE_CODE})")
+    app.run(host=host, port=port, threaded=True)
+
+
+@main.command("seed-demo")
+def seed_demo():
+    """Load demo subscribers with points (idempotent)."""
+    from . import demo as demo_data
+
+    for msisdn in demo_data.seed(_services()):
+        click.echo(f"seeded {msisdn}")
+
+
+@main.command()
+@click.option("--burst", is_flag=True, help="Stop when the queue is empty.")
+def worker(burst):
+    """Run background jobs (remote SMS delivery, fulfilment, scheduled sends)."""
+    from . import jobs
+
+    jobs.work(_services(), burst=burst)
+
+
+@main.group()
+def menus():
+    """The menu graph."""
+
+
+@menus.command("check")
+@click.option("--msisdn", default="+6281234567890", show_default=True,
+              help="Demo subscriber whose screens are walked (embedded Redis).")
+def menus_check(msisdn):
+    """Lint the graph: unreachable screens, dead ends, screens over the limit."""
+    from . import demo as demo_data, walk
+
+    os.environ.pop("REDIS_URL", None)  # the walk acts: never on real data
+    services = create_app({"REDIS_URL": None}).extensions["ussd"]
+    demo_data.seed(services)
+    failures = []
+    for name in sorted(walk.unreachable(services.engine)):
+        failures.append(f"unreachable screen: {name}")
+    for name in sorted(walk.dead_ends(services.engine)):
+        failures.append(f"dead end: {name}")
+    count = 0
+    for seen in walk.walk(services, msisdn):
+        count += 1
+        for problem in walk.problems(services, seen):
+            failures.append(f"[{seen.lang}] {seen.state} via {'*'.join(seen.path) or 'dial'}: {problem}")
+    for f in failures:
+        click.echo(f, err=True)
+    click.echo(f"{count} screens walked, {len(failures)} problems")
+    sys.exit(1 if failures else 0)
