@@ -1,0 +1,58 @@
+import pytest
+
+FORM = {"sessionId": "s1", "serviceCode": "*700#", "phoneNumber": "081234567890", "text": ""}
+
+
+@pytest.mark.parametrize("change, reason", [
+    ({"sessionId": None}, "missing sessionId"),
+    ({"phoneNumber": "not-a-number"}, "phoneNumber is not a phone number"),
+    ({"phoneNumber": None}, "missing phoneNumber"),
+    ({"text": "1" * 201}, "text is over 200 characters"),
+])
+def test_bad_hops_get_400_naming_the_field(client, change, reason):
+    form = {k: v for k, v in {**FORM, **change}.items() if v is not None}
+    resp = client.post("/ussd", data=form)
+    assert resp.status_code == 400
+    assert resp.mimetype == "text/plain"
+    assert resp.get_data(as_text=True) == reason
+
+
+def test_non_form_body_is_refused(client):
+    resp = client.post("/ussd", json=FORM)
+    assert resp.status_code == 400
+    assert "form-encoded" in resp.get_data(as_text=True)
+
+
+def test_reply_is_plain_text_con(client):
+    resp = client.post("/ussd", data=FORM)
+    assert resp.status_code == 200
+    assert resp.mimetype == "text/plain"
+    assert resp.get_data(as_text=True).startswith("CON Poin Plus\n1 Cek poin")
+
+
+class TestGatewayToken:
+    @pytest.fixture
+    def config(self, config):
+        return {**config, "GATEWAY_TOKEN": "gw-secret"}
+
+
+    @pytest.mark.parametrize("headers, query, status", [
+        ({}, "", 401),
+        ({"X-Gateway-Token": "wrong"}, "", 401),
+        ({"X-Gateway-Token": "gw-secret"}, "", 200),
+        ({}, "?token=gw-secret", 200),
+    ])
+    def test_gateway_token(self, client, headers, query, status):
+        assert client.post("/ussd" + query, data=FORM, headers=headers).status_code == status
+        sms = {"from": "081234567890", "to": "62168", "text": "INFO", "id": "m1"}
+        assert client.post("/sms/inbound" + query, data=sms, headers=headers).status_code == status
+
+
+    def test_sms_inbound_needs_an_id(self, client):
+        resp = client.post("/sms/inbound?token=gw-secret", data={"from": "081234567890", "text": "POIN"})
+        assert (resp.status_code, resp.get_data(as_text=True)) == (400, "missing id")
+
+
+def test_health_and_readiness(client):
+    assert client.get("/healthz").get_json() == {"status": "ok"}
+    assert client.get("/readyz").get_json() == {"status": "ok"}

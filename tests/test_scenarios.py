@@ -1,0 +1,39 @@
+"""The project's own simulator scenarios, played against a real Redis."""
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ussd_app import sim
+
+SCENARIOS = sorted((Path(__file__).parent / "scenarios").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", SCENARIOS, ids=[p.stem for p in SCENARIOS])
+def test_scenario(app, path):
+    warnings = []
+    steps = sim.play(sim.Client(app=app), yaml.safe_load(path.read_text()), warn=warnings.append)
+    assert steps > 0
+    assert warnings == []
+
+
+def test_a_mismatch_is_reported_with_a_diff(app):
+    scenario = {"steps": [{"dial": "081234567890", "expect": "Selamat datang"}]}
+    with pytest.raises(sim.Mismatch) as e:
+        sim.play(sim.Client(app=app), scenario)
+    assert "expected to contain\n    'Selamat datang'\n  got\n    'CON Poin Plus" in str(e.value)
+
+
+def test_run_command_exits_non_zero_on_mismatch(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    f = tmp_path / "bad.yaml"
+    f.write_text("steps:\n  - dial: '081234567890'\n    end: true\n")
+    result = CliRunner().invoke(sim.main, ["run", str(f)])
+    assert result.exit_code == 1
+    assert "expected END, got" in result.output
+
+
+def test_over_long_reply_is_warned():
+    assert sim.screen_warnings("CON " + "a" * 170, 160) == ["170 characters, over the limit of 160"]
+    assert sim.screen_warnings("oops", 160) == ["reply starts with neither CON nor END"]

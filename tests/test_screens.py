@@ -1,0 +1,38 @@
+"""Every reachable screen, in both languages, fits the limit and GSM-7."""
+from click.testing import CliRunner
+
+from ussd_app import cli, demo, walk
+
+
+def test_every_screen_fits_in_both_languages(services):
+    demo.seed(services)
+    seen = list(walk.walk(services, "+6281234567890"))
+    assert {s.lang for s in seen} == {"id", "en"}
+    states = {s.state for s in seen}
+    assert states >= set(services.engine.screens) - {"language_id", "language_en"}
+    bad = [(s.lang, s.state, s.path, walk.problems(services, s)) for s in seen if walk.problems(services, s)]
+    assert bad == []
+
+
+def test_graph_has_no_unreachable_screens(services):
+    assert walk.unreachable(services.engine) == set()
+    assert walk.dead_ends(services.engine) == set()
+
+
+def test_menus_check_command_passes(monkeypatch):
+    result = CliRunner().invoke(cli.main, ["menus", "check"])
+    assert result.exit_code == 0, result.output
+    assert "0 problems" in result.output
+
+
+def test_menus_check_fails_on_a_too_small_limit(monkeypatch):
+    monkeypatch.setenv("USSD_MAX_CHARS", "60")
+    result = CliRunner().invoke(cli.main, ["menus", "check"])
+    assert result.exit_code == 1
+    assert "over the limit of 60" in result.output
+
+
+def test_gsm7_counts_extension_characters_twice():
+    from ussd_app import gsm7
+    assert gsm7.length("a{b}") == 6
+    assert gsm7.problems("\u201cquoted\u201d", 160) == ["characters outside GSM-7: '\u201c\u201d'"]

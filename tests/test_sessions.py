@@ -1,0 +1,69 @@
+import redis
+
+from ussd_app import keys
+
+
+def test_repeated_hop_returns_the_stored_reply_and_acts_once(phone, services):
+    phone.dial()
+    first = phone.type(5)
+    phone.type(2)  # English
+    again = phone.resend()
+    assert again == phone.screen
+    session = services.r.get(keys.session(phone.session))
+    assert '"hops":3' in session  # the resend did not count as a hop
+    assert first.startswith("Pilih bahasa")
+
+
+def test_first_hop_twice(phone):
+    session = "dup-first"
+    a = phone.dial(session=session)
+    b = phone.dial(session=session)
+    assert a == b
+    assert phone.type(1).startswith("Poin Anda") or "belum terdaftar" in phone.screen
+
+
+def test_stale_retry_of_an_earlier_hop_changes_nothing(phone):
+    phone.dial()
+    phone.type(4, 1)
+    latest = phone.screen
+    phone.text = "4"
+    assert phone.resend() == latest
+
+
+def test_other_phone_number_is_refused(client, phone):
+    phone.dial(session="owned")
+    resp = client.post("/ussd", data={"sessionId": "owned", "serviceCode": "*700#",
+                                      "phoneNumber": "081299999999", "text": "1"})
+    assert resp.get_data(as_text=True).startswith("END ")
+    assert "bukan milik nomor Anda" in resp.get_data(as_text=True)
+
+
+def test_shortcut_dial_lands_on_check_points(phone):
+    screen = phone.dial(text="1")
+    assert "Poin Anda" in screen or "belum terdaftar" in screen
+
+
+def test_shortcut_dial_with_several_inputs(phone):
+    assert phone.dial(text="4*4").startswith("Email: support.indonesia@trustingsocial.com")
+
+
+def test_session_has_a_ttl(phone, services):
+    phone.dial()
+    ttl = services.r.ttl(keys.session(phone.session))
+    assert 0 < ttl <= services.config.USSD_SESSION_TTL
+
+
+def test_gateway_sending_only_the_latest_input(client):
+    form = {"sessionId": "latest", "serviceCode": "*700#", "phoneNumber": "081234567890"}
+    client.post("/ussd", data={**form, "text": ""})
+    client.post("/ussd", data={**form, "text": "4"})
+    body = client.post("/ussd", data={**form, "text": "3"}).get_data(as_text=True)
+    assert "Poin hangus 31 Des" in body
+
+
+def test_redis_down_ends_politely(app, phone, services, monkeypatch):
+    def broken(*a, **k):
+        raise redis.ConnectionError("down")
+    monkeypatch.setattr(services.r, "get", broken)
+    screen = phone.dial()
+    assert phone.end and "layanan sedang sibuk" in screen
