@@ -1,15 +1,14 @@
 """Journey 1: check points (balance and what expires next)."""
-from ussd_app import formats, points, subscribers
+from ussd_app import formats, points
 from ussd_app.screens import Ctx, Screen
 
 
 def balance(ctx: Ctx) -> str:
-    profile = subscribers.get(ctx.r, ctx.msisdn)
-    if not profile.enrolled:
-        return ctx.t("points.not_enrolled")
-    if profile.status == "blocked":
-        return ctx.t("points.blocked")
     view = points.view(ctx.r, ctx.msisdn, ctx.now)
+    if view.status is None:
+        return ctx.t("points.not_enrolled")
+    if view.status == "blocked":
+        return ctx.t("points.blocked")
     if view.balance == 0:
         return ctx.t("points.empty")
     text = ctx.t("points.balance", balance=formats.points(view.balance, ctx.lang))

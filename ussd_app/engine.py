@@ -140,6 +140,9 @@ class Engine:
 
 def paginate(head: str, items: list[str], tail: list[str], more: str, limit: int) -> list[list[str]]:
     """Split ``items`` into pages that fit ``limit`` with the head and tail lines."""
+    if not items:
+        return [[]]
+
     def size(lines):
         return sum(gsm7.length(line) + 1 for line in lines)
 

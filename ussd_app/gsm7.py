@@ -4,8 +4,13 @@ from __future__ import annotations
 import gsm0338  # noqa: F401  (registers the 'gsm03.38' codec)
 
 
+_EXTENSION_ASCII = frozenset("[]{}\\^~|")
+
+
 def length(text: str) -> int:
     """Septets ``text`` takes in GSM-7 (extension characters count twice)."""
+    if text.isascii() and "`" not in text:  # the common case, without the codec
+        return len(text) + sum(1 for c in text if c in _EXTENSION_ASCII)
     return len(text.encode("gsm03.38"))
 
 

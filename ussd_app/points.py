@@ -65,11 +65,12 @@ redis.call('HSET', KEYS[1], ARGV[1], id)
 return {1, after}
 """)
 
-# KEYS[1] buckets zset  KEYS[2] bucket points hash   ARGV[1] now
-# Returns a flat list: id, expiry, points, id, expiry, points, ...
+# KEYS[1] buckets zset  KEYS[2] bucket points hash  KEYS[3] profile hash
+# ARGV[1] now
+# Returns a flat list: status ('' = not enrolled), then id, expiry, points, ...
 VIEW = Script(LUA_LIVE + """
 local rows = live(KEYS[1], KEYS[2], tonumber(ARGV[1]))
-local flat = {}
+local flat = {redis.call('HGET', KEYS[3], 'status') or ''}
 for _, b in ipairs(rows) do flat[#flat+1] = b[1]; flat[#flat+1] = b[2]; flat[#flat+1] = b[3] end
 return flat
 """)
@@ -110,6 +111,7 @@ class Bucket:
 class Points:
     balance: int
     buckets: list[Bucket]
+    status: str | None = None  # the programme status: active, blocked, None = not enrolled
 
     @property
     def next_expiry(self) -> Bucket | None:
@@ -146,10 +148,12 @@ def earn(r: redis.Redis, msisdn: str, points: int, source: str, reference: str,
 
 
 def view(r: redis.Redis, msisdn: str, now: float) -> Points:
-    flat = VIEW(r, [keys.buckets(msisdn), keys.bucket_points(msisdn)], [now])
+    """Balance, live buckets (soonest expiry first) and status, in one round trip."""
+    status, *flat = VIEW(r, [keys.buckets(msisdn), keys.bucket_points(msisdn), keys.profile(msisdn)],
+                         [now])
     buckets = [Bucket(flat[i], int(flat[i + 2]), float(flat[i + 1]))
                for i in range(0, len(flat), 3)]
-    return Points(sum(b.points for b in buckets), buckets)
+    return Points(sum(b.points for b in buckets), buckets, status or None)
 
 
 def expire(r: redis.Redis, msisdn: str, now: float) -> int:

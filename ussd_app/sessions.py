@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import redis
 
@@ -24,13 +24,17 @@ class Session:
     hops: int = 0
 
 
-def load(r: redis.Redis, session_id: str) -> Session | None:
-    raw = r.get(keys.session(session_id))
-    return Session(**json.loads(raw)) if raw else None
+def load(r: redis.Redis, session_id: str, msisdn: str) -> tuple[Session | None, str | None]:
+    """The session, and the caller's saved language (for a new session), in one round trip."""
+    pipe = r.pipeline(transaction=False)
+    pipe.get(keys.session(session_id))
+    pipe.hget(keys.profile(msisdn), "lang")
+    raw, lang = pipe.execute()
+    return (Session(**json.loads(raw)) if raw else None), lang
 
 
 def save(r: redis.Redis, session: Session, ttl: int) -> None:
-    r.set(keys.session(session.id), json.dumps(asdict(session), separators=(",", ":")), ex=ttl)
+    r.set(keys.session(session.id), json.dumps(vars(session), separators=(",", ":")), ex=ttl)
 
 
 def new_input(last_text: str, text: str) -> str:

@@ -1,7 +1,7 @@
 """One USSD hop: session in, engine step, session out."""
 from __future__ import annotations
 
-from . import sessions, subscribers, texts
+from . import sessions, texts
 from .gateways.types import Reply, UssdRequest
 from .screens import Ctx
 from .sessions import Session
@@ -10,10 +10,10 @@ from .sessions import Session
 def hop(services, req: UssdRequest) -> tuple[Reply, str | None, str | None]:
     """Answer one hop; returns the reply and the state before and after."""
     r, config, engine = services.r, services.config, services.engine
-    session = sessions.load(r, req.session_id)
+    session, lang = sessions.load(r, req.session_id, req.msisdn)
     if session is None:
         session = Session(id=req.session_id, msisdn=req.msisdn, state=engine.main,
-                          lang=subscribers.language(r, req.msisdn) or texts.DEFAULT)
+                          lang=lang or texts.DEFAULT)
         before = None
         ctx = _ctx(services, session, req)
         reply = engine.start(ctx)

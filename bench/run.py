@@ -1,0 +1,154 @@
+"""The hop benchmark: our /ussd beside its floor and ceiling, one run, one server stack.
+
+    python bench/run.py [--seconds 10] [--sessions 32] [--journey check|redeem]
+                        [--server procfile|gunicorn|granian]
+
+Starts a real redis-server, serves each app with the Procfile's web command
+(or the named server), drives --sessions concurrent sessions with wrk from a
+separate process (one connection per session, each hop after the previous
+reply), first back to back, then with a 20 ms pause between hops as phones do.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shlex
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import redis
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+OURS = "ussd_app.wsgi:app"
+PEERS = {"ussd-app": OURS, "floor (Flask+redis-py)": "bench.apps:floor",
+         "ceiling (Flask END ok)": "bench.apps:ceiling"}
+SERVERS = {
+    "gunicorn": "gunicorn --bind 127.0.0.1:$PORT --workers 2 --worker-class sync {app}",
+    "granian": "granian --interface wsgi --host 127.0.0.1 --port $PORT --workers 2 "
+               "--blocking-threads 1 --no-ws --log-level warning {app}",
+}
+BENCH_MSISDNS = [f"+62812{5000000 + i:07d}" for i in range(100)]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def procfile_web() -> str:
+    for line in (ROOT / "Procfile").read_text().splitlines():
+        if line.startswith("web:"):
+            return line[4:].strip()
+    raise SystemExit("Procfile has no web: line")
+
+
+def command(server: str, app: str, port: int) -> list[str]:
+    template = procfile_web().replace(OURS, "{app}") if server == "procfile" else SERVERS[server]
+    template = template.replace("0.0.0.0", "127.0.0.1")
+    return shlex.split(template.replace("$PORT", str(port)).replace("{app}", app))
+
+
+def start_redis(tmp: str) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                             "--appendonly", "no", "--dir", tmp], stdout=subprocess.DEVNULL)
+    url = f"redis://127.0.0.1:{port}/0"
+    for _ in range(100):
+        try:
+            redis.Redis.from_url(url).ping()
+            return proc, url
+        except redis.ConnectionError:
+            time.sleep(0.05)
+    raise SystemExit("redis-server did not start")
+
+
+def seed(url: str) -> None:
+    """Bench subscribers with points (and, once it exists, the demo catalog)."""
+    env = {**os.environ, "REDIS_URL": url, "LOG_LEVEL": "WARNING"}
+    code = ("from ussd_app import create_app, demo, points, subscribers\n"
+            "s = create_app().extensions['ussd']\n"
+            "demo.seed(s)\n"
+            f"for m in {BENCH_MSISDNS!r}:\n"
+            "    subscribers.put(s.r, m, {'credit_score': 700})\n"
+            "    points.earn(s.r, m, 10**8, 'topup', 'bench', s.clock() + 864000, s.clock())\n")
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, cwd=ROOT)
+
+
+def serve(argv: list[str], url: str, port: int) -> subprocess.Popen:
+    env = {**os.environ, "REDIS_URL": url, "PORT": str(port), "LOG_LEVEL": "WARNING",
+           "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    for _ in range(200):
+        try:
+            if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).ok:
+                return proc
+        except requests.ConnectionError:
+            time.sleep(0.05)
+    proc.kill()
+    raise SystemExit(f"server did not start: {' '.join(argv)}\n{proc.stderr.read().decode()[-2000:]}")
+
+
+def wrk(port: int, seconds: int, sessions: int, pause_ms: int, journey: str) -> dict:
+    out = subprocess.run(["wrk", f"-t{sessions}", f"-c{sessions}", f"-d{seconds}s", "--timeout", "5s",
+                          "-s", str(ROOT / "bench" / "hops.lua"), f"http://127.0.0.1:{port}",
+                          "--", str(pause_ms), uuid.uuid4().hex[:8], journey],
+                         capture_output=True, text=True, check=True).stdout
+    m = re.search(r"RESULT (.*)", out)
+    row = {k: float(v) for k, v in (kv.split("=") for kv in m.group(1).split())}
+    row["rps"] = row["requests"] / row["seconds"]
+    return row
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--seconds", type=int, default=10)
+    ap.add_argument("--sessions", type=int, default=32)
+    ap.add_argument("--journey", default="check", choices=["check", "redeem"])
+    ap.add_argument("--server", default="procfile", choices=["procfile", *SERVERS])
+    ap.add_argument("--pauses", default="0,20", help="ms between hops, one run each")
+    args = ap.parse_args()
+    for tool in ("wrk", "redis-server"):
+        if not shutil.which(tool):
+            raise SystemExit(f"{tool} is not installed (apt-get install -y wrk redis-server)")
+    with tempfile.TemporaryDirectory() as tmp:
+        rproc, url = start_redis(tmp)
+        try:
+            seed(url)
+            print(f"server: {' '.join(command(args.server, '<app>', 0)).replace(' 0 ', ' $PORT ')}")
+            print(f"journey: {args.journey}; {args.sessions} concurrent sessions; {args.seconds}s per row")
+            for pause in (int(p) for p in args.pauses.split(",")):
+                rows = {}
+                for name, app in PEERS.items():
+                    port = free_port()
+                    proc = serve(command(args.server, app, port), url, port)
+                    try:
+                        wrk(port, 2, args.sessions, pause, args.journey)  # warm-up
+                        rows[name] = wrk(port, args.seconds, args.sessions, pause, args.journey)
+                    finally:
+                        proc.terminate()
+                        proc.wait(10)
+                report(rows, pause)
+        finally:
+            rproc.terminate()
+
+
+def report(rows: dict, pause: int) -> None:
+    floor = rows["floor (Flask+redis-py)"]["rps"]
+    print(f"\npause between hops: {pause} ms")
+    print(f"{'':26}{'hops/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'x floor':>9}{'bad':>6}")
+    for name, r in rows.items():
+        print(f"{name:26}{r['rps']:10.0f}{r['p50_us'] / 1000:9.2f}{r['p99_us'] / 1000:9.2f}"
+              f"{r['rps'] / floor:9.2f}{int(r['bad'] + r['errors']):6d}")
+
+
+if __name__ == "__main__":
+    main()
