@@ -1,10 +1,10 @@
 """Journey 1: check points (balance and what expires next)."""
-from ussd_app import formats, points
+from ussd_app import formats
 from ussd_app.screens import Ctx, Screen
 
 
 def balance(ctx: Ctx) -> str:
-    view = points.view(ctx.r, ctx.msisdn, ctx.now)
+    view = ctx.account()
     if view.status is None:
         return ctx.t("points.not_enrolled")
     if view.status == "blocked":

@@ -65,3 +65,9 @@ def test_redis_down_ends_politely(app, phone, services, monkeypatch):
     monkeypatch.setattr(services, "r", redis.Redis(port=1, socket_connect_timeout=0.2))
     screen = phone.dial()
     assert phone.end and "layanan sedang sibuk" in screen
+
+
+def test_hop_survives_a_script_flush(phone, services):
+    phone.dial()
+    services.r.script_flush()
+    assert phone.type(1).startswith(("Poin Anda", "Nomor Anda belum terdaftar"))

@@ -1,6 +1,8 @@
 """Phone numbers: one E.164 form for storage, a masked form for logs."""
 from __future__ import annotations
 
+from functools import lru_cache
+
 import phonenumbers
 
 from .errors import BadRequest
@@ -10,7 +12,11 @@ def normalize(raw: str | None, field: str = "msisdn") -> str:
     """``08…``, ``628…`` or ``+628…`` -> ``+628…``; BadRequest otherwise."""
     if not raw or not raw.strip():
         raise BadRequest(f"missing {field}")
-    text = raw.strip()
+    return _e164(raw.strip(), field)
+
+
+@lru_cache(maxsize=100_000)  # every hop of a session repeats the same number
+def _e164(text: str, field: str) -> str:
     if text.startswith("62"):
         text = "+" + text
     try:

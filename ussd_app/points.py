@@ -67,10 +67,12 @@ return {1, after}
 
 # KEYS[1] buckets zset  KEYS[2] bucket points hash  KEYS[3] profile hash
 # ARGV[1] now
-# Returns a flat list: status ('' = not enrolled), then id, expiry, points, ...
+# Returns a flat list: status ('' = not enrolled), language ('' = unset), then
+# id, expiry, points of each live bucket.
 VIEW = Script(LUA_LIVE + """
 local rows = live(KEYS[1], KEYS[2], tonumber(ARGV[1]))
-local flat = {redis.call('HGET', KEYS[3], 'status') or ''}
+local profile = redis.call('HMGET', KEYS[3], 'status', 'lang')
+local flat = {profile[1] or '', profile[2] or ''}
 for _, b in ipairs(rows) do flat[#flat+1] = b[1]; flat[#flat+1] = b[2]; flat[#flat+1] = b[3] end
 return flat
 """)
@@ -112,6 +114,7 @@ class Points:
     balance: int
     buckets: list[Bucket]
     status: str | None = None  # the programme status: active, blocked, None = not enrolled
+    lang: str | None = None
 
     @property
     def next_expiry(self) -> Bucket | None:
@@ -147,13 +150,21 @@ def earn(r: redis.Redis, msisdn: str, points: int, source: str, reference: str,
     return bool(created), int(balance)
 
 
-def view(r: redis.Redis, msisdn: str, now: float) -> Points:
-    """Balance, live buckets (soonest expiry first) and status, in one round trip."""
-    status, *flat = VIEW(r, [keys.buckets(msisdn), keys.bucket_points(msisdn), keys.profile(msisdn)],
-                         [now])
+def view(r: redis.Redis, msisdn: str, now: float, pipeline=None) -> Points | None:
+    """Balance, live buckets (soonest expiry first), status and language, in
+    one round trip; with ``pipeline``, queued there (read it with :func:`parse_view`)."""
+    args = ([keys.buckets(msisdn), keys.bucket_points(msisdn), keys.profile(msisdn)], [now])
+    if pipeline is not None:
+        VIEW.queue(pipeline, *args)
+        return None
+    return parse_view(VIEW(r, *args))
+
+
+def parse_view(reply: list) -> Points:
+    status, lang, *flat = reply
     buckets = [Bucket(flat[i], int(flat[i + 2]), float(flat[i + 1]))
                for i in range(0, len(flat), 3)]
-    return Points(sum(b.points for b in buckets), buckets, status or None)
+    return Points(sum(b.points for b in buckets), buckets, status or None, lang or None)
 
 
 def expire(r: redis.Redis, msisdn: str, now: float) -> int:

@@ -8,7 +8,7 @@ from typing import Any
 
 import redis
 
-from . import texts
+from . import points, texts
 from .config import Config
 
 
@@ -48,6 +48,16 @@ class Ctx:
 
     def t(self, key: str, **values) -> str:
         return texts.t(self.session.lang, key, **values)
+
+    def account(self):
+        """The caller's points, status and language (read with the session at the
+        start of the hop; :meth:`forget_account` after changing them)."""
+        if "account" not in self.cache:
+            self.cache["account"] = points.view(self.r, self.msisdn, self.now)
+        return self.cache["account"]
+
+    def forget_account(self) -> None:
+        self.cache.pop("account", None)
 
 
 @dataclass(frozen=True)

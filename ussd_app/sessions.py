@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import redis
 
-from . import keys
+from . import keys, points
 
 
 @dataclass
@@ -24,13 +24,21 @@ class Session:
     hops: int = 0
 
 
-def load(r: redis.Redis, session_id: str, msisdn: str) -> tuple[Session | None, str | None]:
-    """The session, and the caller's saved language (for a new session), in one round trip."""
-    pipe = r.pipeline(transaction=False)
-    pipe.get(keys.session(session_id))
-    pipe.hget(keys.profile(msisdn), "lang")
-    raw, lang = pipe.execute()
-    return (Session(**json.loads(raw)) if raw else None), lang
+def load(r: redis.Redis, session_id: str, msisdn: str, now: float
+         ) -> tuple[Session | None, points.Points]:
+    """The session and the caller's account (status, language, points), in one round trip."""
+    for attempt in (1, 2):
+        pipe = r.pipeline(transaction=False)
+        pipe.get(keys.session(session_id))
+        points.view(r, msisdn, now, pipeline=pipe)
+        try:
+            raw, view = pipe.execute()
+            break
+        except redis.exceptions.NoScriptError:
+            if attempt == 2:
+                raise
+            points.VIEW.load(r)
+    return (Session(**json.loads(raw)) if raw else None), points.parse_view(view)
 
 
 def save(r: redis.Redis, session: Session, ttl: int) -> None:

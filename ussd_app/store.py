@@ -41,3 +41,11 @@ class Script:
             return r.evalsha(self.sha, len(keys), *keys, *args)
         except redis.exceptions.NoScriptError:
             return r.eval(self.source, len(keys), *keys, *args)
+
+    def queue(self, pipe, keys: list[str], args: list) -> None:
+        """Queue the script on a pipeline by SHA: the pipeline's caller runs
+        :meth:`load` and retries once if the server answers NOSCRIPT."""
+        pipe.evalsha(self.sha, len(keys), *keys, *args)
+
+    def load(self, r: redis.Redis) -> None:
+        r.script_load(self.source)

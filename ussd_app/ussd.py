@@ -10,12 +10,13 @@ from .sessions import Session
 def hop(services, req: UssdRequest) -> tuple[Reply, str | None, str | None]:
     """Answer one hop; returns the reply and the state before and after."""
     r, config, engine = services.r, services.config, services.engine
-    session, lang = sessions.load(r, req.session_id, req.msisdn)
+    now = services.clock()
+    session, account = sessions.load(r, req.session_id, req.msisdn, now)
     if session is None:
         session = Session(id=req.session_id, msisdn=req.msisdn, state=engine.main,
-                          lang=lang or texts.DEFAULT)
+                          lang=account.lang or texts.DEFAULT)
         before = None
-        ctx = _ctx(services, session, req)
+        ctx = _ctx(services, session, req, now, account)
         reply = engine.start(ctx)
         # A dial with digits (*700*1#) arrives with inputs typed in advance.
         for typed in (req.text.split("*") if req.text else []):
@@ -32,7 +33,7 @@ def hop(services, req: UssdRequest) -> tuple[Reply, str | None, str | None]:
             return Reply(session.last_reply, session.last_end), before, before
         if session.last_end:
             return Reply(texts.t(session.lang, "error.session_ended"), end=True), before, before
-        ctx = _ctx(services, session, req)
+        ctx = _ctx(services, session, req, now, account)
         reply = engine.step(ctx, sessions.new_input(session.last_text, req.text))
     session.last_text, session.last_reply, session.last_end = req.text, reply.text, reply.end
     session.hops += 1
@@ -40,6 +41,6 @@ def hop(services, req: UssdRequest) -> tuple[Reply, str | None, str | None]:
     return reply, before, session.state
 
 
-def _ctx(services, session: Session, req: UssdRequest) -> Ctx:
+def _ctx(services, session: Session, req: UssdRequest, now: float, account) -> Ctx:
     return Ctx(r=services.r, config=services.config, session=session, services=services,
-               now=services.clock(), hop_key=f"{req.session_id}:{req.text}")
+               now=now, hop_key=f"{req.session_id}:{req.text}", cache={"account": account})
