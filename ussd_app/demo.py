@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from . import points, subscribers
+from importlib import resources
+
+from . import keys, points, rewards, subscribers
 
 DAY = timedelta(days=1).total_seconds()
 
@@ -22,8 +24,11 @@ SUBSCRIBERS = [
 
 
 def seed(services) -> list[str]:
-    """Load the demo subscribers (idempotent); returns their MSISDNs."""
+    """Load the demo catalog and subscribers (idempotent); returns their MSISDNs."""
     r, config, now = services.r, services.config, services.clock()
+    if not r.exists(keys.REWARDS):
+        rewards.load_file(r, resources.files("ussd_app").joinpath("data", "demo_catalog.yaml")
+                          .read_text("utf-8"))
     for msisdn, profile, earnings in SUBSCRIBERS:
         subscribers.put(r, msisdn, profile)
         for pts, ref, days in earnings:

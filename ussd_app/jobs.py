@@ -18,6 +18,11 @@ def bind(services) -> None:
     _services = services
 
 
+def current():
+    """The services jobs in this process use."""
+    return _services
+
+
 def queue(services) -> rq.Queue:
     return rq.Queue(QUEUE, connection=services.raw, is_async=not services.config.JOBS_SYNC)
 
@@ -27,7 +32,7 @@ def enqueue(services, func, *args, job_id: str | None = None) -> None:
 
 
 def deliver_sms(message: dict) -> None:
-    _services.sms.provider.deliver(message)
+    current().sms.provider.deliver(message)
 
 
 def work(services, burst: bool = False) -> None:

@@ -96,11 +96,27 @@ def reward(code: str) -> str:
     return f"{PREFIX}:reward:{code}"
 
 
+# A reward's stock keys share the hash tag {reward:<code>}, so its stock
+# scripts run on Redis Cluster too.
+def _reward(code: str, what: str) -> str:
+    return f"{PREFIX}:{{reward:{code}}}:{what}"
+
+
 def reward_stock(code: str) -> str:
     """String: units left (absent = unlimited)."""
-    return f"{PREFIX}:reward:{code}:stock"
+    return _reward(code, "stock")
+
+
+def reward_reservations(code: str) -> str:
+    """Hash: redemption id -> 'held|used|released:<qty>' (never deleted: idempotency)."""
+    return _reward(code, "reservations")
 
 
 def voucher_pool(code: str) -> str:
     """List of unused voucher codes uploaded for a reward."""
-    return f"{PREFIX}:reward:{code}:vouchers"
+    return _reward(code, "vouchers")
+
+
+def voucher_claims(code: str) -> str:
+    """Hash: redemption id -> the voucher code it received."""
+    return _reward(code, "claims")

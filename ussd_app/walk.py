@@ -11,6 +11,9 @@ from .engine import NEXT
 from .gateways.types import UssdRequest
 
 
+EXPANSIONS = 12
+
+
 @dataclass(frozen=True)
 class Seen:
     lang: str
@@ -42,7 +45,7 @@ def walk(services, msisdn: str, max_paths: int = 3000) -> Iterator[Seen]:
     """
     engine = services.engine
     for lang in texts.LANGUAGES:
-        shown, expanded = set(), set()
+        shown, expanded = set(), {}
         prefix = ("5", "1" if lang == "id" else "2", "00")
         queue = deque([prefix])
         count = 0
@@ -56,10 +59,11 @@ def walk(services, msisdn: str, max_paths: int = 3000) -> Iterator[Seen]:
                 continue
             shown.add((state, reply.text))
             yield Seen(lang, path[len(prefix):], state, reply.text, reply.end)
-            marker = (state, reply.text if path[-1] == NEXT else None)
-            if reply.end or path[-1] == "x" or marker in expanded:
+            # A screen is expanded once per distinct text it showed (other list
+            # entries, other refusals), up to a few times per screen.
+            if reply.end or path[-1] == "x" or expanded.get(state, 0) >= EXPANSIONS:
                 continue
-            expanded.add(marker)
+            expanded[state] = expanded.get(state, 0) + 1
             for typed in _inputs(engine, state, reply.text):
                 queue.append(path + (typed,))
 

@@ -5,7 +5,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .. import formats, keys, points, subscribers, texts
+from .. import formats, keys, points, redemptions, rewards, subscribers, texts
 from ..gateways.types import InboundSms
 
 SEPARATORS = re.compile(r"[\s#*.]+")
@@ -100,3 +100,57 @@ def expiring(msg: Inbound) -> None:
 @keyword("INFO", "BANTUAN", "HELP")
 def help_(msg: Inbound) -> None:
     msg.reply("sms.help", contact=_contact(msg))
+
+
+# -- redeeming by SMS: TUKAR <code>, then YA ------------------------------------
+PENDING_TTL = 300
+
+
+@keyword("TUKAR")
+def redeem_start(msg: Inbound) -> None:
+    r = msg.services.r
+    if len(msg.words) < 2:
+        return msg.reply("sms.tukar_usage", example="PULSA10")
+    reward = rewards.get(r, msg.words[1])
+    if reward is None or not reward.active(msg.services.clock()):
+        return msg.reply("sms.tukar_unknown", code=msg.words[1].upper()[:24])
+    pipe = r.pipeline(transaction=True)
+    pipe.delete(keys.sms_pending(msg.msisdn))
+    pipe.hset(keys.sms_pending(msg.msisdn), mapping={"action": "redeem", "reward": reward.code,
+                                                     "id": msg.sms.message_id})
+    pipe.expire(keys.sms_pending(msg.msisdn), PENDING_TTL)
+    pipe.execute()
+    msg.reply("sms.tukar_confirm", reward=reward.label(msg.lang),
+              points=formats.points(reward.points, msg.lang))
+
+
+def redeem_confirm(msg: Inbound) -> bool:
+    """A bare YA confirms a pending TUKAR; False when none is pending."""
+    r = msg.services.r
+    pending = r.hgetall(keys.sms_pending(msg.msisdn))
+    if pending.get("action") != "redeem":
+        return False
+    reward = rewards.get(r, pending["reward"])
+    outcome = (redemptions.redeem(msg.services, msg.msisdn, reward, 1, f"sms:{pending['id']}", "sms")
+               if reward else redemptions.Outcome("inactive"))
+    r.delete(keys.sms_pending(msg.msisdn))
+    if outcome.accepted:
+        msg.reply("sms.tukar_processing", reward=reward.label(msg.lang))
+    else:
+        msg.reply("sms.tukar_refused", reason=refusal_text(msg, outcome, reward))
+    return True
+
+
+def refusal_text(msg: Inbound, outcome, reward) -> str:
+    if outcome.status == "short":
+        return msg.t("rewards.refused.short", short=formats.points(reward.points - outcome.balance, msg.lang))
+    if outcome.status == "limit":
+        return msg.t("rewards.refused.limit", limit=reward.monthly_limit)
+    return msg.t(f"rewards.refused.{outcome.status}")
+
+
+@keyword("YA")
+def yes(msg: Inbound) -> None:
+    if len(msg.words) == 1 and redeem_confirm(msg):
+        return
+    msg.reply("sms.ya_nothing")
