@@ -91,3 +91,63 @@ def menus_check(msisdn):
         click.echo(f, err=True)
     click.echo(f"{count} screens walked, {len(failures)} problems")
     sys.exit(1 if failures else 0)
+
+
+@main.group()
+def catalog():
+    """The reward catalog."""
+
+
+@catalog.command("load")
+@click.argument("file", type=click.File("r"))
+def catalog_load(file):
+    """Load rewards from a YAML file (rewards: {CODE: {...}}); all or nothing."""
+    from . import rewards
+    from .errors import BadRequest
+
+    try:
+        loaded = rewards.load_file(_services().r, file.read())
+    except BadRequest as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(f"loaded {len(loaded)} rewards: " + ", ".join(w.code for w in loaded))
+
+
+@main.group()
+def points():
+    """Points jobs: expiry and expiry warnings (idempotent; run them from cron)."""
+
+
+@points.command("expire")
+@click.option("--batch", default=1000, show_default=True)
+def points_expire(batch):
+    """Write off every bucket past its date, with an 'expire' ledger entry."""
+    from . import expiry
+
+    total, subs = expiry.expire_all(_services(), batch)
+    click.echo(f"expired {total} points of {subs} subscribers")
+
+
+@points.command("notify-expiring")
+@click.option("--days", default=7, show_default=True, type=click.IntRange(1, 366))
+@click.option("--batch", default=1000, show_default=True)
+def points_notify(days, batch):
+    """SMS every subscriber about each bucket expiring within DAYS (once per bucket)."""
+    from . import expiry
+
+    sent = expiry.notify_all(_services(), days, batch)
+    click.echo(f"sent {sent} expiry warnings")
+
+
+@main.group()
+def redemptions():
+    """Redemption jobs."""
+
+
+@redemptions.command("recover")
+@click.option("--older-than", default=300, show_default=True, help="Seconds a redemption may stay pending.")
+def redemptions_recover(older_than):
+    """Settle redemptions a crash left pending (re-fulfil, or release held stock)."""
+    from . import redemptions as r
+
+    counts = r.recover(_services(), older_than)
+    click.echo(", ".join(f"{k}: {v}" for k, v in counts.items()))

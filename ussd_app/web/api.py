@@ -7,7 +7,7 @@ import math
 from flask import Blueprint, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from .. import formats, keys, points, subscribers
+from .. import formats, keys, points, redemptions, rewards, subscribers
 from ..errors import BadRequest, Conflict, NotFound, Unauthorized
 from ..msisdn import normalize
 from . import services
@@ -131,3 +131,43 @@ def outbox():
 
     msgs = [json.loads(m) for m in services().r.lrange(keys.outbox(normalize(to, "to")), 0, -1)]
     return jsonify(messages=msgs)
+
+
+# -- rewards ----------------------------------------------------------------------
+@bp.put("/rewards/<code>")
+def put_reward(code):
+    reward = rewards.put(services().r, rewards.validate(code, body()))
+    return jsonify(reward.public())
+
+
+@bp.get("/rewards")
+def list_rewards():
+    return jsonify(rewards=[w.public() for w in rewards.catalog(services().r)])
+
+
+@bp.get("/rewards/<code>")
+def get_reward(code):
+    reward = rewards.get(services().r, code)
+    if reward is None:
+        raise NotFound("no such reward")
+    return jsonify(reward.public())
+
+
+@bp.post("/rewards/<code>/vouchers")
+def add_vouchers(code):
+    svc = services()
+    if rewards.get(svc.r, code) is None:
+        raise NotFound("no such reward")
+    codes = body().get("codes")
+    if not isinstance(codes, list) or not all(isinstance(c, str) and 0 < len(c) <= 40 for c in codes):
+        raise BadRequest("codes must be a list of voucher codes (strings of 1-40 characters)")
+    return jsonify(reward=code.upper(), pool=rewards.add_vouchers(svc.r, code.upper(), codes)), 201
+
+
+@bp.get("/subscribers/<msisdn>/redemptions")
+def list_redemptions(msisdn):
+    msisdn = normalize(msisdn)
+    items = redemptions.history(services().r, msisdn)
+    for rec in items:
+        rec["at"] = formats.iso(rec["at"])
+    return jsonify(msisdn=msisdn, redemptions=items)

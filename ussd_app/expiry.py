@@ -1,0 +1,71 @@
+"""Expiry jobs over every subscriber, in batches, without holding them all in memory."""
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+
+from tqdm import tqdm
+
+from . import formats, keys, points, texts
+from .points import EXPIRE
+
+
+def batches(r, size: int) -> Iterator[list[str]]:
+    """Every known MSISDN, ``size`` at a time (SSCAN: a million never sit in memory)."""
+    cursor = 0
+    while True:
+        cursor, chunk = r.sscan(keys.SUBSCRIBERS, cursor, count=size)
+        if chunk:
+            yield chunk
+        if cursor == 0:
+            return
+
+
+def _progress(r, unit: str):
+    return tqdm(total=r.scard(keys.SUBSCRIBERS), unit=unit, disable=not sys.stderr.isatty())
+
+
+def expire_all(services, batch: int = 1000) -> tuple[int, int]:
+    """Run the expire script for every subscriber, pipelined per batch."""
+    r, now = services.r, services.clock()
+    total = count = 0
+    EXPIRE.load(r)
+    with _progress(r, "subscribers") as bar:
+        for chunk in batches(r, batch):
+            pipe = r.pipeline(transaction=False)
+            for msisdn in chunk:
+                EXPIRE.queue(pipe, [keys.buckets(msisdn), keys.bucket_points(msisdn),
+                                    keys.ledger(msisdn), keys.counters(msisdn)], [now])
+            total += sum(int(x) for x in pipe.execute())
+            count += len(chunk)
+            bar.update(len(chunk))
+    return total, count
+
+
+def notify_all(services, days: int, batch: int = 1000) -> int:
+    """One SMS per bucket expiring within ``days``, never twice for a bucket."""
+    r, now = services.r, services.clock()
+    horizon = now + days * 86400
+    sent = 0
+    points.VIEW.load(r)
+    with _progress(r, "subscribers") as bar:
+        for chunk in batches(r, batch):
+            pipe = r.pipeline(transaction=False)
+            for msisdn in chunk:
+                points.view(r, msisdn, now, pipeline=pipe)
+            for msisdn, raw in zip(chunk, pipe.execute()):
+                account = points.parse_view(raw)
+                if account.status != "active":
+                    continue
+                for bucket in account.buckets:
+                    if bucket.expires_at > horizon:
+                        break
+                    # SADD answers 1 only the first time: the warning goes out once.
+                    if r.sadd(keys.expiry_notices(msisdn), bucket.id):
+                        lang = account.lang or texts.DEFAULT
+                        services.sms.send(msisdn, texts.t(
+                            lang, "sms.hangus", points=formats.points(bucket.points, lang),
+                            date=formats.wib(bucket.expires_at)))
+                        sent += 1
+            bar.update(len(chunk))
+    return sent
