@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ussd_app.screens import Screen
 
-from . import help, language, main, points, rewards
+from . import help, language, main, offers, points, rewards
 
 MAIN = main.MAIN
 
@@ -12,7 +12,7 @@ MAIN = main.MAIN
 def screens() -> dict[str, Screen]:
     """Every screen of every journey, by name."""
     out: dict[str, Screen] = {}
-    for module in (main, points, rewards, help, language):
+    for module in (main, points, rewards, offers, help, language):
         for screen in module.SCREENS:
             if screen.name in out:
                 raise ValueError(f"screen {screen.name!r} is defined twice")

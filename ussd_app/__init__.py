@@ -3,6 +3,7 @@ of partner financial offers."""
 from __future__ import annotations
 
 import logging
+import os
 
 from flask import Flask
 
@@ -17,8 +18,13 @@ def create_app(config: dict | None = None) -> Flask:
     from .web import api, gateway, ops
 
     cfg = configuration.load(config)
-    if not cfg.REDIS_URL and not cfg.JOBS_SYNC:
-        cfg = configuration.load({**(config or {}), "JOBS_SYNC": True})
+    if not cfg.REDIS_URL:
+        # The embedded one-process demo: no worker runs, so jobs run at once, and
+        # offers are not held for the sending window unless it is set explicitly.
+        demo = {"JOBS_SYNC": True}
+        if "OFFER_SEND_WINDOW" not in os.environ and "OFFER_SEND_WINDOW" not in (config or {}):
+            demo["OFFER_SEND_WINDOW"] = "always"
+        cfg = configuration.load({**(config or {}), **demo})
     if not cfg.ADMIN_TOKEN:
         log.warning("ADMIN_TOKEN is unset: the integration API is open (never in production)")
     app = Flask(__name__)

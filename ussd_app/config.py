@@ -26,6 +26,9 @@ class Config:
     USSD_MAX_CHARS: int = 160
     USSD_SESSION_TTL: int = 180
     OFFER_SEND_WINDOW: str = "Mon-Sat 08:00-18:00"
+    OFFER_HOLIDAYS: str = ""  # extra non-sending dates (YYYY-MM-DD, comma separated)
+    OFFER_SENDER_IDS: str = "GeneRate,Rate-Kredit,KreditSmart"
+    CONSENT_ATTEMPTS_PER_HOUR: int = 5
     POINTS_EXPIRY_POLICY: str = "calendar"
     POINTS_EXPIRY_DAYS: int = 365
     SUPPORT_CONTACT: str = "support.indonesia@trustingsocial.com"
@@ -83,5 +86,8 @@ def check(config: Config) -> None:
         raise ConfigError(f"SMS_PROVIDER must be console or africastalking, got {config.SMS_PROVIDER!r}")
     if config.POINTS_EXPIRY_POLICY not in ("calendar", "rolling"):
         raise ConfigError("POINTS_EXPIRY_POLICY must be calendar or rolling")
+    from .campaigns import parse_window  # raises ConfigError naming OFFER_SEND_WINDOW
+
+    parse_window(config.OFFER_SEND_WINDOW, config.OFFER_HOLIDAYS)
     if not 40 <= config.USSD_MAX_CHARS <= 182:
         raise ConfigError("USSD_MAX_CHARS must be between 40 and 182")

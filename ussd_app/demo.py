@@ -5,7 +5,8 @@ from datetime import timedelta
 
 from importlib import resources
 
-from . import keys, points, rewards, subscribers
+from . import campaigns, keys, offers, points, rewards, subscribers
+from .formats import iso
 
 DAY = timedelta(days=1).total_seconds()
 
@@ -16,7 +17,8 @@ SUBSCRIBERS = [
     ("+6281234567891", {"credit_score": 680, "attributes": {"region": "BDG", "tenure_months": 14},
                         "lang": "en"},
      [(800, "demo-topup-3", None)]),
-    ("+6281234567892", {"credit_score": 540, "attributes": {"region": "SBY", "tenure_months": 3}}, []),
+    ("+6281234567892", {"credit_score": 540, "attributes": {"region": "SBY", "tenure_months": 3},
+                        "offers_optout": "1"}, []),
     ("+6281234567893", {"status": "blocked", "credit_score": 610,
                         "attributes": {"region": "JKT", "tenure_months": 40}},
      [(3000, "demo-topup-4", None)]),
@@ -35,4 +37,32 @@ def seed(services) -> list[str]:
             expires = (now + days * DAY if days is not None else
                        points.default_expiry(now, config.POINTS_EXPIRY_POLICY, config.POINTS_EXPIRY_DAYS))
             points.earn(r, msisdn, pts, "topup", ref, expires, now)
+    seed_offers(services)
     return [m for m, _, _ in SUBSCRIBERS]
+
+
+def campaign(now: float) -> dict:
+    """The demo campaign: Bank A's multi-purpose credit for scores from 600."""
+    return {
+        "id": "kta-demo", "institution": {"id": "bank-a", "name": "Bank A",
+                                          "support": "halo@bank-a.example, 1500-123"},
+        "product": "Kredit Multiguna", "sender_id": "KreditSmart", "code": "KTA",
+        "message": {"id": "Bank A menawarkan Kredit Multiguna hingga Rp50 juta untuk Anda.",
+                    "en": "Bank A offers you a multi-purpose loan of up to Rp50 million."},
+        "consent_text": {"id": "Jika setuju, nomor HP, skor kredit & NIK Anda dikirim ke Bank A. "
+                               "Persetujuan kredit tidak dijamin.",
+                         "en": "If you agree, your number, credit score & NIK go to Bank A. "
+                               "Approval is not guaranteed."},
+        "consent_version": "1", "valid_from": iso(now - DAY), "valid_until": iso(now + 90 * DAY),
+        "eligibility": {"credit_score": {"min": 600},
+                        "attributes": {"tenure_months": {"min": 12}, "region": {"in": ["JKT", "BDG"]}}}}
+
+
+def seed_offers(services) -> dict:
+    """Create the demo campaign and offer it to every eligible demo subscriber."""
+    r = services.r
+    sender_ids = services.config.OFFER_SENDER_IDS.split(",")
+    camp = campaigns.validate(campaign(services.clock()), sender_ids)
+    if not campaigns.exists(r, camp.id):
+        campaigns.put(r, camp)
+    return offers.send(services, campaigns.get(r, camp.id), [m for m, _, _ in SUBSCRIBERS])

@@ -2,23 +2,10 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
-
 from tqdm import tqdm
 
-from . import formats, keys, points, texts
+from . import formats, keys, points, subscribers, texts
 from .points import EXPIRE
-
-
-def batches(r, size: int) -> Iterator[list[str]]:
-    """Every known MSISDN, ``size`` at a time (SSCAN: a million never sit in memory)."""
-    cursor = 0
-    while True:
-        cursor, chunk = r.sscan(keys.SUBSCRIBERS, cursor, count=size)
-        if chunk:
-            yield chunk
-        if cursor == 0:
-            return
 
 
 def _progress(r, unit: str):
@@ -31,7 +18,7 @@ def expire_all(services, batch: int = 1000) -> tuple[int, int]:
     total = count = 0
     EXPIRE.load(r)
     with _progress(r, "subscribers") as bar:
-        for chunk in batches(r, batch):
+        for chunk in subscribers.in_batches(r, batch):
             pipe = r.pipeline(transaction=False)
             for msisdn in chunk:
                 EXPIRE.queue(pipe, [keys.buckets(msisdn), keys.bucket_points(msisdn),
@@ -49,7 +36,7 @@ def notify_all(services, days: int, batch: int = 1000) -> int:
     sent = 0
     points.VIEW.load(r)
     with _progress(r, "subscribers") as bar:
-        for chunk in batches(r, batch):
+        for chunk in subscribers.in_batches(r, batch):
             pipe = r.pipeline(transaction=False)
             for msisdn in chunk:
                 points.view(r, msisdn, now, pipeline=pipe)

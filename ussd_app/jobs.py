@@ -31,8 +31,8 @@ def enqueue(services, func, *args, job_id: str | None = None) -> None:
     queue(services).enqueue(func, *args, job_id=job_id, retry=Retry(max=5, interval=[5, 30, 120, 600, 1800]))
 
 
-def deliver_sms(message: dict) -> None:
-    current().sms.provider.deliver(message)
+def deliver_sms(messages: list[dict]) -> None:
+    current().sms.provider.deliver_many(messages)
 
 
 def work(services, burst: bool = False) -> None:

@@ -75,6 +75,27 @@ def sms_seen(msisdn: str, message_id: str) -> str:
     return _sub(msisdn, f"sms_seen:{message_id}")
 
 
+def offers(msisdn: str) -> str:
+    """Hash: campaign id -> JSON offer (status open|consented|declined|closed, ...)."""
+    return _sub(msisdn, "offers")
+
+
+def consents(msisdn: str) -> str:
+    """Hash: consent id -> JSON consent (the lead's data; received/withdrawn times)."""
+    return _sub(msisdn, "consents")
+
+
+def consent_log(msisdn: str) -> str:
+    """List of JSON records: consents, declines, withdrawals, opt-outs, opt-ins.
+    Only ever appended to: the proof of what the subscriber agreed to."""
+    return _sub(msisdn, "consent_log")
+
+
+def consent_attempts(msisdn: str) -> str:
+    """Counter of consent attempts in the current hour (rate limit)."""
+    return _sub(msisdn, "consent_attempts")
+
+
 def outbox(msisdn: str) -> str:
     """List of JSON messages the console SMS provider 'sent' to this number."""
     return _sub(msisdn, "outbox")
@@ -120,3 +141,30 @@ def voucher_pool(code: str) -> str:
 def voucher_claims(code: str) -> str:
     """Hash: redemption id -> the voucher code it received."""
     return _reward(code, "claims")
+
+
+# -- campaigns and leads ---------------------------------------------------------
+CAMPAIGNS = f"{PREFIX}:campaigns"
+"""Set of every campaign id."""
+
+OFFER_CODES = f"{PREFIX}:offer_codes"
+"""Hash: offer code -> campaign id (the latest campaign using the code)."""
+
+SCHEDULED_SMS = f"{PREFIX}:sms:scheduled"
+"""Sorted set: JSON outbound message scored by when it may go out (offer window)."""
+
+
+def campaign(campaign_id: str) -> str:
+    """Hash: the campaign's definition (JSON) and counters."""
+    return f"{PREFIX}:campaign:{campaign_id}"
+
+
+# One institution's lead index shares the hash tag {leads:<institution>}.
+def lead_index(institution: str) -> str:
+    """Sorted set: '<msisdn>|<consent id>' scored by a per-institution sequence."""
+    return f"{PREFIX}:{{leads:{institution}}}:index"
+
+
+def lead_seq(institution: str) -> str:
+    """Hash: consent id -> its sequence in the index; field '' holds the counter."""
+    return f"{PREFIX}:{{leads:{institution}}}:seq"

@@ -4,7 +4,7 @@ from __future__ import annotations
 import time
 from functools import cache
 
-from . import jobs, store
+from . import jobs, pii, store
 from .config import Config
 from .engine import Engine
 from .sms import providers
@@ -26,5 +26,6 @@ class Services:
         self.r = store.connect(config.REDIS_URL)
         self.raw = store.connect(config.REDIS_URL, decode=False)
         self.sms = Outbound(self, providers.build(config, self.r))
+        self.vault = pii.Vault(config.PII_KEY)
         self.engine = engine()
         jobs.bind(self)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import redis
@@ -89,3 +90,14 @@ def set_language(r: redis.Redis, msisdn: str, lang: str) -> None:
 
 def language(r: redis.Redis, msisdn: str) -> str | None:
     return r.hget(keys.profile(msisdn), "lang")
+
+
+def in_batches(r: redis.Redis, size: int) -> Iterator[list[str]]:
+    """Every known MSISDN, ``size`` at a time (SSCAN: a million never sit in memory)."""
+    cursor = 0
+    while True:
+        cursor, chunk = r.sscan(keys.SUBSCRIBERS, cursor, count=size)
+        if chunk:
+            yield chunk
+        if cursor == 0:
+            return

@@ -2,7 +2,6 @@
 against the screen limit and the GSM-7 alphabet (``ussd-app menus check``)."""
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -24,12 +23,17 @@ class Seen:
 
 
 def _inputs(engine, state: str, shown: str) -> list[str]:
+    """What to type on a screen: list entries first, then options (the ones that
+    end or undo things, like stop or decline, come later in each screen), then
+    the screen's example inputs, then an invalid input."""
     screen = engine.screens[state]
-    out = [o.key for o in screen.options]
+    keys = [o.key for o in screen.options]
+    out = []
     if screen.items:
         n = sum(1 for line in shown.splitlines() if line.split(" ", 1)[0].isdigit()
-                and line.split(" ", 1)[0] not in out and line.split(" ", 1)[0] not in ("0", "00", NEXT))
+                and line.split(" ", 1)[0] not in keys + ["0", "00", NEXT])
         out += [str(i) for i in range(1, n + 1)]
+    out += list(dict.fromkeys(keys))
     if f"\n{NEXT} " in shown:
         out.append(NEXT)
     out += list(screen.examples)
@@ -37,22 +41,24 @@ def _inputs(engine, state: str, shown: str) -> list[str]:
     return out
 
 
-def walk(services, msisdn: str, max_paths: int = 3000) -> Iterator[Seen]:
-    """Every distinct screen reachable by typing, in both languages, breadth first.
+def walk(services, msisdn: str, reset, max_paths: int = 3000) -> Iterator[Seen]:
+    """Every distinct screen reachable by typing, in both languages.
 
-    Each path is dialled as a fresh session with its inputs typed in advance, so
-    the walk acts as a subscriber would (it may redeem or consent on its data).
+    Each path is dialled as a fresh session with its inputs typed in advance,
+    after ``reset()`` has laid the data anew: the walk acts as a subscriber
+    would (it redeems, consents, stops offers), and no path sees another's acts.
     """
     engine = services.engine
     for lang in texts.LANGUAGES:
         shown, expanded = set(), {}
         prefix = ("5", "1" if lang == "id" else "2", "00")
-        queue = deque([prefix])
+        stack = [prefix]
         count = 0
-        while queue and count < max_paths:
-            path = queue.popleft()
+        while stack and count < max_paths:
+            path = stack.pop()
             count += 1
             sid = f"walk-{lang}-{count}"
+            reset()
             reply, _, state = ussd.hop(services, UssdRequest(
                 sid, services.config.USSD_SERVICE_CODE, msisdn, "*".join(path)))
             if (state, reply.text) in shown:
@@ -64,11 +70,11 @@ def walk(services, msisdn: str, max_paths: int = 3000) -> Iterator[Seen]:
             if reply.end or path[-1] == "x" or expanded.get(state, 0) >= EXPANSIONS:
                 continue
             expanded[state] = expanded.get(state, 0) + 1
-            for typed in _inputs(engine, state, reply.text):
-                queue.append(path + (typed,))
+            for typed in reversed(_inputs(engine, state, reply.text)):
+                stack.append(path + (typed,))
 
 
-def problems(services, seen: Seen) -> list[str]:
+def problems_of(services, seen: Seen) -> list[str]:
     """Why a screen shown on the walk cannot go to a phone."""
     return gsm7.problems(seen.text, services.config.USSD_MAX_CHARS)
 
@@ -90,3 +96,48 @@ def dead_ends(engine) -> set[str]:
     edges = engine.edges()
     return {name for name, s in engine.screens.items()
             if name == engine.main and not edges[name] and s.end is False}
+
+
+@dataclass
+class Report:
+    screens: int
+    states: set
+    problems: list[str]
+
+
+def check(services) -> Report:
+    """Walk every demo subscriber's screens on throwaway data; list what is wrong.
+
+    Only for a Redis holding nothing else: every path starts from a flushed
+    database with the demo data.
+    """
+    from . import demo
+
+    raw = services.raw
+    raw.flushdb()
+    demo.seed(services)
+    pipe = raw.pipeline(transaction=False)
+    names = raw.keys("*")
+    for name in names:
+        pipe.dump(name)
+    snapshot = list(zip(names, pipe.execute()))
+
+    def reset():
+        pipe = raw.pipeline(transaction=False)
+        pipe.flushdb()
+        for name, value in snapshot:
+            pipe.restore(name, 0, value)
+        pipe.execute()
+
+    problems = [f"unreachable screen: {n}" for n in sorted(unreachable(services.engine))]
+    problems += [f"dead end: {n}" for n in sorted(dead_ends(services.engine))]
+    count, states = 0, set()
+    for msisdn, _, _ in demo.SUBSCRIBERS + [("+6281299990000", None, None)]:
+        for seen in walk(services, msisdn, reset):
+            count += 1
+            states.add(seen.state)
+            problems += [f"[{seen.lang}] {seen.state} via {'*'.join(seen.path) or 'dial'}: {p}"
+                         for p in problems_of(services, seen)]
+    missed = set(services.engine.screens) - states
+    problems += [f"never shown on the walk: {n}" for n in sorted(missed)]
+    return Report(count, states, problems)

@@ -5,7 +5,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .. import formats, keys, points, redemptions, rewards, subscribers, texts
+from .. import campaigns, consents, formats, keys, nik, points, redemptions, rewards, subscribers, texts
 from ..gateways.types import InboundSms
 
 SEPARATORS = re.compile(r"[\s#*.]+")
@@ -151,6 +151,93 @@ def refusal_text(msg: Inbound, outcome, reward) -> str:
 
 @keyword("YA")
 def yes(msg: Inbound) -> None:
-    if len(msg.words) == 1 and redeem_confirm(msg):
-        return
-    msg.reply("sms.ya_nothing")
+    """YA alone confirms a pending TUKAR; YA with more words is a consent."""
+    if len(msg.words) > 1:
+        return consent_by_sms(msg)
+    if not redeem_confirm(msg):
+        msg.reply("sms.ya_nothing")
+
+
+# -- financial offers: YA <NIK>, YA <code> <NIK>, TIDAK, STOP, MULAI -------------
+def _open_offers(msg: Inbound) -> tuple[dict, dict]:
+    """(every offer held: campaign id -> offer, their campaigns)."""
+    r = msg.services.r
+    offers = consents.held(r, msg.msisdn)
+    return offers, campaigns.load(r, offers)
+
+
+def _support(campaign) -> str:
+    return campaign.institution.get("support") or ""
+
+
+def consent_by_sms(msg: Inbound) -> None:
+    services, r = msg.services, msg.services.r
+    args = msg.words[1:]
+    if consents.over_attempts(r, msg.msisdn, services.config.CONSENT_ATTEMPTS_PER_HOUR):
+        return msg.reply("sms.consent_rate_limited")
+    if len(args) not in (1, 2):
+        return msg.reply("sms.consent_format")
+    code, typed_nik = (args[0].upper(), args[1]) if len(args) == 2 else (None, args[0])
+    why = nik.problem(typed_nik)
+    if why:
+        return msg.reply(f"sms.nik_{why}")
+    offers, camps = _open_offers(msg)
+    if not offers:
+        return msg.reply("sms.no_offer")
+    now = services.clock()
+    if code:
+        chosen = [cid for cid, o in offers.items() if o["code"] == code]
+        if not chosen:
+            return msg.reply("sms.unknown_offer_code", code=code[:10],
+                             codes=", ".join(sorted({o["code"] for o in offers.values()})))
+    else:
+        chosen = [cid for cid, o in offers.items() if o["status"] == "open" and camps[cid].open(now)]
+        if len(chosen) > 1:
+            return msg.reply("sms.which_offer", codes=", ".join(sorted(offers[c]["code"] for c in chosen)))
+        if not chosen:
+            chosen = sorted(offers, key=lambda c: offers[c]["offered_at"])[-1:]
+    campaign = camps[chosen[0]]
+    profile = subscribers.get(r, msg.msisdn)
+    proof = consents.Proof("sms", msg.sms.message_id, offers[campaign.id].get("text", ""),
+                           services.vault.encrypt(msg.sms.text), msg.lang)
+    status, _ = consents.consent(r, msg.msisdn, campaign, services.vault.encrypt(typed_nik),
+                                 profile.credit_score, proof, now)
+    inst = campaign.institution["name"]
+    if status == "ok":
+        return msg.reply("sms.consent_ok", institution=inst, product=campaign.product,
+                         support=_support(campaign) or msg.services.config.SUPPORT_CONTACT)
+    if status == "already":
+        return msg.reply("sms.consent_already", institution=inst)
+    if status == "expired":
+        return msg.reply("sms.offer_expired", institution=inst)
+    if status == "opted_out":
+        return msg.reply("sms.opted_out_consent")
+    msg.reply("sms.offer_closed", institution=inst)
+
+
+@keyword("TIDAK")
+def decline(msg: Inbound) -> None:
+    offers, camps = _open_offers(msg)
+    now = msg.services.clock()
+    code = msg.words[1].upper() if len(msg.words) > 1 else None
+    open_ids = [c for c, o in offers.items() if o["status"] == "open" and (code is None or o["code"] == code)]
+    if not open_ids:
+        return msg.reply("sms.no_offer")
+    if len(open_ids) > 1:
+        return msg.reply("sms.which_offer_decline", codes=", ".join(sorted(offers[c]["code"] for c in open_ids)))
+    campaign = camps[open_ids[0]]
+    consents.decline(msg.services.r, msg.msisdn, campaign, "sms", msg.sms.message_id, now)
+    msg.reply("sms.declined", institution=campaign.institution["name"])
+
+
+@keyword("STOP", "BERHENTI", "UNREG", "OFF")
+def opt_out(msg: Inbound) -> None:
+    _, withdrawn = consents.opt_out(msg.services.r, msg.msisdn, "sms", msg.sms.message_id,
+                                    msg.sms.text, msg.services.clock())
+    msg.reply("sms.opted_out", withdrawn=withdrawn)
+
+
+@keyword("MULAI", "DAFTAR")
+def opt_in(msg: Inbound) -> None:
+    consents.opt_in(msg.services.r, msg.msisdn, "sms", msg.sms.message_id, msg.services.clock())
+    msg.reply("sms.opted_in")

@@ -12,11 +12,19 @@ class Outbound:
         self.services = services
         self.provider = provider
 
+    def message(self, to: str, text: str, sender: str | None = None) -> dict:
+        return {"to": to, "from": sender or self.services.config.SMS_SENDER_ID, "text": text}
+
     def send(self, to: str, text: str, sender: str | None = None) -> None:
-        """Send now if that costs no network call, else hand it to a background job."""
-        message = {"to": to, "from": sender or self.services.config.SMS_SENDER_ID,
-                   "text": text, "sent_at": iso(time.time())}
+        self.send_many([self.message(to, text, sender)])
+
+    def send_many(self, messages: list[dict]) -> None:
+        """Send now if that costs no network call, else hand them to one background job."""
+        if not messages:
+            return
+        stamp = iso(time.time())
+        messages = [{**m, "sent_at": stamp} for m in messages]
         if self.provider.remote:
-            jobs.enqueue(self.services, jobs.deliver_sms, message)
+            jobs.enqueue(self.services, jobs.deliver_sms, messages)
         else:
-            self.provider.deliver(message)
+            self.provider.deliver_many(messages)

@@ -25,8 +25,11 @@ class Console:
     def __init__(self, r: redis.Redis):
         self.r = r
 
-    def deliver(self, message: dict) -> None:
-        self.r.rpush(keys.outbox(message["to"]), json.dumps(message, separators=(",", ":")))
+    def deliver_many(self, messages: list[dict]) -> None:
+        pipe = self.r.pipeline(transaction=False)
+        for m in messages:
+            pipe.rpush(keys.outbox(m["to"]), json.dumps(m, separators=(",", ":")))
+        pipe.execute()
 
 
 class AfricasTalking:
@@ -36,6 +39,10 @@ class AfricasTalking:
     def __init__(self, url: str, username: str, api_key: str | None, timeout: float = 10):
         self.url, self.username, self.api_key, self.timeout = url, username, api_key, timeout
         self.http = requests.Session()
+
+    def deliver_many(self, messages: list[dict]) -> None:
+        for m in messages:
+            self.deliver(m)
 
     def deliver(self, message: dict) -> None:
         form = {"username": self.username, "to": message["to"], "message": message["text"]}

@@ -1,0 +1,148 @@
+"""Journey 3: financial offers (offer -> disclosure -> NIK -> consent), decline, stop."""
+from ussd_app import campaigns, consents, formats, nik, subscribers
+from ussd_app.screens import Ctx, InputError, Item, Option, Screen
+
+NIK_TRIES = 3
+MAX_LISTED = 8  # keeps item numbers clear of the stop option (9)
+
+
+def _held(ctx: Ctx) -> tuple[dict, dict]:
+    if "offers" not in ctx.cache:
+        offers = consents.held(ctx.r, ctx.msisdn)
+        ctx.cache["offers"] = (offers, campaigns.load(ctx.r, offers))
+    return ctx.cache["offers"]
+
+
+def _opted_out(ctx: Ctx) -> bool:
+    if "opted_out" not in ctx.cache:
+        ctx.cache["opted_out"] = consents.opted_out(ctx.r, ctx.msisdn)
+    return ctx.cache["opted_out"]
+
+
+def _listed(ctx: Ctx) -> list[tuple[str, dict]]:
+    offers, camps = _held(ctx)
+    shown = [(cid, o) for cid, o in offers.items() if cid in camps and (
+        o["status"] == "consented" or (o["status"] == "open" and camps[cid].open(ctx.now)))]
+    return sorted(shown, key=lambda x: x[1]["offered_at"])[:MAX_LISTED]
+
+
+def list_body(ctx: Ctx) -> str:
+    if _opted_out(ctx):
+        return ctx.t("offers.stopped")
+    return ctx.t("offers.title") if _listed(ctx) else ctx.t("offers.none")
+
+
+def list_items(ctx: Ctx) -> list[Item]:
+    if _opted_out(ctx):
+        return []
+    _, camps = _held(ctx)
+    key = {"open": "offers.item_open", "consented": "offers.item_consented"}
+    return [Item(cid, ctx.t(key[o["status"]], product=camps[cid].product,
+                            institution=camps[cid].institution["name"])) for cid, o in _listed(ctx)]
+
+
+def chosen(ctx: Ctx):
+    offers, camps = _held(ctx)
+    cid = ctx.data.get("offers")
+    return offers.get(cid), camps.get(cid)
+
+
+def _is_open(ctx: Ctx) -> bool:
+    offer, campaign = chosen(ctx)
+    return bool(offer and campaign and offer["status"] == "open" and campaign.open(ctx.now)
+                and not _opted_out(ctx))
+
+
+def offer_body(ctx: Ctx) -> str:
+    offer, c = chosen(ctx)
+    values = dict(institution=c.institution["name"], product=c.product, code=c.code)
+    if offer["status"] == "consented":
+        return ctx.t("offers.detail_consented", date=formats.wib(offer["consented_at"]), **values)
+    return ctx.t("offers.detail" if _is_open(ctx) else "offers.detail_closed", **values)
+
+
+def disclosure_body(ctx: Ctx) -> str:
+    return chosen(ctx)[1].text("consent_text", ctx.lang)
+
+
+def start_nik(ctx: Ctx) -> None:
+    ctx.data["nik_tries"] = 0
+    ctx.data.pop("offer_nik", None)
+
+
+def parse_nik(ctx: Ctx, text: str):
+    """The NIK, encrypted at once; None after the last wrong try (the session ends)."""
+    if consents.over_attempts(ctx.r, ctx.msisdn, ctx.config.CONSENT_ATTEMPTS_PER_HOUR):
+        return None
+    why = nik.problem(text)
+    if why is None:
+        return ctx.services.vault.encrypt(text)
+    ctx.data["nik_tries"] = ctx.data.get("nik_tries", 0) + 1
+    left = NIK_TRIES - ctx.data["nik_tries"]
+    if left <= 0:
+        return None
+    raise InputError("offers.nik_bad", reason=ctx.t(f"offers.nik_reason.{why}"), left=left)
+
+
+def give_consent(ctx: Ctx) -> None:
+    offer, campaign = chosen(ctx)
+    nik_enc = ctx.data.pop("offer_nik", None)
+    if nik_enc is None:
+        ctx.data["consent"] = "failed"
+        return
+    profile = subscribers.get(ctx.r, ctx.msisdn)
+    proof = consents.Proof("ussd", ctx.session.id, disclosure_body(ctx), nik_enc, ctx.lang)
+    status, _ = consents.consent(ctx.r, ctx.msisdn, campaign, nik_enc, profile.credit_score, proof, ctx.now)
+    ctx.data["consent"] = status
+    if status == "ok":
+        ctx.services.sms.send(ctx.msisdn, ctx.t(
+            "sms.consent_ok", institution=campaign.institution["name"], product=campaign.product,
+            support=campaign.institution.get("support") or ctx.config.SUPPORT_CONTACT))
+
+
+def consent_body(ctx: Ctx) -> str:
+    status = ctx.data.get("consent")
+    inst = chosen(ctx)[1].institution["name"]
+    if status == "failed":
+        return ctx.t("offers.nik_failed")
+    if status in ("ok", "already"):
+        return ctx.t("offers.consented", institution=inst)
+    return ctx.t("offers.refused")
+
+
+def decline(ctx: Ctx) -> None:
+    consents.decline(ctx.r, ctx.msisdn, chosen(ctx)[1], "ussd", ctx.session.id, ctx.now)
+
+
+def stop(ctx: Ctx) -> None:
+    consents.opt_out(ctx.r, ctx.msisdn, "ussd", ctx.session.id, "ussd-menu", ctx.now)
+
+
+def restart(ctx: Ctx) -> None:
+    consents.opt_in(ctx.r, ctx.msisdn, "ussd", ctx.session.id, ctx.now)
+
+
+SCREENS = [
+    Screen("offers", body=list_body, items=list_items, item_to="offer", options=(
+        Option("9", "offers.stop", "offers_stop", when=lambda ctx: not _opted_out(ctx)),
+        Option("1", "offers.restart", "offers_restart", when=_opted_out),
+    )),
+    Screen("offer", body=offer_body, options=(
+        Option("1", "offers.next", "offer_disclosure", when=_is_open),
+        Option("2", "offers.decline", "offer_declined", when=_is_open),
+    )),
+    Screen("offer_disclosure", body=disclosure_body, options=(
+        Option("1", "offers.agree", "offer_nik", when=_is_open),
+        Option("2", "offers.decline", "offer_declined", when=_is_open),
+    )),
+    Screen("offer_nik", body="offers.nik_prompt", enter=start_nik, parse=parse_nik,
+           parse_to="offer_consent", examples=("3171014506900001", "123", "9971014506900001")),
+    Screen("offer_consent", body=consent_body, enter=give_consent, end=True),
+    Screen("offer_declined", body=lambda ctx: ctx.t("offers.declined",
+                                                    institution=chosen(ctx)[1].institution["name"]),
+           enter=decline, end=True),
+    Screen("offers_stop", body="offers.stop_confirm",
+           options=(Option("1", "offers.stop_yes", "offers_stopped"),)),
+    Screen("offers_stopped", body="offers.stopped_done", enter=stop, end=True),
+    Screen("offers_restart", body="offers.restarted", enter=restart),
+]

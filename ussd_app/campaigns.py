@@ -1,0 +1,249 @@
+"""Campaigns of partner institutions: definition, eligibility, sending window."""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from functools import lru_cache
+
+import holidays
+import redis
+
+from . import formats, gsm7, keys
+from .errors import BadRequest, ConfigError
+from .formats import WIB
+
+ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
+CODE = re.compile(r"^[A-Z][A-Z0-9]{1,9}$")
+RESERVED_CODES = {"YA", "TIDAK", "STOP", "BERHENTI", "UNREG", "OFF", "MULAI", "DAFTAR", "POIN",
+                  "HANGUS", "INFO", "BANTUAN", "TUKAR", "HELP"}
+CONSENT_TEXT_MAX = 110  # leaves room for the options on the disclosure screen
+
+
+@dataclass(frozen=True)
+class Campaign:
+    id: str
+    institution: dict  # id, name, support
+    product: str
+    sender_id: str
+    code: str
+    message: dict  # lang -> text
+    consent_text: dict  # lang -> text
+    consent_version: str
+    valid_from: float
+    valid_until: float
+    eligibility: dict = field(default_factory=dict)
+
+    def text(self, what: str, lang: str) -> str:
+        texts = getattr(self, what)
+        return texts.get(lang) or texts["id"]
+
+    def open(self, now: float) -> bool:
+        return self.valid_from <= now < self.valid_until
+
+    def public(self) -> dict:
+        out = asdict(self)
+        out["valid_from"], out["valid_until"] = formats.iso(self.valid_from), formats.iso(self.valid_until)
+        return out
+
+
+def _texts(body: dict, name: str, limit: int | None = None) -> dict:
+    value = body.get(name)
+    if isinstance(value, str):
+        value = {"id": value}
+    if not isinstance(value, dict) or not isinstance(value.get("id"), str) or not value["id"].strip():
+        raise BadRequest(f"{name} must have an Indonesian text in {name}.id")
+    for lang, text in value.items():
+        if lang not in ("id", "en") or not isinstance(text, str):
+            raise BadRequest(f"{name} may only have texts in id and en")
+        if not gsm7.fits(text):
+            raise BadRequest(f"{name}.{lang} has characters outside GSM-7")
+        if limit and gsm7.length(text) > limit:
+            raise BadRequest(f"{name}.{lang} must be at most {limit} characters")
+    return {k: v.strip() for k, v in value.items()}
+
+
+def _time(body: dict, name: str) -> float:
+    try:
+        return formats.parse_iso(body[name])
+    except (KeyError, TypeError, ValueError):
+        raise BadRequest(f"{name} must be an ISO 8601 time, e.g. 2026-12-31T23:59:00+07:00") from None
+
+
+def _rule(name: str, rule) -> dict:
+    if not isinstance(rule, dict) or not rule or not set(rule) <= {"min", "max", "equals", "in"}:
+        raise BadRequest(f"eligibility rule {name} must use min, max, equals or in")
+    for bound in ("min", "max"):
+        if bound in rule and (not isinstance(rule[bound], (int, float)) or isinstance(rule[bound], bool)):
+            raise BadRequest(f"eligibility rule {name}.{bound} must be a number")
+    if "in" in rule and not isinstance(rule["in"], list):
+        raise BadRequest(f"eligibility rule {name}.in must be a list")
+    return rule
+
+
+def validate(body: dict, sender_ids: list[str]) -> Campaign:
+    """A campaign from a POST body; BadRequest names the wrong field."""
+    if not isinstance(body, dict):
+        raise BadRequest("body must be a JSON object")
+    cid = body.get("id")
+    if not isinstance(cid, str) or not ID.match(cid):
+        raise BadRequest("id must be 1-40 lowercase letters, digits or -")
+    inst = body.get("institution")
+    if not isinstance(inst, dict) or not isinstance(inst.get("id"), str) or not ID.match(inst["id"]):
+        raise BadRequest("institution.id must be 1-40 lowercase letters, digits or -")
+    if not isinstance(inst.get("name"), str) or not 0 < len(inst["name"].strip()) <= 30:
+        raise BadRequest("institution.name must be a name of at most 30 characters")
+    if not isinstance(inst.get("support", ""), str):
+        raise BadRequest("institution.support must be a contact (text)")
+    product = body.get("product")
+    if not isinstance(product, str) or not 0 < len(product.strip()) <= 30:
+        raise BadRequest("product must be a name of at most 30 characters")
+    if body.get("sender_id") not in sender_ids:
+        raise BadRequest("sender_id must be one of " + ", ".join(sender_ids))
+    code = body.get("code")
+    if not isinstance(code, str) or not CODE.match(code.upper()) or code.upper() in RESERVED_CODES:
+        raise BadRequest("code must be 2-10 letters or digits, starting with a letter, not a keyword")
+    version = body.get("consent_version")
+    if not isinstance(version, (str, int)) or not str(version).strip():
+        raise BadRequest("consent_version is required")
+    eligibility = body.get("eligibility") or {}
+    if not isinstance(eligibility, dict) or not set(eligibility) <= {"credit_score", "attributes"}:
+        raise BadRequest("eligibility may hold credit_score and attributes")
+    rules = {}
+    if "credit_score" in eligibility:
+        rules["credit_score"] = _rule("credit_score", eligibility["credit_score"])
+    attrs = eligibility.get("attributes") or {}
+    if not isinstance(attrs, dict):
+        raise BadRequest("eligibility.attributes must be an object")
+    rules["attributes"] = {k: _rule(k, v) for k, v in attrs.items()}
+    campaign = Campaign(
+        id=cid, institution={"id": inst["id"], "name": inst["name"].strip(),
+                             "support": (inst.get("support") or "").strip()},
+        product=product.strip(), sender_id=body["sender_id"], code=code.upper(),
+        message=_texts(body, "message", 300), consent_text=_texts(body, "consent_text", CONSENT_TEXT_MAX),
+        consent_version=str(version).strip(), valid_from=_time(body, "valid_from"),
+        valid_until=_time(body, "valid_until"), eligibility=rules)
+    if campaign.valid_until <= campaign.valid_from:
+        raise BadRequest("valid_until must be after valid_from")
+    return campaign
+
+
+def _matches(value, rule: dict) -> bool:
+    if value is None:
+        return False
+    if "equals" in rule and value != rule["equals"]:
+        return False
+    if "in" in rule and value not in rule["in"]:
+        return False
+    try:
+        if "min" in rule and value < rule["min"]:
+            return False
+        if "max" in rule and value > rule["max"]:
+            return False
+    except TypeError:
+        return False
+    return True
+
+
+def eligible(campaign: Campaign, credit_score: int | None, attributes: dict) -> bool:
+    rules = campaign.eligibility
+    if "credit_score" in rules and not _matches(credit_score, rules["credit_score"]):
+        return False
+    return all(_matches(attributes.get(k), rule) for k, rule in rules.get("attributes", {}).items())
+
+
+# -- storage ---------------------------------------------------------------------
+def put(r: redis.Redis, campaign: Campaign) -> None:
+    pipe = r.pipeline(transaction=False)
+    pipe.hset(keys.campaign(campaign.id), "def", json.dumps(asdict(campaign), separators=(",", ":")))
+    pipe.sadd(keys.CAMPAIGNS, campaign.id)
+    pipe.hset(keys.OFFER_CODES, campaign.code, campaign.id)
+    pipe.execute()
+
+
+def exists(r: redis.Redis, campaign_id: str) -> bool:
+    return bool(r.exists(keys.campaign(campaign_id)))
+
+
+def load(r: redis.Redis, ids) -> dict[str, Campaign]:
+    ids = list(ids)
+    if not ids:
+        return {}
+    pipe = r.pipeline(transaction=False)
+    for cid in ids:
+        pipe.hget(keys.campaign(cid), "def")
+    return {cid: Campaign(**json.loads(raw)) for cid, raw in zip(ids, pipe.execute()) if raw}
+
+
+def get(r: redis.Redis, campaign_id: str) -> Campaign | None:
+    return load(r, [campaign_id]).get(campaign_id)
+
+
+def every(r: redis.Redis) -> list[Campaign]:
+    return sorted(load(r, r.smembers(keys.CAMPAIGNS)).values(), key=lambda c: c.valid_from)
+
+
+# -- the sending window (BRIEF: Mon-Sat 08:00-18:00 WIB, not on public holidays) ---
+DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
+@dataclass(frozen=True)
+class Window:
+    always: bool
+    days: frozenset = frozenset()
+    start: int = 0  # minutes after midnight WIB
+    end: int = 0
+    extra_holidays: frozenset = frozenset()
+
+    def allows(self, ts: float) -> bool:
+        if self.always:
+            return True
+        t = datetime.fromtimestamp(ts, WIB)
+        minute = t.hour * 60 + t.minute
+        return (t.weekday() in self.days and self.start <= minute < self.end
+                and not _holiday(t.date()) and t.date().isoformat() not in self.extra_holidays)
+
+    def next_open(self, ts: float) -> float:
+        """The first moment at or after ``ts`` the window allows."""
+        if self.allows(ts):
+            return ts
+        t = datetime.fromtimestamp(ts, WIB)
+        day = t.replace(hour=0, minute=0, second=0, microsecond=0)
+        for _ in range(60):
+            opening = day + timedelta(minutes=self.start)
+            if opening.timestamp() >= ts and self.allows(opening.timestamp()):
+                return opening.timestamp()
+            day += timedelta(days=1)
+        raise ConfigError("OFFER_SEND_WINDOW allows no time in the next 60 days")
+
+
+def _holiday(d) -> bool:
+    return d in _indonesia(d.year)
+
+
+@lru_cache(maxsize=8)
+def _indonesia(year: int):
+    return holidays.country_holidays("ID", years=year)
+
+
+def parse_window(spec: str, extra_holidays: str = "") -> Window:
+    """``Mon-Sat 08:00-18:00`` (days as a range or comma list), or ``always``."""
+    extra = frozenset(d.strip() for d in extra_holidays.split(",") if d.strip())
+    if spec.strip().lower() == "always":
+        return Window(always=True)
+    m = re.fullmatch(r"\s*([A-Za-z,\-]+)\s+(\d{1,2}):(\d{2})-(\d{1,2}):(\d{2})\s*", spec)
+    if not m:
+        raise ConfigError("OFFER_SEND_WINDOW must look like 'Mon-Sat 08:00-18:00' or 'always'")
+    days = set()
+    for part in m.group(1).lower().split(","):
+        ends = part.split("-")
+        if any(e[:3] not in DAYS for e in ends) or len(ends) > 2:
+            raise ConfigError(f"OFFER_SEND_WINDOW has an unknown day in {part!r}")
+        a, b = DAYS.index(ends[0][:3]), DAYS.index(ends[-1][:3])
+        days.update(range(a, b + 1) if a <= b else [*range(a, 7), *range(0, b + 1)])
+    start = int(m.group(2)) * 60 + int(m.group(3))
+    end = int(m.group(4)) * 60 + int(m.group(5))
+    if not 0 <= start < end <= 24 * 60:
+        raise ConfigError("OFFER_SEND_WINDOW must start before it ends, within one day")
+    return Window(False, frozenset(days), start, end, extra)

@@ -1,0 +1,245 @@
+"""Offers held by a subscriber, consent, decline, opt-out, and the leads that
+consent produces (BRIEF: Financial offers, Personal data).
+
+The subscriber's side lives in their hash slot (offers, consents, an
+append-only consent log) and changes only through the scripts below; an
+institution's lead index lives in the institution's slot. A lead reaches a
+partner only through :func:`leads`, which re-checks each consent atomically
+(withdrawn: withheld; else marked received, with the time).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+
+import redis
+
+from . import keys
+from .campaigns import Campaign
+from .store import Script
+
+SHARED_FIELDS = ["msisdn", "credit_score", "nik"]
+
+# KEYS[1] offers  KEYS[2] profile   ARGV[1] campaign id  ARGV[2] offer JSON
+# Returns 'ok', 'blocked', 'opted_out' or 'already_offered'.
+OFFER = Script("""
+local status = redis.call('HGET', KEYS[2], 'status')
+if status == 'blocked' then return 'blocked' end
+if redis.call('HGET', KEYS[2], 'offers_optout') == '1' then return 'opted_out' end
+if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 'already_offered' end
+return 'ok'
+""")
+
+# KEYS[1] offers  KEYS[2] consents  KEYS[3] consent log  KEYS[4] profile
+# ARGV[1] campaign id  ARGV[2] consent id  ARGV[3] now  ARGV[4] valid until
+# ARGV[5] consent JSON (also appended to the log)
+# Returns {'ok'|'already', consent id} or {'no_offer'|'opted_out'|'closed'|'expired'}.
+CONSENT = Script("""
+local raw = redis.call('HGET', KEYS[1], ARGV[1])
+if not raw then return {'no_offer'} end
+local offer = cjson.decode(raw)
+if offer.status == 'consented' then return {'already', offer.consent_id} end
+if redis.call('HGET', KEYS[4], 'offers_optout') == '1' then return {'opted_out'} end
+if offer.status ~= 'open' then return {'closed'} end
+if tonumber(ARGV[3]) >= tonumber(ARGV[4]) then return {'expired'} end
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[5])
+redis.call('RPUSH', KEYS[3], ARGV[5])
+offer.status, offer.consent_id, offer.consented_at = 'consented', ARGV[2], tonumber(ARGV[3])
+redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(offer))
+return {'ok', ARGV[2]}
+""")
+
+# KEYS[1] offers  KEYS[2] consent log   ARGV[1] campaign id  ARGV[2] log JSON
+# Returns 'ok' or the offer's status ('' when there is none).
+DECLINE = Script("""
+local raw = redis.call('HGET', KEYS[1], ARGV[1])
+if not raw then return '' end
+local offer = cjson.decode(raw)
+if offer.status ~= 'open' then return offer.status end
+offer.status = 'declined'
+redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(offer))
+redis.call('RPUSH', KEYS[2], ARGV[2])
+return 'ok'
+""")
+
+# KEYS[1] profile  KEYS[2] offers  KEYS[3] consents  KEYS[4] consent log
+# ARGV[1] now  ARGV[2] opt-out record JSON (without withdrawals)
+# Stops every later offer, closes the open ones and withdraws each consent whose
+# lead the institution has not received (one withdrawal record each).
+# Returns {offers closed, consents withdrawn}.
+OPT_OUT = Script("""
+local now = tonumber(ARGV[1])
+redis.call('HSET', KEYS[1], 'offers_optout', '1')
+redis.call('RPUSH', KEYS[4], ARGV[2])
+local closed, withdrawn = 0, 0
+local offers = redis.call('HGETALL', KEYS[2])
+for i = 1, #offers, 2 do
+  local o = cjson.decode(offers[i + 1])
+  if o.status == 'open' then
+    o.status = 'closed'
+    redis.call('HSET', KEYS[2], offers[i], cjson.encode(o))
+    closed = closed + 1
+  end
+end
+local consents = redis.call('HGETALL', KEYS[3])
+for i = 1, #consents, 2 do
+  local c = cjson.decode(consents[i + 1])
+  if not c.received_at and not c.withdrawn_at then
+    c.withdrawn_at = now
+    redis.call('HSET', KEYS[3], consents[i], cjson.encode(c))
+    redis.call('RPUSH', KEYS[4], cjson.encode({type = 'withdrawal', consent_id = c.id,
+      campaign = c.campaign, institution = c.institution, at = now, reason = 'opt-out'}))
+    withdrawn = withdrawn + 1
+  end
+end
+return {closed, withdrawn}
+""")
+
+# KEYS[1] consents  ARGV[1] consent id  ARGV[2] now
+# The consent, marked received now (first time), unless withdrawn (then false).
+RECEIVE = Script("""
+local raw = redis.call('HGET', KEYS[1], ARGV[1])
+if not raw then return false end
+local c = cjson.decode(raw)
+if c.withdrawn_at then return false end
+if not c.received_at then
+  c.received_at = tonumber(ARGV[2])
+  raw = cjson.encode(c)
+  redis.call('HSET', KEYS[1], ARGV[1], raw)
+end
+return raw
+""")
+
+# KEYS[1] lead index  KEYS[2] sequence hash   ARGV[1] member  ARGV[2] consent id
+# Adds the lead once; returns its sequence number.
+INDEX_LEAD = Script("""
+local seq = redis.call('HGET', KEYS[2], ARGV[2])
+if seq then return tonumber(seq) end
+seq = redis.call('HINCRBY', KEYS[2], '__next__', 1)
+redis.call('ZADD', KEYS[1], seq, ARGV[1])
+redis.call('HSET', KEYS[2], ARGV[2], seq)
+return seq
+""")
+
+
+def consent_id(msisdn: str, campaign_id: str) -> str:
+    return "cns-" + hashlib.sha256(f"{msisdn}|{campaign_id}".encode()).hexdigest()[:20]
+
+
+def _json(obj: dict) -> str:
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+
+
+def offer(r: redis.Redis, msisdn: str, campaign: Campaign, text: str, now: float,
+          pipeline=None) -> str | None:
+    """Record an open offer once per campaign (or queue that on ``pipeline``)."""
+    record = {"campaign": campaign.id, "code": campaign.code, "status": "open",
+              "offered_at": now, "text": text, "sender": campaign.sender_id}
+    args = ([keys.offers(msisdn), keys.profile(msisdn)], [campaign.id, _json(record)])
+    if pipeline is not None:
+        OFFER.queue(pipeline, *args)
+        return None
+    return OFFER(r, *args)
+
+
+def held(r: redis.Redis, msisdn: str) -> dict[str, dict]:
+    """Every offer this subscriber received: campaign id -> offer."""
+    return {cid: json.loads(v) for cid, v in r.hgetall(keys.offers(msisdn)).items()}
+
+
+def opted_out(r: redis.Redis, msisdn: str) -> bool:
+    return r.hget(keys.profile(msisdn), "offers_optout") == "1"
+
+
+def over_attempts(r: redis.Redis, msisdn: str, per_hour: int) -> bool:
+    """Count a consent attempt; True when over ``per_hour``."""
+    pipe = r.pipeline(transaction=True)
+    pipe.incr(keys.consent_attempts(msisdn))
+    pipe.expire(keys.consent_attempts(msisdn), 3600, nx=True)
+    return pipe.execute()[0] > per_hour
+
+
+@dataclass(frozen=True)
+class Proof:
+    """What the subscriber saw and typed, and where (BRIEF: Personal data)."""
+    channel: str  # sms | ussd
+    reference: str  # message id or session id
+    text_shown: str
+    raw_input_enc: str  # encrypted: it holds the NIK
+    lang: str
+
+
+def consent(r: redis.Redis, msisdn: str, campaign: Campaign, nik_enc: str, credit_score,
+            proof: Proof, now: float) -> tuple[str, str | None]:
+    """Record consent and index the lead; returns (status, consent id)."""
+    cid = consent_id(msisdn, campaign.id)
+    inst = campaign.institution["id"]
+    record = {
+        "type": "consent", "id": cid, "msisdn": msisdn, "campaign": campaign.id,
+        "institution": inst, "institution_name": campaign.institution["name"],
+        "product": campaign.product,
+        "purpose": f"credit assessment by {campaign.institution['name']} for {campaign.product}",
+        "fields": SHARED_FIELDS, "consent_text": campaign.text("consent_text", proof.lang),
+        "consent_version": campaign.consent_version, "text_shown": proof.text_shown,
+        "channel": proof.channel, "reference": proof.reference, "raw_input_enc": proof.raw_input_enc,
+        "nik_enc": nik_enc, "credit_score": credit_score, "lang": proof.lang, "consented_at": now}
+    # The index entry goes first: a crash after it leaves an entry the leads
+    # API skips (no consent); a crash before it loses nothing.
+    INDEX_LEAD(r, [keys.lead_index(inst), keys.lead_seq(inst)], [f"{msisdn}|{cid}", cid])
+    status, *rest = CONSENT(r, [keys.offers(msisdn), keys.consents(msisdn), keys.consent_log(msisdn),
+                                keys.profile(msisdn)],
+                            [campaign.id, cid, now, campaign.valid_until, _json(record)])
+    return status, (rest[0] if rest else None)
+
+
+def decline(r: redis.Redis, msisdn: str, campaign: Campaign, channel: str, reference: str,
+            now: float) -> str:
+    entry = {"type": "decline", "campaign": campaign.id, "institution": campaign.institution["id"],
+             "channel": channel, "reference": reference, "at": now}
+    return DECLINE(r, [keys.offers(msisdn), keys.consent_log(msisdn)], [campaign.id, _json(entry)])
+
+
+def opt_out(r: redis.Redis, msisdn: str, channel: str, reference: str, raw: str, now: float
+            ) -> tuple[int, int]:
+    """Stop all offers; returns (offers closed, consents withdrawn)."""
+    entry = {"type": "optout", "channel": channel, "reference": reference, "input": raw[:20], "at": now}
+    closed, withdrawn = OPT_OUT(r, [keys.profile(msisdn), keys.offers(msisdn), keys.consents(msisdn),
+                                    keys.consent_log(msisdn)], [now, _json(entry)])
+    return int(closed), int(withdrawn)
+
+
+def opt_in(r: redis.Redis, msisdn: str, channel: str, reference: str, now: float) -> None:
+    pipe = r.pipeline(transaction=True)
+    pipe.hset(keys.profile(msisdn), "offers_optout", "0")
+    pipe.rpush(keys.consent_log(msisdn), _json({"type": "optin", "channel": channel,
+                                                "reference": reference, "at": now}))
+    pipe.execute()
+
+
+def log(r: redis.Redis, msisdn: str) -> list[dict]:
+    return [json.loads(x) for x in r.lrange(keys.consent_log(msisdn), 0, -1)]
+
+
+def leads(r: redis.Redis, vault, institution: str, cursor: int, limit: int, now: float
+          ) -> tuple[list[dict], int | None]:
+    """Consented leads after ``cursor``, oldest first, each marked received."""
+    rows = r.zrangebyscore(keys.lead_index(institution), f"({cursor}", "+inf",
+                           start=0, num=limit, withscores=True)
+    if not rows:
+        return [], None
+    RECEIVE.load(r)
+    pipe = r.pipeline(transaction=False)
+    for member, _ in rows:
+        msisdn, cid = member.split("|")
+        RECEIVE.queue(pipe, [keys.consents(msisdn)], [cid, now])
+    out = []
+    for raw in pipe.execute():
+        if not raw:
+            continue  # withdrawn before it was received, or never consented
+        c = json.loads(raw)
+        out.append({"msisdn": c["msisdn"], "credit_score": c["credit_score"],
+                    "nik": vault.decrypt(c["nik_enc"]), "campaign": c["campaign"],
+                    "consented_at": c["consented_at"], "consent_id": c["id"]})
+    last = int(rows[-1][1])
+    return out, (last if len(rows) == limit else None)

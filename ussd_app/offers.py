@@ -1,0 +1,109 @@
+"""Sending a campaign's offers: eligibility, once per subscriber, within the window."""
+from __future__ import annotations
+
+import json
+import sys
+from collections import Counter
+
+from tqdm import tqdm
+
+from . import campaigns, consents, keys, subscribers, texts
+from .campaigns import Campaign
+from .errors import Conflict
+
+SKIPS = ("opted_out", "ineligible", "already_offered", "blocked")
+PROFILE_FIELDS = ("status", "credit_score", "attributes", "lang", "offers_optout")
+
+
+def sms_text(config, campaign: Campaign, lang: str) -> str:
+    """The offer SMS: the institution's message, the consent text, how to answer."""
+    return " ".join([campaign.text("message", lang), campaign.text("consent_text", lang),
+                     texts.t(lang, "offers.sms_how", code=campaign.code, short_code=config.SMS_SHORT_CODE)])
+
+
+def _classify(campaign: Campaign, raw: list) -> str | None:
+    status, score, attributes, _, optout = raw
+    if status is None:
+        return "ineligible"  # not a known subscriber
+    if status == "blocked":
+        return "blocked"
+    if optout == "1":
+        return "opted_out"
+    attrs = json.loads(attributes) if attributes else {}
+    if not campaigns.eligible(campaign, int(score) if score else None, attrs):
+        return "ineligible"
+    return None
+
+
+def send(services, campaign: Campaign, msisdns: list[str] | None = None, batch: int = 1000,
+         progress: bool = False) -> dict:
+    """Offer ``campaign`` to ``msisdns`` (or every subscriber), at most once each.
+
+    Two round trips per batch: read the profiles, then record the offers (the
+    script re-checks opt-out and blocking atomically) and queue the SMS.
+    """
+    r, config, now = services.r, services.config, services.clock()
+    if not campaign.open(now):
+        raise Conflict("campaign is not running now (see valid_from and valid_until)")
+    window = campaigns.parse_window(config.OFFER_SEND_WINDOW, config.OFFER_HOLIDAYS)
+    send_at = window.next_open(now)
+    counts = Counter()
+    consents.OFFER.load(r)
+    chunks = ([msisdns[i:i + batch] for i in range(0, len(msisdns), batch)] if msisdns is not None
+              else subscribers.in_batches(r, batch))
+    total = len(msisdns) if msisdns is not None else r.scard(keys.SUBSCRIBERS)
+    with tqdm(total=total, unit="subscribers", disable=not (progress and sys.stderr.isatty())) as bar:
+        for chunk in chunks:
+            pipe = r.pipeline(transaction=False)
+            for m in chunk:
+                pipe.hmget(keys.profile(m), *PROFILE_FIELDS)
+            profiles = pipe.execute()
+            pipe = r.pipeline(transaction=False)
+            queued = []
+            for m, raw in zip(chunk, profiles):
+                skip = _classify(campaign, raw)
+                if skip:
+                    counts[skip] += 1
+                    continue
+                lang = raw[3] or texts.DEFAULT
+                text = sms_text(config, campaign, lang)
+                consents.offer(r, m, campaign, text, now, pipeline=pipe)
+                queued.append(services.sms.message(m, text, campaign.sender_id))
+            messages = []
+            for msg, result in zip(queued, pipe.execute() if queued else []):
+                if result == "ok":
+                    messages.append(msg)
+                else:
+                    counts[result] += 1
+            counts["sent"] += len(messages)
+            if send_at <= now:
+                services.sms.send_many(messages)
+            else:
+                schedule(r, messages, send_at)
+                counts["scheduled"] += len(messages)
+            bar.update(len(chunk))
+    answer = {"sent": counts["sent"], "skipped": {k: counts[k] for k in SKIPS}}
+    if send_at > now:
+        from .formats import iso
+        answer.update(scheduled=counts["scheduled"], send_at=iso(send_at))
+    return answer
+
+
+def schedule(r, messages: list[dict], when: float) -> None:
+    if messages:
+        r.zadd(keys.SCHEDULED_SMS, {json.dumps(m, separators=(",", ":")): when for m in messages})
+
+
+def flush(services, batch: int = 1000) -> int:
+    """Send every scheduled SMS that is due (each once, whoever else flushes)."""
+    r, now, sent = services.r, services.clock(), 0
+    while True:
+        due = r.zrangebyscore(keys.SCHEDULED_SMS, "-inf", now, start=0, num=batch)
+        if not due:
+            return sent
+        pipe = r.pipeline(transaction=False)
+        for m in due:
+            pipe.zrem(keys.SCHEDULED_SMS, m)
+        mine = [json.loads(m) for m, removed in zip(due, pipe.execute()) if removed]
+        services.sms.send_many(mine)
+        sent += len(mine)

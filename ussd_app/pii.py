@@ -1,0 +1,44 @@
+"""Personal data at rest: the NIK (and raw inputs holding it) encrypted with PII_KEY.
+
+PII_KEY is a Fernet key: url-safe base64 of 32 random bytes. Make one with
+``ussd-app pii new-key`` (or ``Fernet.generate_key()``). Outside production an
+unset key falls back to a fixed development key, with a warning.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+
+from cryptography.fernet import Fernet, InvalidToken
+
+from .errors import ConfigError
+
+log = logging.getLogger(__name__)
+_DEV_KEY = base64.urlsafe_b64encode(hashlib.sha256(b"ussd-app development only").digest())
+
+
+class Vault:
+    def __init__(self, key: str | None):
+        if not key:
+            log.warning("PII_KEY is unset: personal data is encrypted with a development key "
+                        "(never in production)")
+            key = _DEV_KEY
+        try:
+            self.fernet = Fernet(key)
+        except (ValueError, TypeError):
+            raise ConfigError("PII_KEY must be a Fernet key: url-safe base64 of 32 bytes "
+                              "(make one with: ussd-app pii new-key)") from None
+
+    def encrypt(self, text: str) -> str:
+        return self.fernet.encrypt(text.encode()).decode()
+
+    def decrypt(self, token: str) -> str:
+        try:
+            return self.fernet.decrypt(token.encode()).decode()
+        except InvalidToken:
+            raise ConfigError("PII_KEY does not decrypt stored personal data (was the key changed?)") from None
+
+
+def new_key() -> str:
+    return Fernet.generate_key().decode()
