@@ -55,11 +55,16 @@ def seed_demo():
 
 @main.command()
 @click.option("--burst", is_flag=True, help="Stop when the queue is empty.")
-def worker(burst):
-    """Run background jobs (remote SMS delivery, fulfilment, scheduled sends)."""
+@click.option("--every", default=30, show_default=True, help="Seconds between housekeeping rounds.")
+def worker(burst, every):
+    """Run background jobs (remote SMS, fulfilment) and, every few seconds, send
+    offer SMS whose window has opened and settle redemptions a crash left pending."""
     from . import jobs
 
-    jobs.work(_services(), burst=burst)
+    services = _services()
+    if not burst:
+        jobs.housekeeping(services, every)
+    jobs.work(services, burst=burst)
 
 
 @main.group()
@@ -143,3 +148,48 @@ def redemptions_recover(older_than):
 
     counts = r.recover(_services(), older_than)
     click.echo(", ".join(f"{k}: {v}" for k, v in counts.items()))
+
+
+@main.group()
+def offers():
+    """Financial offers."""
+
+
+@offers.command("send")
+@click.argument("campaign_id")
+@click.option("--batch", default=1000, show_default=True)
+def offers_send(campaign_id, batch):
+    """Offer CAMPAIGN_ID to every eligible subscriber (each once)."""
+    from . import campaigns, offers as sending
+    from .errors import Conflict
+
+    services = _services()
+    campaign = campaigns.get(services.r, campaign_id)
+    if campaign is None:
+        raise click.ClickException(f"no campaign {campaign_id}")
+    try:
+        result = sending.send(services, campaign, batch=batch, progress=True)
+    except Conflict as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(result)
+
+
+@offers.command("flush")
+def offers_flush():
+    """Send the offer SMS held for the sending window, where it is open now."""
+    from . import offers as sending
+
+    click.echo(f"sent {sending.flush(_services())} scheduled SMS")
+
+
+@main.group()
+def pii():
+    """Personal-data encryption."""
+
+
+@pii.command("new-key")
+def pii_new_key():
+    """Print a new PII_KEY (Fernet: url-safe base64 of 32 random bytes)."""
+    from .pii import new_key
+
+    click.echo(new_key())

@@ -5,9 +5,14 @@ services here; with ``JOBS_SYNC`` (the embedded demo) jobs run at once.
 """
 from __future__ import annotations
 
+import logging
+import threading
+import time
+
 import rq
 from rq import Retry
 
+log = logging.getLogger(__name__)
 QUEUE = "ussd"
 _services = None
 
@@ -33,6 +38,24 @@ def enqueue(services, func, *args, job_id: str | None = None) -> None:
 
 def deliver_sms(messages: list[dict]) -> None:
     current().sms.provider.deliver_many(messages)
+
+
+def housekeeping(services, every: float) -> threading.Thread:
+    """Every ``every`` seconds: flush due offer SMS, settle stuck redemptions."""
+    from . import offers, redemptions
+
+    def loop():
+        while True:
+            try:
+                offers.flush(services)
+                redemptions.recover(services, older_than=300)
+            except Exception:  # keep the loop alive; the next round retries
+                log.exception("housekeeping round failed")
+            time.sleep(every)
+
+    thread = threading.Thread(target=loop, name="housekeeping", daemon=True)
+    thread.start()
+    return thread
 
 
 def work(services, burst: bool = False) -> None:

@@ -7,7 +7,7 @@ import math
 from flask import Blueprint, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from .. import formats, keys, points, redemptions, rewards, subscribers
+from .. import campaigns, consents, formats, keys, offers, points, redemptions, rewards, subscribers
 from ..errors import BadRequest, Conflict, NotFound, Unauthorized
 from ..msisdn import normalize
 from . import services
@@ -171,3 +171,75 @@ def list_redemptions(msisdn):
     for rec in items:
         rec["at"] = formats.iso(rec["at"])
     return jsonify(msisdn=msisdn, redemptions=items)
+
+
+# -- campaigns, offers, leads ------------------------------------------------------
+@bp.post("/campaigns")
+def post_campaign():
+    svc = services()
+    campaign = campaigns.validate(body(), svc.config.OFFER_SENDER_IDS.split(","))
+    if campaigns.exists(svc.r, campaign.id):
+        raise Conflict(f"campaign {campaign.id} exists already")
+    campaigns.put(svc.r, campaign)
+    return jsonify(campaign.public()), 201
+
+
+@bp.get("/campaigns")
+def list_campaigns():
+    return jsonify(campaigns=[c.public() for c in campaigns.every(services().r)])
+
+
+@bp.get("/campaigns/<campaign_id>")
+def get_campaign(campaign_id):
+    campaign = campaigns.get(services().r, campaign_id)
+    if campaign is None:
+        raise NotFound("no such campaign")
+    return jsonify(campaign.public())
+
+
+@bp.post("/campaigns/<campaign_id>/offers")
+def send_offers(campaign_id):
+    svc = services()
+    campaign = campaigns.get(svc.r, campaign_id)
+    if campaign is None:
+        raise NotFound("no such campaign")
+    data = request.get_json(silent=True) or {}
+    if not isinstance(data, dict):
+        raise BadRequest("body must be a JSON object")
+    msisdns = data.get("msisdns")
+    if msisdns is not None:
+        if not isinstance(msisdns, list) or not all(isinstance(m, str) for m in msisdns):
+            raise BadRequest("msisdns must be a list of phone numbers")
+        msisdns = list(dict.fromkeys(normalize(m, "msisdns") for m in msisdns))
+    return jsonify(offers.send(svc, campaign, msisdns))
+
+
+@bp.get("/leads")
+def get_leads():
+    svc = services()
+    institution = request.args.get("institution")
+    if not institution:
+        raise BadRequest("missing institution")
+    try:
+        cursor = int(request.args.get("cursor") or 0)
+        limit = int(request.args.get("limit") or 100)
+    except ValueError:
+        raise BadRequest("cursor and limit must be whole numbers") from None
+    if not 1 <= limit <= 1000:
+        raise BadRequest("limit must be from 1 to 1000")
+    found, next_cursor = consents.leads(svc.r, svc.vault, institution, cursor, limit, svc.clock())
+    for lead in found:
+        lead["consented_at"] = formats.iso(lead["consented_at"])
+    return jsonify(leads=found, next_cursor=str(next_cursor) if next_cursor else None)
+
+
+@bp.get("/subscribers/<msisdn>/consents")
+def consent_log(msisdn):
+    """The consent log (the proof), with the NIK and raw inputs masked."""
+    msisdn = normalize(msisdn)
+    entries = consents.log(services().r, msisdn)
+    for e in entries:
+        for secret in ("nik_enc", "raw_input_enc"):
+            if secret in e:
+                e[secret] = "(encrypted)"
+    return jsonify(msisdn=msisdn, entries=entries)
