@@ -11,22 +11,25 @@ end
 
 local journeys = {
   check = {"", "1", "1*0", "1*0*1", "1*0*1*00", "1*0*1*00*1"},
-  redeem = {"", "2", "2*1", "2*1*1", "2*1*1*1"},
+  redeem = {"", "2", "2*1", "2*1*1", "2*1*1*1", "2*1*1*1*1"},
+  consent = {"", "3", "3*1", "3*1*1", "3*1*1*1", "3*1*1*1*3171014506900001"},
 }
 
 function init(args)
   pause = tonumber(args[1] or "0")
   nonce = args[2] or "x"
   hops = journeys[args[3] or "check"]
+  -- bench/seed.py made 5000 subscribers with an open offer: each thread takes
+  -- its own 156, a new one per session (a consent journey needs an open offer).
   msisdns = {}
-  for i = 0, 99 do msisdns[#msisdns + 1] = string.format("+62812%07d", 5000000 + i) end
+  for i = 0, 155 do msisdns[#msisdns + 1] = string.format("+62813%07d", tid * 156 + i) end
   step, session, bad = 0, 0, 0
 end
 
 function request()
   step = step + 1
   if step > #hops then step, session = 1, session + 1 end
-  local msisdn = msisdns[(tid * 7 + session) % #msisdns + 1]
+  local msisdn = msisdns[session % #msisdns + 1]
   local body = "sessionId=" .. nonce .. "-" .. tid .. "-" .. session ..
     "&serviceCode=%2A700%23&phoneNumber=" .. msisdn:gsub("+", "%%2B") ..
     "&text=" .. hops[step]:gsub("%*", "%%2A")

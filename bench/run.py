@@ -1,6 +1,6 @@
 """The hop benchmark: our /ussd beside its floor and ceiling, one run, one server stack.
 
-    python bench/run.py [--seconds 10] [--sessions 32] [--journey check|redeem]
+    python bench/run.py [--seconds 10] [--sessions 32] [--journey check|redeem|consent]
                         [--server procfile|gunicorn|granian]
 
 Starts a real redis-server, serves each app with the Procfile's web command
@@ -35,7 +35,6 @@ SERVERS = {
     "granian": "granian --interface wsgi --host 127.0.0.1 --port $PORT --workers 2 "
                "--blocking-threads 1 --no-ws --log-level warning {app}",
 }
-BENCH_MSISDNS = [f"+62812{5000000 + i:07d}" for i in range(100)]
 
 
 def free_port() -> int:
@@ -72,20 +71,14 @@ def start_redis(tmp: str) -> tuple[subprocess.Popen, str]:
 
 
 def seed(url: str) -> None:
-    """Bench subscribers with points (and, once it exists, the demo catalog)."""
-    env = {**os.environ, "REDIS_URL": url, "LOG_LEVEL": "WARNING"}
-    code = ("from ussd_app import create_app, demo, points, subscribers\n"
-            "s = create_app().extensions['ussd']\n"
-            "demo.seed(s)\n"
-            f"for m in {BENCH_MSISDNS!r}:\n"
-            "    subscribers.put(s.r, m, {'credit_score': 700})\n"
-            "    points.earn(s.r, m, 10**8, 'topup', 'bench', s.clock() + 864000, s.clock())\n")
-    subprocess.run([sys.executable, "-c", code], check=True, env=env, cwd=ROOT)
+    """Bench subscribers with points and an open offer each (bench/seed.py)."""
+    env = {**os.environ, "REDIS_URL": url, "LOG_LEVEL": "WARNING", "PYTHONPATH": str(ROOT)}
+    subprocess.run([sys.executable, "-m", "bench.seed", "5000"], check=True, env=env, cwd=ROOT)
 
 
 def serve(argv: list[str], url: str, port: int) -> subprocess.Popen:
     env = {**os.environ, "REDIS_URL": url, "PORT": str(port), "LOG_LEVEL": "WARNING",
-           "PYTHONPATH": str(ROOT)}
+           "PYTHONPATH": str(ROOT), "CONSENT_ATTEMPTS_PER_HOUR": "1000000"}
     proc = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     for _ in range(200):
         try:
@@ -112,7 +105,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--sessions", type=int, default=32)
-    ap.add_argument("--journey", default="check", choices=["check", "redeem"])
+    ap.add_argument("--journey", default="check", choices=["check", "redeem", "consent"])
     ap.add_argument("--server", default="procfile", choices=["procfile", *SERVERS])
     ap.add_argument("--pauses", default="0,20", help="ms between hops, one run each")
     args = ap.parse_args()

@@ -48,6 +48,7 @@ def send(services, campaign: Campaign, msisdns: list[str] | None = None, batch: 
     window = campaigns.parse_window(config.OFFER_SEND_WINDOW, config.OFFER_HOLIDAYS)
     send_at = window.next_open(now)
     counts = Counter()
+    text_in = {lang: sms_text(config, campaign, lang) for lang in texts.LANGUAGES}
     consents.OFFER.load(r)
     chunks = ([msisdns[i:i + batch] for i in range(0, len(msisdns), batch)] if msisdns is not None
               else subscribers.in_batches(r, batch))
@@ -65,8 +66,7 @@ def send(services, campaign: Campaign, msisdns: list[str] | None = None, batch: 
                 if skip:
                     counts[skip] += 1
                     continue
-                lang = raw[3] or texts.DEFAULT
-                text = sms_text(config, campaign, lang)
+                text = text_in.get(raw[3] or texts.DEFAULT, text_in[texts.DEFAULT])
                 consents.offer(r, m, campaign, text, now, pipeline=pipe)
                 queued.append(services.sms.message(m, text, campaign.sender_id))
             messages = []

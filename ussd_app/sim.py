@@ -103,8 +103,7 @@ def play(client: Client, scenario: dict, limit: int = 160, warn=print) -> int:
             if status != step.get("status", status) or status >= 400 and "status" not in step:
                 raise Mismatch(f"{where}: {method} {path} answered {status}: {data}")
             _check_text(where, json.dumps(data), step)
-            continue
-        if "sms" in step:
+        elif "sms" in step:
             sender = step["sms"].get("from", phone["msisdn"])
             client.sms(sender, step["sms"]["text"])
         elif "dial" in step:

@@ -1,0 +1,22 @@
+"""Bench data: the demo catalog and campaign, and BENCH_SUBSCRIBERS subscribers
+with plenty of points and an open offer each (run with REDIS_URL set)."""
+import sys
+
+from ussd_app import campaigns, create_app, demo, offers, points, subscribers
+
+COUNT = int(sys.argv[1]) if len(sys.argv) > 1 else 5000
+MSISDNS = [f"+62813{i:07d}" for i in range(COUNT)]
+
+
+def main() -> None:
+    services = create_app({"OFFER_SEND_WINDOW": "always"}).extensions["ussd"]
+    demo.seed(services)
+    r, now = services.r, services.clock()
+    for m in MSISDNS:
+        subscribers.put(r, m, {"credit_score": 700, "attributes": {"region": "JKT", "tenure_months": 24}})
+        points.earn(r, m, 10**8, "topup", "bench", now + 864000, now)
+    offers.send(services, campaigns.get(r, "kta-demo"), MSISDNS)
+
+
+if __name__ == "__main__":
+    main()
