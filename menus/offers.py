@@ -62,7 +62,10 @@ def offer_body(ctx: Ctx) -> str:
 
 
 def disclosure_body(ctx: Ctx) -> str:
-    return chosen(ctx)[1].text("consent_text", ctx.lang)
+    """Before any consent: which data goes to whom, that approval is not
+    guaranteed, who answers for the product (the campaign's own consent text
+    travels in its offer SMS)."""
+    return ctx.t("offers.disclosure", institution=chosen(ctx)[1].institution["name"])
 
 
 def start_nik(ctx: Ctx) -> None:

@@ -92,3 +92,13 @@ def test_paginate_fits_each_page():
 def test_one_machine_per_process(services):
     from ussd_app.services import engine
     assert services.engine is engine()
+
+
+def test_an_error_line_that_would_overflow_replaces_the_text():
+    long = Screen("main", body=lambda c: "L" * 150, options=(Option("1", "main.points", "main"),))
+    engine = Engine({"main": long}, "main")
+    session = Session(id="s", msisdn="+62811", state="main")
+    ctx = Ctx(r=fakeredis.FakeRedis(), config=configuration.load(environ={}), session=session,
+              services=None, now=0)
+    reply = engine.step(ctx, "7")
+    assert reply.text == "Pilihan tidak dikenal.\n1 Cek poin"

@@ -287,7 +287,8 @@ class TestConsentByUssd:
         phone.msisdn = "081100000002"  # English
         assert phone.dial(text="3").startswith("Offers for you:\n1 Kredit Multiguna - Bank A\n9 Stop all offers")
         assert phone.type(1).startswith("Bank A: Kredit Multiguna. Code KTA.\n1 Continue\n2 Decline")
-        assert phone.type(1).startswith("If you agree, your number, credit score & NIK go to Bank A.\n1 Agree")
+        assert phone.type(1).startswith("Your number, credit score & NIK go to Bank A, who answers for the "
+                                        "product. Approval is not guaranteed.\n1 Agree")
         assert phone.type(1).startswith("Type your NIK")
         phone.type(NIK2)
         assert phone.end and phone.screen.startswith("Thank you. Your data goes to Bank A.")

@@ -178,3 +178,54 @@ def test_vouchers_come_from_the_pool_once_each(services, client):
     assert "Kode voucher: V-1" in texts[0] and "Kode voucher: V-2" in texts[1]
     assert "gagal dikirim" in texts[2]  # pool empty: refunded
     assert balance(services) == 800
+
+
+class TestHttpProvisioning:
+    """The HTTP adapter against a provisioning stub on loopback."""
+
+    @pytest.fixture
+    def stub(self):
+        import json as _json
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        calls = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = _json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                calls.append(body)
+                status = 503 if body["msisdn"].endswith("0") and Handler.fail else 200
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(_json.dumps({"confirmation": "PRV-1"}).encode())
+
+            def log_message(self, *a):
+                pass
+        Handler.fail = False
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        yield f"http://127.0.0.1:{server.server_port}/provision", calls, Handler
+        server.shutdown()
+        server.server_close()
+
+    @pytest.fixture
+    def config(self, config, stub):
+        return {**config, "FULFILMENT_URL": stub[0], "FULFILMENT_TIMEOUT": 2.0}
+
+    def test_success_carries_the_redemption_id(self, services, stub, client):
+        _, calls, _ = stub
+        credit(services, 1000)
+        out = redemptions.redeem(services, M, reward(services), 2, "k", "ussd")
+        assert calls == [{"reference": out.redemption, "msisdn": M, "reward": "PULSA10",
+                          "quantity": 2, "kind": "airtime"}]
+        rec = redemptions.get(services.r, M, out.redemption)
+        assert (rec["status"], rec["delivered"]) == ("done", "PRV-1")
+
+    def test_provider_error_refunds(self, services, stub):
+        _, _, handler = stub
+        handler.fail = True
+        credit(services, 1000)
+        out = redemptions.redeem(services, M, reward(services), 1, "k", "ussd")
+        assert redemptions.get(services.r, M, out.redemption)["reason"] == "provider answered 503"
+        assert balance(services) == 1000

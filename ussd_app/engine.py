@@ -113,17 +113,24 @@ class Engine:
     def render(self, ctx: Ctx, error: InputError | None = None) -> Reply:
         screen = self.screens[ctx.session.state]
         head = screen.text(ctx)
-        if error is not None:
-            head = ctx.t(error.key, **error.values) + "\n" + head
         if screen.is_end(ctx):
             return Reply(head, end=True)
+        if error is None:
+            return Reply(self._compose(ctx, head), end=False)
+        problem = ctx.t(error.key, **error.values)
+        text = self._compose(ctx, problem + "\n" + head)
+        if gsm7.length(text) > ctx.config.USSD_MAX_CHARS:
+            text = self._compose(ctx, problem)  # the error line takes the text's place
+        return Reply(text, end=False)
+
+    def _compose(self, ctx: Ctx, head: str) -> str:
         tail, pages = self.layout(ctx, head)
         page = min(ctx.session.page, len(pages) - 1)
         lines = [head, *pages[page]]
         if page + 1 < len(pages):
             lines.append(f"{NEXT} {ctx.t('nav.next')}")
         lines.extend(tail)
-        return Reply("\n".join(lines), end=False)
+        return "\n".join(lines)
 
     def layout(self, ctx: Ctx, head: str | None = None) -> tuple[list[str], list[list[str]]]:
         """The fixed lines under the list, and the list's lines split in pages."""

@@ -157,6 +157,8 @@ def main(ctx, url, msisdn, code, seed):
         return
     client = _client(url, seed)
     limit = int(os.environ.get("USSD_MAX_CHARS", 160))
+    for m in client.outbox(msisdn):
+        click.secho(f"SMS from {m['from']} ({m['sent_at']}): {m['text']}", fg="green")
     while True:
         seen = len(client.outbox(msisdn))
         session, text = uuid.uuid4().hex, ""
