@@ -100,7 +100,7 @@ def give_consent(ctx: Ctx) -> None:
     if status == "ok":
         ctx.services.sms.send(ctx.msisdn, ctx.t(
             "sms.consent_ok", institution=campaign.institution["name"], product=campaign.product,
-            support=campaign.institution.get("support") or ctx.config.SUPPORT_CONTACT))
+            support=campaign.institution.get("support") or ctx.config.SUPPORT_CONTACT), campaign.sender_id)
 
 
 def consent_body(ctx: Ctx) -> str:

@@ -27,8 +27,8 @@ class Inbound:
     def t(self, key: str, **values) -> str:
         return texts.t(self.lang, key, **values)
 
-    def reply(self, key: str, **values) -> None:
-        self.services.sms.send(self.msisdn, self.t(key, **values))
+    def reply(self, key: str, sender: str | None = None, **values) -> None:
+        self.services.sms.send(self.msisdn, self.t(key, **values), sender)
 
 
 Handler = Callable[[Inbound], None]
@@ -204,7 +204,7 @@ def consent_by_sms(msg: Inbound) -> None:
                                  profile.credit_score, proof, now)
     inst = campaign.institution["name"]
     if status == "ok":
-        return msg.reply("sms.consent_ok", institution=inst, product=campaign.product,
+        return msg.reply("sms.consent_ok", sender=campaign.sender_id, institution=inst, product=campaign.product,
                          support=_support(campaign) or msg.services.config.SUPPORT_CONTACT)
     if status == "already":
         return msg.reply("sms.consent_already", institution=inst)
