@@ -1,6 +1,6 @@
 """The hop benchmark: our /ussd beside its floor and ceiling, one run, one server stack.
 
-    python bench/run.py [--seconds 10] [--sessions 32] [--journey check|redeem|consent]
+    python bench/run.py [--seconds 5] [--rounds 3] [--sessions 32] [--journey check|redeem|consent]
                         [--server procfile|gunicorn|granian]
 
 Starts a real redis-server, serves each app with the Procfile's web command
@@ -16,6 +16,7 @@ import re
 import shlex
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -103,11 +104,12 @@ def wrk(port: int, seconds: int, sessions: int, pause_ms: int, journey: str) -> 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--seconds", type=int, default=10)
+    ap.add_argument("--seconds", type=int, default=5)
     ap.add_argument("--sessions", type=int, default=32)
     ap.add_argument("--journey", default="check", choices=["check", "redeem", "consent"])
     ap.add_argument("--server", default="procfile", choices=["procfile", *SERVERS])
     ap.add_argument("--pauses", default="0,20", help="ms between hops, one run each")
+    ap.add_argument("--rounds", type=int, default=3, help="alternating rounds; medians are reported")
     args = ap.parse_args()
     for tool in ("wrk", "redis-server"):
         if not shutil.which(tool):
@@ -117,26 +119,34 @@ def main() -> None:
         try:
             seed(url)
             print(f"server: {' '.join(command(args.server, '<app>', 0)).replace(' 0 ', ' $PORT ')}")
-            print(f"journey: {args.journey}; {args.sessions} concurrent sessions; {args.seconds}s per row")
+            print(f"journey: {args.journey}; {args.sessions} concurrent sessions; "
+                  f"{args.rounds} rounds of {args.seconds}s per row")
             for pause in (int(p) for p in args.pauses.split(",")):
-                rows = {}
-                for name, app in PEERS.items():
-                    port = free_port()
-                    proc = serve(command(args.server, app, port), url, port)
-                    try:
-                        wrk(port, 2, args.sessions, pause, args.journey)  # warm-up
-                        rows[name] = wrk(port, args.seconds, args.sessions, pause, args.journey)
-                    finally:
-                        proc.terminate()
-                        proc.wait(10)
-                report(rows, pause)
+                # Rounds alternate the peers, and each figure is the median of its
+                # rounds: on a shared machine the load drifts within one run.
+                runs = {name: [] for name in PEERS}
+                for _ in range(args.rounds):
+                    for name, app in PEERS.items():
+                        port = free_port()
+                        proc = serve(command(args.server, app, port), url, port)
+                        try:
+                            wrk(port, 1, args.sessions, pause, args.journey)  # warm-up
+                            runs[name].append(wrk(port, args.seconds, args.sessions, pause, args.journey))
+                        finally:
+                            proc.terminate()
+                            proc.wait(10)
+                report({name: median(rows) for name, rows in runs.items()}, pause, args.rounds)
         finally:
             rproc.terminate()
 
 
-def report(rows: dict, pause: int) -> None:
+def median(rows: list[dict]) -> dict:
+    return {k: statistics.median(r[k] for r in rows) for k in rows[0]}
+
+
+def report(rows: dict, pause: int, rounds: int) -> None:
     floor = rows["floor (Flask+redis-py)"]["rps"]
-    print(f"\npause between hops: {pause} ms")
+    print(f"\npause between hops: {pause} ms (medians of {rounds} rounds)")
     print(f"{'':26}{'hops/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'x floor':>9}{'bad':>6}")
     for name, r in rows.items():
         print(f"{name:26}{r['rps']:10.0f}{r['p50_us'] / 1000:9.2f}{r['p99_us'] / 1000:9.2f}"
