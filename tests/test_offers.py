@@ -271,7 +271,7 @@ class TestOptOutAndLeads:
     def test_the_nik_is_encrypted_at_rest_and_never_logged(self, offered, sub, services, caplog):
         with caplog.at_level(logging.DEBUG):
             sub.sms(f"YA {NIK}")
-            sub.dial(text=f"3")
+            sub.dial(text="3")
         for name in services.r.scan_iter("*"):
             kind = services.r.type(name)
             dump = {"string": lambda: services.r.get(name), "hash": lambda: services.r.hgetall(name),

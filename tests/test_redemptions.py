@@ -159,7 +159,7 @@ class TestCrashes:
         assert rewards.get(services.r, "PULSA10").stock == 1
 
     def test_crash_between_holding_stock_and_debit_is_released(self, services):
-        w = reward(services, stock=2)
+        reward(services, stock=2)
         services.r.zadd(keys.PENDING_REDEMPTIONS, {f"{M}|rid1|PULSA10": 0})
         assert rewards.reserve(services.r, "PULSA10", "rid1", 1)
         assert rewards.get(services.r, "PULSA10").stock == 1

@@ -97,3 +97,19 @@ class TestAfricasTalking:
                 services.sms.provider.deliver({"to": "+6281234567890", "text": "x", "from": "POIN"})
         finally:
             Stub.status = 201
+
+
+def test_a_failed_message_can_be_retried(enrolled, phone, monkeypatch):
+    from ussd_app.sms import keywords
+    calls = []
+
+    def flaky(msg):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("provider hiccup")
+        keywords.balance(msg)
+    monkeypatch.setitem(keywords.HANDLERS, "POIN", flaky)
+    resp = phone.client.post("/sms/inbound", data={"from": phone.msisdn, "to": "62168", "text": "POIN", "id": "r1"})
+    assert resp.status_code == 500
+    phone.sms("POIN", message_id="r1")
+    assert len(phone.inbox()) == 1 and len(calls) == 2

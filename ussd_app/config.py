@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 
 from .errors import ConfigError
 
@@ -36,7 +36,6 @@ class Config:
     FULFILMENT_FAIL_RATE: float = 0.0
     FULFILMENT_TIMEOUT: float = 5.0
     JOBS_SYNC: bool = False
-    extra: dict = field(default_factory=dict)
 
     @property
     def production(self) -> bool:
@@ -64,8 +63,6 @@ def load(overrides: dict | None = None, environ: dict | None = None) -> Config:
     environ = os.environ if environ is None else environ
     values = {}
     for f in fields(Config):
-        if f.name == "extra":
-            continue
         raw = environ.get(f.name)
         if raw not in (None, ""):
             values[f.name] = _coerce(f.name, f.type, raw)

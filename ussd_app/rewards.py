@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import redis
 
@@ -30,7 +30,6 @@ class Reward:
     active_from: float | None = None
     active_until: float | None = None
     generate_codes: bool = False
-    extra: dict = field(default_factory=dict)
 
     def label(self, lang: str) -> str:
         return self.name.get(lang) or self.name["id"]
@@ -40,7 +39,7 @@ class Reward:
                 and (self.active_until is None or now < self.active_until))
 
     def public(self) -> dict:
-        out = {k: v for k, v in asdict(self).items() if k != "extra"}
+        out = asdict(self)
         for k in ("active_from", "active_until"):
             out[k] = formats.iso(out[k]) if out[k] is not None else None
         return out
@@ -60,13 +59,9 @@ def _time(body, name):
     if value is None:
         return None
     try:
-        return formats.parse_iso(value) if isinstance(value, str) else _fail()
+        return formats.parse_iso(value)
     except (ValueError, TypeError):
         raise BadRequest(f"{name} must be an ISO 8601 time, e.g. 2026-12-31T23:59:00+07:00") from None
-
-
-def _fail():
-    raise ValueError
 
 
 def validate(code: str, body: dict) -> Reward:
@@ -106,7 +101,7 @@ def validate(code: str, body: dict) -> Reward:
 
 def put(r: redis.Redis, reward: Reward) -> Reward:
     """Store a reward; its ``stock`` (when given) becomes the units left."""
-    definition = {k: v for k, v in asdict(reward).items() if k not in ("stock", "extra")}
+    definition = {k: v for k, v in asdict(reward).items() if k != "stock"}
     pipe = r.pipeline(transaction=False)
     pipe.hset(keys.reward(reward.code), "def", json.dumps(definition, separators=(",", ":")))
     if reward.stock is None:

@@ -46,13 +46,18 @@ def keyword(*names: str):
 def handle(services, sms: InboundSms) -> None:
     """Act on one inbound SMS once, however often the gateway posts it."""
     r = services.r
-    if not r.set(keys.sms_seen(sms.sender, sms.message_id), 1, nx=True, ex=SEEN_TTL):
+    seen = keys.sms_seen(sms.sender, sms.message_id)
+    if not r.set(seen, 1, nx=True, ex=SEEN_TTL):
         return
     words = [w for w in SEPARATORS.split(sms.text.strip()) if w]
-    lang = subscribers.language(r, sms.sender) or texts.DEFAULT
-    inbound = Inbound(services, sms, words, lang)
-    handler = HANDLERS.get(words[0].upper(), unknown) if words else unknown
-    handler(inbound)
+    try:
+        lang = subscribers.language(r, sms.sender) or texts.DEFAULT
+        inbound = Inbound(services, sms, words, lang)
+        handler = HANDLERS.get(words[0].upper(), unknown) if words else unknown
+        handler(inbound)
+    except Exception:
+        r.delete(seen)  # let the gateway's retry be handled
+        raise
 
 
 def unknown(msg: Inbound) -> None:

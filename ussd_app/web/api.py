@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hmac
+import json
 import math
 
 from flask import Blueprint, jsonify, request
@@ -127,8 +128,6 @@ def get_ledger(msisdn):
 @bp.get("/outbox")
 def outbox():
     to = request.args.get("to")
-    import json
-
     msgs = [json.loads(m) for m in services().r.lrange(keys.outbox(normalize(to, "to")), 0, -1)]
     return jsonify(messages=msgs)
 
