@@ -91,6 +91,27 @@ def serve(argv: list[str], url: str, port: int) -> subprocess.Popen:
     raise SystemExit(f"server did not start: {' '.join(argv)}\n{proc.stderr.read().decode()[-2000:]}")
 
 
+def cpu_seconds(root: int) -> float:
+    """User+system CPU of ``root`` and its descendants so far (from /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    parents, cpu = {}, {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            parents[int(entry)] = int(fields[1])
+            cpu[int(entry)] = (int(fields[11]) + int(fields[12])) / tick
+    tree, grew = {root}, True
+    while grew:
+        more = {p for p, parent in parents.items() if parent in tree} - tree
+        grew = bool(more)
+        tree |= more
+    return sum(cpu.get(p, 0.0) for p in tree)
+
+
 def wrk(port: int, seconds: int, sessions: int, pause_ms: int, journey: str) -> dict:
     out = subprocess.run(["wrk", f"-t{sessions}", f"-c{sessions}", f"-d{seconds}s", "--timeout", "5s",
                           "-s", str(ROOT / "bench" / "hops.lua"), f"http://127.0.0.1:{port}",
@@ -131,7 +152,12 @@ def main() -> None:
                         proc = serve(command(args.server, app, port), url, port)
                         try:
                             wrk(port, 1, args.sessions, pause, args.journey)  # warm-up
-                            runs[name].append(wrk(port, args.seconds, args.sessions, pause, args.journey))
+                            before = cpu_seconds(proc.pid), cpu_seconds(rproc.pid)
+                            row = wrk(port, args.seconds, args.sessions, pause, args.journey)
+                            # CPU per hop is steadier than hops/s where the machine is shared.
+                            row["cpu_us"] = (cpu_seconds(proc.pid) - before[0]) / row["requests"] * 1e6
+                            row["redis_us"] = (cpu_seconds(rproc.pid) - before[1]) / row["requests"] * 1e6
+                            runs[name].append(row)
                         finally:
                             proc.terminate()
                             proc.wait(10)
@@ -147,10 +173,13 @@ def median(rows: list[dict]) -> dict:
 def report(rows: dict, pause: int, rounds: int) -> None:
     floor = rows["floor (Flask+redis-py)"]["rps"]
     print(f"\npause between hops: {pause} ms (medians of {rounds} rounds)")
-    print(f"{'':26}{'hops/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'x floor':>9}{'bad':>6}")
+    cpu_floor = rows["floor (Flask+redis-py)"]["cpu_us"]
+    print(f"{'':26}{'hops/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'x floor':>9}{'bad':>6}"
+          f"{'app cpu us/hop':>16}{'redis us/hop':>14}{'floor/ours cpu':>16}")
     for name, r in rows.items():
         print(f"{name:26}{r['rps']:10.0f}{r['p50_us'] / 1000:9.2f}{r['p99_us'] / 1000:9.2f}"
-              f"{r['rps'] / floor:9.2f}{int(r['bad'] + r['errors']):6d}")
+              f"{r['rps'] / floor:9.2f}{int(r['bad'] + r['errors']):6d}"
+              f"{r['cpu_us']:16.0f}{r['redis_us']:14.0f}{cpu_floor / r['cpu_us']:16.2f}")
 
 
 if __name__ == "__main__":

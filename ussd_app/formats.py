@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 WIB = ZoneInfo("Asia/Jakarta")
@@ -12,6 +13,7 @@ def points(n: int, lang: str = "id") -> str:
     return f"{n:,}" if lang == "en" else f"{n:,}".replace(",", ".")
 
 
+@lru_cache(maxsize=4096)  # expiry dates repeat across subscribers and hops
 def wib(ts: float | datetime) -> str:
     """An instant as 'DD-MM-YYYY HH:MM WIB'."""
     dt = datetime.fromtimestamp(ts, timezone.utc) if not isinstance(ts, datetime) else ts
