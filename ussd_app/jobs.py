@@ -42,7 +42,7 @@ def deliver_sms(messages: list[dict]) -> None:
 
 def housekeeping(services, every: float) -> threading.Thread:
     """Every ``every`` seconds: flush due offer SMS, settle stuck redemptions."""
-    from . import offers, redemptions
+    from . import offers, redemptions  # both enqueue jobs through this module
 
     def loop():
         while True:

@@ -10,6 +10,7 @@ from tqdm import tqdm
 from . import campaigns, consents, keys, subscribers, texts
 from .campaigns import Campaign
 from .errors import Conflict
+from .formats import iso
 
 SKIPS = ("opted_out", "ineligible", "already_offered", "blocked")
 PROFILE_FIELDS = ("status", "credit_score", "attributes", "lang", "offers_optout")
@@ -84,7 +85,6 @@ def send(services, campaign: Campaign, msisdns: list[str] | None = None, batch: 
             bar.update(len(chunk))
     answer = {"sent": counts["sent"], "skipped": {k: counts[k] for k in SKIPS}}
     if send_at > now:
-        from .formats import iso
         answer.update(scheduled=counts["scheduled"], send_at=iso(send_at))
     return answer
 

@@ -111,8 +111,7 @@ def play(client: Client, scenario: dict, limit: int = 160, warn=print) -> int:
             phone.update(msisdn=dial.get("msisdn", phone["msisdn"]), session=uuid.uuid4().hex,
                          code=dial.get("code", "*700#"))
             phone["text"] = dial.get("text", "")
-            for msisdn in [phone["msisdn"]]:
-                sms_seen[msisdn] = len(client.outbox(msisdn))
+            sms_seen[phone["msisdn"]] = len(client.outbox(phone["msisdn"]))
             _ussd(client, phone, where, step, limit, warn)
         elif "input" in step:
             typed = str(step["input"])
