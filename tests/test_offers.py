@@ -319,3 +319,24 @@ class TestConsentByUssd:
     def test_no_offer_is_explained(self, offered, phone):
         phone.msisdn = "081100000003"
         assert phone.dial(text="3").startswith("Belum ada penawaran untuk nomor Anda.")
+
+
+def test_the_worker_housekeeping_sends_due_offers(services, client):
+    import threading
+    import time
+
+    from ussd_app import jobs, offers
+    offers.schedule(services.r, [services.sms.message("+6281100000009", "tawaran", "GeneRate")],
+                    services.clock() - 1)
+    stop = threading.Event()
+    thread = jobs.housekeeping(services, 0.05, stop)
+    try:
+        for _ in range(100):
+            if client.get("/api/v1/outbox?to=081100000009").get_json()["messages"]:
+                break
+            time.sleep(0.02)
+    finally:
+        stop.set()
+        thread.join(2)
+    msgs = client.get("/api/v1/outbox?to=081100000009").get_json()["messages"]
+    assert [(m["from"], m["text"]) for m in msgs] == [("GeneRate", "tawaran")]

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 
 import rq
 from rq import Retry
@@ -40,18 +39,21 @@ def deliver_sms(messages: list[dict]) -> None:
     current().sms.provider.deliver_many(messages)
 
 
-def housekeeping(services, every: float) -> threading.Thread:
-    """Every ``every`` seconds: flush due offer SMS, settle stuck redemptions."""
+def housekeeping(services, every: float, stop: threading.Event | None = None) -> threading.Thread:
+    """Every ``every`` seconds (until ``stop`` is set): flush due offer SMS,
+    settle stuck redemptions."""
     from . import offers, redemptions  # both enqueue jobs through this module
 
+    stop = stop or threading.Event()
+
     def loop():
-        while True:
+        while not stop.is_set():
             try:
                 offers.flush(services)
                 redemptions.recover(services, older_than=300)
             except Exception:  # keep the loop alive; the next round retries
                 log.exception("housekeeping round failed")
-            time.sleep(every)
+            stop.wait(every)
 
     thread = threading.Thread(target=loop, name="housekeeping", daemon=True)
     thread.start()
