@@ -161,3 +161,10 @@ class TestExpiryJobs:
         pipe.execute()
         clock.now += 11
         assert expiry.expire_all(services, batch=300) == (20000, 2000)
+
+
+def test_inputs_typed_in_advance_do_not_share_what_a_screen_cached(seeded, phone):
+    # data category, back, then the airtime category: its own list, not the first one
+    screen = phone.dial(text="2*1*0*4")
+    assert screen.startswith("Pulsa\n1 Pulsa Rp5.000 600p")
+    assert "Kuota" not in screen

@@ -18,10 +18,13 @@ def hop(services, req: UssdRequest) -> tuple[Reply, str | None, str | None]:
         before = None
         ctx = _ctx(services, session, req, now, account)
         reply = engine.start(ctx)
-        # A dial with digits (*700*1#) arrives with inputs typed in advance.
+        # A dial with digits (*700*1#) arrives with inputs typed in advance:
+        # each is a step of its own, with a fresh context (what one screen
+        # cached or rejected must not colour the next).
         for typed in (req.text.split("*") if req.text else []):
             if reply.end:
                 break
+            ctx = _ctx(services, session, req, now, ctx.cache.get("account"))
             reply = engine.step(ctx, typed)
     else:
         if session.msisdn != req.msisdn:
