@@ -159,6 +159,8 @@ class TestExpiryJobs:
             pipe.sadd("ussd:subscribers", f"+62819{i:07d}")
         points.EARN.load(services.r)
         pipe.execute()
+        assert expiry.notify_all(services, days=1, batch=300) == 2000
+        assert expiry.notify_all(services, days=1, batch=300) == 0
         clock.now += 11
         assert expiry.expire_all(services, batch=300) == (20000, 2000)
 

@@ -40,19 +40,22 @@ def notify_all(services, days: int, batch: int = 1000) -> int:
             pipe = r.pipeline(transaction=False)
             for msisdn in chunk:
                 points.view(r, msisdn, now, pipeline=pipe)
+            due = []  # (msisdn, language, bucket) expiring within the horizon
             for msisdn, raw in zip(chunk, pipe.execute()):
                 account = points.parse_view(raw)
-                if account.status != "active":
-                    continue
-                for bucket in account.buckets:
-                    if bucket.expires_at > horizon:
-                        break
-                    # SADD answers 1 only the first time: the warning goes out once.
-                    if r.sadd(keys.expiry_notices(msisdn), bucket.id):
-                        lang = account.lang or texts.DEFAULT
-                        services.sms.send(msisdn, texts.t(
-                            lang, "sms.hangus", points=formats.points(bucket.points, lang),
-                            date=formats.wib(bucket.expires_at)))
-                        sent += 1
+                if account.status == "active":
+                    due += [(msisdn, account.lang or texts.DEFAULT, b) for b in account.buckets
+                            if b.expires_at <= horizon]
+            if due:
+                # SADD answers 1 only the first time: each warning goes out once.
+                pipe = r.pipeline(transaction=False)
+                for msisdn, _, bucket in due:
+                    pipe.sadd(keys.expiry_notices(msisdn), bucket.id)
+                messages = [services.sms.message(msisdn, texts.t(
+                    lang, "sms.hangus", points=formats.points(bucket.points, lang),
+                    date=formats.wib(bucket.expires_at)))
+                    for (msisdn, lang, bucket), first in zip(due, pipe.execute()) if first]
+                services.sms.send_many(messages)
+                sent += len(messages)
             bar.update(len(chunk))
     return sent
