@@ -123,16 +123,11 @@ def redeem(ctx: Ctx) -> None:
 
 
 def done_body(ctx: Ctx) -> str:
-    status, balance = ctx.data["redeemed"]
-    if status in ("ok", "dup"):
+    outcome = redemptions.Outcome(*ctx.data["redeemed"])
+    if outcome.accepted:
         return ctx.t("rewards.done", name=chosen(ctx).label(ctx.lang),
-                     balance=formats.points(balance, ctx.lang))
-    if status == "short":
-        need = chosen(ctx).points * ctx.data.get("reward_qty", 1) - balance
-        return ctx.t("rewards.refused.short", short=formats.points(need, ctx.lang))
-    if status == "limit":
-        return ctx.t("rewards.refused.limit", limit=chosen(ctx).monthly_limit)
-    return ctx.t(f"rewards.refused.{status}")
+                     balance=formats.points(outcome.balance, ctx.lang))
+    return redemptions.refusal_text(ctx.lang, outcome, chosen(ctx), ctx.data.get("reward_qty", 1))
 
 
 SCREENS = [

@@ -22,7 +22,7 @@ from datetime import datetime
 
 import redis
 
-from . import jobs, keys, rewards
+from . import formats, jobs, keys, rewards, texts
 from .formats import WIB
 from .points import LUA_LIVE
 from .rewards import Reward
@@ -124,6 +124,16 @@ class Outcome:
     @property
     def accepted(self) -> bool:
         return self.status in ("ok", "dup")
+
+
+def refusal_text(lang: str, outcome: Outcome, reward: Reward | None, qty: int = 1) -> str:
+    """Why a redemption was refused, in the subscriber's words (USSD and SMS)."""
+    if outcome.status == "short":
+        return texts.t(lang, "rewards.refused.short",
+                       short=formats.points(reward.points * qty - outcome.balance, lang))
+    if outcome.status == "limit":
+        return texts.t(lang, "rewards.refused.limit", limit=reward.monthly_limit)
+    return texts.t(lang, f"rewards.refused.{outcome.status}")
 
 
 def redemption_id(idempotency_key: str) -> str:

@@ -142,16 +142,8 @@ def redeem_confirm(msg: Inbound) -> bool:
     if outcome.accepted:
         msg.reply("sms.tukar_processing", reward=reward.label(msg.lang))
     else:
-        msg.reply("sms.tukar_refused", reason=refusal_text(msg, outcome, reward))
+        msg.reply("sms.tukar_refused", reason=redemptions.refusal_text(msg.lang, outcome, reward))
     return True
-
-
-def refusal_text(msg: Inbound, outcome, reward) -> str:
-    if outcome.status == "short":
-        return msg.t("rewards.refused.short", short=formats.points(reward.points - outcome.balance, msg.lang))
-    if outcome.status == "limit":
-        return msg.t("rewards.refused.limit", limit=reward.monthly_limit)
-    return msg.t(f"rewards.refused.{outcome.status}")
 
 
 @keyword("YA")
