@@ -1,5 +1,5 @@
 """Journey 3: financial offers (offer -> disclosure -> NIK -> consent), decline, stop."""
-from ussd_app import campaigns, consents, formats, nik, subscribers
+from ussd_app import campaigns, consents, formats, nik
 from ussd_app.screens import Ctx, InputError, Item, Option, Screen
 
 NIK_TRIES = 3
@@ -93,14 +93,8 @@ def give_consent(ctx: Ctx) -> None:
     if nik_enc is None:
         ctx.data["consent"] = "failed"
         return
-    profile = subscribers.get(ctx.r, ctx.msisdn)
     proof = consents.Proof("ussd", ctx.session.id, disclosure_body(ctx), nik_enc, ctx.lang)
-    status, _ = consents.consent(ctx.r, ctx.msisdn, campaign, nik_enc, profile.credit_score, proof, ctx.now)
-    ctx.data["consent"] = status
-    if status == "ok":
-        ctx.services.sms.send(ctx.msisdn, ctx.t(
-            "sms.consent_ok", institution=campaign.institution["name"], product=campaign.product,
-            support=campaign.institution.get("support") or ctx.config.SUPPORT_CONTACT), campaign.sender_id)
+    ctx.data["consent"] = consents.give(ctx.services, ctx.msisdn, campaign, nik_enc, proof)
 
 
 def consent_body(ctx: Ctx) -> str:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import redis
 
-from . import keys
+from . import keys, subscribers, texts
 from .campaigns import Campaign
 from .store import Script
 
@@ -191,6 +191,21 @@ def consent(r: redis.Redis, msisdn: str, campaign: Campaign, nik_enc: str, credi
                                 keys.profile(msisdn)],
                             [campaign.id, cid, now, campaign.valid_until, _json(record)])
     return status, (rest[0] if rest else None)
+
+
+def give(services, msisdn: str, campaign: Campaign, nik_enc: str, proof: Proof) -> str:
+    """Consent (either channel) with the subscriber's current credit score; on
+    success the confirmation SMS goes out from the campaign's sender ID."""
+    r = services.r
+    score = subscribers.get(r, msisdn).credit_score
+    status, _ = consent(r, msisdn, campaign, nik_enc, score, proof, services.clock())
+    if status == "ok":
+        services.sms.send(msisdn, texts.t(
+            proof.lang, "sms.consent_ok", institution=campaign.institution["name"],
+            product=campaign.product,
+            support=campaign.institution.get("support") or services.config.SUPPORT_CONTACT),
+            campaign.sender_id)
+    return status
 
 
 def decline(r: redis.Redis, msisdn: str, campaign: Campaign, channel: str, reference: str,

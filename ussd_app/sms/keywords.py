@@ -163,10 +163,6 @@ def _open_offers(msg: Inbound) -> tuple[dict, dict]:
     return offers, campaigns.load(r, offers)
 
 
-def _support(campaign) -> str:
-    return campaign.institution.get("support") or ""
-
-
 def consent_by_sms(msg: Inbound) -> None:
     services, r = msg.services, msg.services.r
     args = msg.words[1:]
@@ -194,15 +190,12 @@ def consent_by_sms(msg: Inbound) -> None:
         if not chosen:
             chosen = sorted(offers, key=lambda c: offers[c]["offered_at"])[-1:]
     campaign = camps[chosen[0]]
-    profile = subscribers.get(r, msg.msisdn)
     proof = consents.Proof("sms", msg.sms.message_id, offers[campaign.id].get("text", ""),
                            services.vault.encrypt(msg.sms.text), msg.lang)
-    status, _ = consents.consent(r, msg.msisdn, campaign, services.vault.encrypt(typed_nik),
-                                 profile.credit_score, proof, now)
+    status = consents.give(services, msg.msisdn, campaign, services.vault.encrypt(typed_nik), proof)
     inst = campaign.institution["name"]
     if status == "ok":
-        return msg.reply("sms.consent_ok", sender=campaign.sender_id, institution=inst, product=campaign.product,
-                         support=_support(campaign) or msg.services.config.SUPPORT_CONTACT)
+        return  # the confirmation went out with the consent
     if status == "already":
         return msg.reply("sms.consent_already", institution=inst)
     if status == "expired":
