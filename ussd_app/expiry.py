@@ -1,15 +1,8 @@
 """Expiry jobs over every subscriber, in batches, without holding them all in memory."""
 from __future__ import annotations
 
-import sys
-from tqdm import tqdm
-
 from . import formats, keys, points, subscribers, texts
 from .points import EXPIRE
-
-
-def _progress(r, unit: str):
-    return tqdm(total=r.scard(keys.SUBSCRIBERS), unit=unit, disable=not sys.stderr.isatty())
 
 
 def expire_all(services, batch: int = 1000) -> tuple[int, int]:
@@ -17,7 +10,7 @@ def expire_all(services, batch: int = 1000) -> tuple[int, int]:
     r, now = services.r, services.clock()
     total = count = 0
     EXPIRE.load(r)
-    with _progress(r, "subscribers") as bar:
+    with subscribers.progress(r) as bar:
         for chunk in subscribers.in_batches(r, batch):
             pipe = r.pipeline(transaction=False)
             for msisdn in chunk:
@@ -35,7 +28,7 @@ def notify_all(services, days: int, batch: int = 1000) -> int:
     horizon = now + days * 86400
     sent = 0
     points.VIEW.load(r)
-    with _progress(r, "subscribers") as bar:
+    with subscribers.progress(r) as bar:
         for chunk in subscribers.in_batches(r, batch):
             pipe = r.pipeline(transaction=False)
             for msisdn in chunk:

@@ -2,10 +2,7 @@
 from __future__ import annotations
 
 import json
-import sys
 from collections import Counter
-
-from tqdm import tqdm
 
 from . import campaigns, consents, keys, subscribers, texts
 from .campaigns import Campaign
@@ -53,8 +50,8 @@ def send(services, campaign: Campaign, msisdns: list[str] | None = None, batch: 
     consents.OFFER.load(r)
     chunks = ([msisdns[i:i + batch] for i in range(0, len(msisdns), batch)] if msisdns is not None
               else subscribers.in_batches(r, batch))
-    total = len(msisdns) if msisdns is not None else r.scard(keys.SUBSCRIBERS)
-    with tqdm(total=total, unit="subscribers", disable=not (progress and sys.stderr.isatty())) as bar:
+    total = len(msisdns) if msisdns is not None else None
+    with subscribers.progress(r, total, show=progress) as bar:
         for chunk in chunks:
             pipe = r.pipeline(transaction=False)
             for m in chunk:

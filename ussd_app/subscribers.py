@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import redis
+from tqdm import tqdm
 
 from . import keys
 from .errors import BadRequest
@@ -90,6 +92,13 @@ def set_language(r: redis.Redis, msisdn: str, lang: str) -> None:
 
 def language(r: redis.Redis, msisdn: str) -> str | None:
     return r.hget(keys.profile(msisdn), "lang")
+
+
+def progress(r: redis.Redis, total: int | None = None, show: bool = True):
+    """A progress bar over ``total`` subscribers (default: every known one),
+    drawn only on a terminal."""
+    return tqdm(total=r.scard(keys.SUBSCRIBERS) if total is None else total, unit="subscribers",
+                disable=not (show and sys.stderr.isatty()))
 
 
 def in_batches(r: redis.Redis, size: int) -> Iterator[list[str]]:
