@@ -1,4 +1,5 @@
 import pytest
+import redis
 
 FORM = {"sessionId": "s1", "serviceCode": "*700#", "phoneNumber": "081234567890", "text": ""}
 
@@ -56,3 +57,34 @@ class TestGatewayToken:
 def test_health_and_readiness(client):
     assert client.get("/healthz").get_json() == {"status": "ok"}
     assert client.get("/readyz").get_json() == {"status": "ok"}
+
+
+def test_urlencoded_body_is_decoded_like_werkzeug(client):
+    """The hop's own form decoding: %-escapes, '+' as space, first value wins."""
+    body = ("sessionId=s%2B1&serviceCode=%2A700%23&phoneNumber=%2B6281234567890"
+            "&text=&text=1&networkCode=510+01")
+    resp = client.post("/ussd", data=body, content_type="application/x-www-form-urlencoded")
+    assert resp.get_data(as_text=True).startswith("CON Poin Plus")
+    resp = client.post("/ussd", data=body.replace("s%2B1", "s2").replace("&text=&text=1", "&text=1"),
+                       content_type="application/x-www-form-urlencoded")
+    assert resp.get_data(as_text=True).startswith("CON Nomor Anda belum terdaftar")
+
+
+def test_multipart_form_is_accepted(client):
+    resp = client.post("/ussd", data=FORM, content_type="multipart/form-data")
+    assert resp.status_code == 200
+    assert resp.get_data(as_text=True).startswith("CON Poin Plus")
+
+
+def test_oversized_body_is_refused(client):
+    resp = client.post("/ussd", data={**FORM, "junk": "x" * 9000})
+    assert resp.status_code == 400
+    assert "8192 bytes" in resp.get_data(as_text=True)
+
+
+def test_a_dropped_redis_connection_is_retried(client, redis_url):
+    """Pooled connections the server has closed do not fail the hop."""
+    assert client.post("/ussd", data=FORM).status_code == 200
+    redis.Redis.from_url(redis_url).client_kill_filter(_type="normal", skipme=True)
+    resp = client.post("/ussd", data={**FORM, "sessionId": "s2"})
+    assert resp.get_data(as_text=True).startswith("CON Poin Plus")

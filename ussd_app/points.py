@@ -153,11 +153,15 @@ def earn(r: redis.Redis, msisdn: str, points: int, source: str, reference: str,
 def view(r: redis.Redis, msisdn: str, now: float, pipeline=None) -> Points | None:
     """Balance, live buckets (soonest expiry first), status and language, in
     one round trip; with ``pipeline``, queued there (read it with :func:`parse_view`)."""
-    args = ([keys.buckets(msisdn), keys.bucket_points(msisdn), keys.profile(msisdn)], [now])
     if pipeline is not None:
-        VIEW.queue(pipeline, *args)
+        VIEW.queue(pipeline, *view_args(msisdn, now))
         return None
-    return parse_view(VIEW(r, *args))
+    return parse_view(VIEW(r, *view_args(msisdn, now)))
+
+
+def view_args(msisdn: str, now: float) -> tuple[list[str], list]:
+    """The keys and arguments of :data:`VIEW` for ``msisdn``."""
+    return [keys.buckets(msisdn), keys.bucket_points(msisdn), keys.profile(msisdn)], [now]
 
 
 def parse_view(reply: list) -> Points:

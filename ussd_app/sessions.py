@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import redis
 
-from . import keys, points
+from . import keys, points, store
 
 
 @dataclass
@@ -27,22 +27,18 @@ class Session:
 def load(r: redis.Redis, session_id: str, msisdn: str, now: float
          ) -> tuple[Session | None, points.Points]:
     """The session and the caller's account (status, language, points), in one round trip."""
-    for attempt in (1, 2):
-        pipe = r.pipeline(transaction=False)
-        pipe.get(keys.session(session_id))
-        points.view(r, msisdn, now, pipeline=pipe)
-        try:
-            raw, view = pipe.execute()
-            break
-        except redis.exceptions.NoScriptError:
-            if attempt == 2:
-                raise
-            points.VIEW.load(r)
-    return (Session(**json.loads(raw)) if raw else None), points.parse_view(view)
+    view = points.VIEW.command(*points.view_args(msisdn, now))
+    try:
+        raw, account = store.roundtrip(r, ("GET", keys.session(session_id)), view)
+    except redis.exceptions.NoScriptError:
+        points.VIEW.load(r)
+        raw, account = store.roundtrip(r, ("GET", keys.session(session_id)), view)
+    return (Session(**json.loads(raw)) if raw else None), points.parse_view(account)
 
 
 def save(r: redis.Redis, session: Session, ttl: int) -> None:
-    r.set(keys.session(session.id), json.dumps(vars(session), separators=(",", ":")), ex=ttl)
+    doc = json.dumps(vars(session), separators=(",", ":"))
+    store.roundtrip(r, ("SET", keys.session(session.id), doc, "EX", ttl))
 
 
 def new_input(last_text: str, text: str) -> str:

@@ -29,6 +29,36 @@ def connect(url: str | None, decode: bool = True) -> redis.Redis:
     return fakeredis.FakeRedis(server=_embedded_server, decode_responses=decode)
 
 
+def roundtrip(r: redis.Redis, *commands: tuple) -> list:
+    """The replies to ``commands``, sent in one write on one pooled connection.
+
+    For the USSD hop's session load and save: redis-py's own connection without
+    the client and pipeline layers around it, about half their instructions per
+    round trip (bench/hop_cost.py). The pool hands out a connection only after
+    checking the server has not closed it. Every reply is read before an error
+    reply is raised, so the connection stays in step.
+    """
+    pool = r.connection_pool
+    conn = pool.get_connection()
+    try:
+        conn.send_packed_command(conn.pack_commands(commands))
+        replies = []
+        for _ in commands:
+            try:
+                replies.append(conn.read_response())
+            except redis.exceptions.ResponseError as e:
+                replies.append(e)
+    except BaseException:
+        conn.disconnect()
+        raise
+    finally:
+        pool.release(conn)
+    for reply in replies:
+        if isinstance(reply, Exception):
+            raise reply
+    return replies
+
+
 class Script:
     """A Lua script sent once per server, then run by its SHA1 (EVALSHA)."""
 
@@ -42,10 +72,14 @@ class Script:
         except redis.exceptions.NoScriptError:
             return r.eval(self.source, len(keys), *keys, *args)
 
+    def command(self, keys: list[str], args: list) -> tuple:
+        """The script's EVALSHA as a command for :func:`roundtrip`."""
+        return ("EVALSHA", self.sha, len(keys), *keys, *args)
+
     def queue(self, pipe, keys: list[str], args: list) -> None:
         """Queue the script on a pipeline by SHA: the pipeline's caller runs
         :meth:`load` and retries once if the server answers NOSCRIPT."""
-        pipe.evalsha(self.sha, len(keys), *keys, *args)
+        pipe.execute_command(*self.command(keys, args))
 
     def load(self, r: redis.Redis) -> None:
         r.script_load(self.source)
