@@ -56,7 +56,10 @@ class Clock:
 @pytest.fixture
 def config(redis_url):
     return {"REDIS_URL": redis_url, "JOBS_SYNC": True, "ADMIN_TOKEN": None, "GATEWAY_TOKEN": None,
-            "SMS_PROVIDER": "console", "USSD_APP_ENV": "test"}
+            "SMS_PROVIDER": "console", "USSD_APP_ENV": "test",
+            # Offers go out at once: a test's outcome must not depend on the hour it runs
+            # (tests of the sending window set their own, with a fixed clock).
+            "OFFER_SEND_WINDOW": "always"}
 
 
 @pytest.fixture

@@ -28,11 +28,6 @@ def campaign_body(**changes):
 
 
 @pytest.fixture
-def config(config):
-    return {**config, "OFFER_SEND_WINDOW": "always"}
-
-
-@pytest.fixture
 def people(api):
     """Eligible (two), low score, wrong region, blocked; one of them English."""
     for msisdn, profile in [

@@ -6,11 +6,6 @@ import yaml
 
 from ussd_app import sim
 
-@pytest.fixture
-def config(config):
-    return {**config, "OFFER_SEND_WINDOW": "always"}  # as QA runs them
-
-
 SCENARIOS = sorted((Path(__file__).parent / "scenarios").glob("*.yaml"))
 
 
