@@ -1,7 +1,7 @@
 """The hop benchmark: our /ussd beside its floor and ceiling, one run, one server stack.
 
     python bench/run.py [--seconds 5] [--rounds 3] [--sessions 32] [--journey check|redeem|consent]
-                        [--server procfile|gunicorn|granian]
+                        [--server procfile|gunicorn|granian|'COMMAND {app} $PORT']
 
 Starts a real redis-server, serves each app with the Procfile's web command
 (or the named server), drives --sessions concurrent sessions with wrk from a
@@ -52,7 +52,10 @@ def procfile_web() -> str:
 
 
 def command(server: str, app: str, port: int) -> list[str]:
-    template = procfile_web().replace(OURS, "{app}") if server == "procfile" else SERVERS[server]
+    if server == "procfile":
+        template = procfile_web().replace(OURS, "{app}")
+    else:
+        template = SERVERS.get(server, server)  # a named server, or a command line
     template = template.replace("0.0.0.0", "127.0.0.1")
     return shlex.split(template.replace("$PORT", str(port)).replace("{app}", app))
 
@@ -128,7 +131,8 @@ def main() -> None:
     ap.add_argument("--seconds", type=int, default=5)
     ap.add_argument("--sessions", type=int, default=32)
     ap.add_argument("--journey", default="check", choices=["check", "redeem", "consent"])
-    ap.add_argument("--server", default="procfile", choices=["procfile", *SERVERS])
+    ap.add_argument("--server", default="procfile",
+                    help=f"procfile, {', '.join(SERVERS)}, or a command line with {{app}} and $PORT")
     ap.add_argument("--pauses", default="0,20", help="ms between hops, one run each")
     ap.add_argument("--rounds", type=int, default=3, help="alternating rounds; medians are reported")
     args = ap.parse_args()
