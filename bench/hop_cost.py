@@ -27,7 +27,7 @@ PEERS = {"ussd-app": "ussd_app.wsgi:app", "floor (Flask+redis-py)": "bench.apps:
 
 
 def environ(session: str, text: str) -> dict:
-    body = (f"sessionId={session}&serviceCode=%2A700%23&phoneNumber=%2B6281234567890"
+    body = (f"sessionId={session}&serviceCode=%2A700%23&phoneNumber=%2B628130000001"
             f"&text={text.replace('*', '%2A')}").encode()
     return {"REQUEST_METHOD": "POST", "PATH_INFO": "/ussd", "SERVER_NAME": "bench",
             "SERVER_PORT": "80", "SERVER_PROTOCOL": "HTTP/1.1", "wsgi.url_scheme": "http",

@@ -171,3 +171,14 @@ def test_inputs_typed_in_advance_do_not_share_what_a_screen_cached(seeded, phone
     screen = phone.dial(text="2*1*0*4")
     assert screen.startswith("Pulsa\n1 Pulsa Rp5.000 600p")
     assert "Kuota" not in screen
+
+
+def test_list_screens_keep_definitions_until_the_catalog_changes(seeded, phone, api, services):
+    """Processes keep the catalog's definitions while its revision stands."""
+    assert "1 Voucher kopi Rp25.000 500p" in phone.dial(text="2*5")
+    raw = services.r.hget(keys.reward("KOPI25"), "def")
+    services.r.hset(keys.reward("KOPI25"), "def", raw.replace("500", "999"))  # behind our back
+    assert "1 Voucher kopi Rp25.000 500p" in phone.dial(text="2*5", session="s-cached")
+    api("PUT", "/api/v1/rewards/KOPI25", {"name": "Voucher kopi hemat", "category": "voucher",
+                                          "points": 450, "fulfilment": "voucher"})
+    assert "1 Voucher kopi hemat 450p" in phone.dial(text="2*5", session="s-after")

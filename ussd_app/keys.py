@@ -108,6 +108,10 @@ SUBSCRIBERS = f"{PREFIX}:subscribers"
 REWARDS = f"{PREFIX}:rewards"
 """Set of every reward code."""
 
+REWARDS_REVISION = f"{PREFIX}:rewards:revision"
+"""A fresh random token whenever a reward's definition changes: processes keep
+the definitions while it stays the same."""
+
 PENDING_REDEMPTIONS = f"{PREFIX}:redemptions:pending"
 """Sorted set: '<msisdn>|<redemption id>' scored by reservation time."""
 

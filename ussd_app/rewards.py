@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass
+import uuid
+from dataclasses import asdict, dataclass, replace
 
 import redis
 
@@ -109,6 +110,7 @@ def put(r: redis.Redis, reward: Reward) -> Reward:
     else:
         pipe.set(keys.reward_stock(reward.code), reward.stock)
     pipe.sadd(keys.REWARDS, reward.code)
+    pipe.set(keys.REWARDS_REVISION, uuid.uuid4().hex)
     pipe.execute()
     return get(r, reward.code)
 
@@ -137,8 +139,28 @@ def catalog(r: redis.Redis) -> list[Reward]:
     return sorted(load(r, sorted(r.smembers(keys.REWARDS))), key=lambda w: (w.category, w.points, w.code))
 
 
+_definitions: tuple[str | None, list[Reward]] = (None, [])
+
+
+def definitions(r: redis.Redis) -> list[Reward]:
+    """Every reward ordered as :func:`catalog`, *without stock* (``stock`` is
+    None: read a reward's units left with :func:`get`).
+
+    Kept per process and checked against the catalog's revision on each call:
+    one GET instead of reading every definition on every list screen.
+    """
+    global _definitions
+    revision = r.get(keys.REWARDS_REVISION)
+    if revision is None or revision != _definitions[0]:
+        fresh = [replace(w, stock=None) for w in catalog(r)]
+        _definitions = (revision, fresh)
+        return fresh
+    return _definitions[1]
+
+
 def active(r: redis.Redis, now: float) -> list[Reward]:
-    return [w for w in catalog(r) if w.active(now)]
+    """The rewards on offer now (definitions only: see :func:`definitions`)."""
+    return [w for w in definitions(r) if w.active(now)]
 
 
 def load_file(r: redis.Redis, text: str) -> list[Reward]:
