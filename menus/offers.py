@@ -1,22 +1,24 @@
 """Journey 3: financial offers (offer -> disclosure -> NIK -> consent), decline, stop."""
-from ussd_app import campaigns, consents, formats, nik
+from ussd_app import consents, formats, nik
 from ussd_app.screens import Ctx, InputError, Item, Option, Screen
 
 NIK_TRIES = 3
 MAX_LISTED = 8  # keeps item numbers clear of the stop option (9)
 
 
-def _held(ctx: Ctx) -> tuple[dict, dict]:
+def _holdings(ctx: Ctx) -> consents.Holdings:
     if "offers" not in ctx.cache:
-        offers = consents.held(ctx.r, ctx.msisdn)
-        ctx.cache["offers"] = (offers, campaigns.load(ctx.r, offers))
+        ctx.cache["offers"] = consents.holdings(ctx.r, ctx.msisdn)
     return ctx.cache["offers"]
 
 
+def _held(ctx: Ctx) -> tuple[dict, dict]:
+    held = _holdings(ctx)
+    return held.offers, held.campaigns
+
+
 def _opted_out(ctx: Ctx) -> bool:
-    if "opted_out" not in ctx.cache:
-        ctx.cache["opted_out"] = consents.opted_out(ctx.r, ctx.msisdn)
-    return ctx.cache["opted_out"]
+    return _holdings(ctx).opted_out
 
 
 def _listed(ctx: Ctx) -> list[tuple[str, dict]]:

@@ -306,10 +306,19 @@ class TestConsentByUssd:
         sub.dial(text="3*9")
         assert sub.screen.startswith("Berhenti terima semua penawaran keuangan?")
         sub.type(1)
-        assert sub.end and consents.opted_out(services.r, "+6281100000001")
+        assert sub.end and consents.holdings(services.r, "+6281100000001").opted_out
         assert sub.dial(text="3").startswith("Anda sudah berhenti menerima penawaran keuangan.\n1 Terima")
         assert sub.type(1).startswith("Anda akan menerima penawaran keuangan lagi.")
-        assert not consents.opted_out(services.r, "+6281100000001")
+        assert not consents.holdings(services.r, "+6281100000001").opted_out
+
+    def test_campaigns_are_kept_until_one_is_stored(self, offered, sub, api, services):
+        """Offer screens keep the campaigns they read while the revision stands."""
+        assert sub.dial(text="3").startswith("Penawaran untuk Anda:\n1 Kredit Multiguna - Bank A")
+        key = keys.campaign("kta-nov")
+        services.r.hset(key, "def", services.r.hget(key, "def").replace("Kredit Multiguna", "KTA Baru"))
+        assert "1 Kredit Multiguna - Bank A" in sub.dial(text="3", session="s-kept")
+        api("POST", "/api/v1/campaigns", campaign_body(id="kpr-nov", code="KPR"), status=201)
+        assert "1 KTA Baru - Bank A" in sub.dial(text="3", session="s-after")
 
     def test_no_offer_is_explained(self, offered, phone):
         phone.msisdn = "081100000003"

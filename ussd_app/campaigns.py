@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 import re
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
@@ -159,6 +160,7 @@ def put(r: redis.Redis, campaign: Campaign) -> None:
     pipe.hset(keys.campaign(campaign.id), "def", json.dumps(asdict(campaign), separators=(",", ":")))
     pipe.sadd(keys.CAMPAIGNS, campaign.id)
     pipe.hset(keys.OFFER_CODES, campaign.code, campaign.id)
+    pipe.set(keys.CAMPAIGNS_REVISION, uuid.uuid4().hex)
     pipe.execute()
 
 
@@ -174,6 +176,22 @@ def load(r: redis.Redis, ids) -> dict[str, Campaign]:
     for cid in ids:
         pipe.hget(keys.campaign(cid), "def")
     return {cid: Campaign(**json.loads(raw)) for cid, raw in zip(ids, pipe.execute()) if raw}
+
+
+_kept: tuple[str | None, dict[str, Campaign]] = (None, {})
+
+
+def kept(r: redis.Redis, ids, revision: str | None) -> dict[str, Campaign]:
+    """Like :func:`load`, from this process's copy while the campaigns' ``revision``
+    (read by the caller, with its own reads) stands: the offer screens then
+    read no campaign at all."""
+    global _kept
+    known = _kept[1] if revision is not None and revision == _kept[0] else {}
+    missing = [cid for cid in ids if cid not in known]
+    if missing:
+        known = {**known, **load(r, missing)}
+        _kept = (revision, known)
+    return {cid: known[cid] for cid in ids if cid in known}
 
 
 def get(r: redis.Redis, campaign_id: str) -> Campaign | None:

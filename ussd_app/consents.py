@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import redis
 
-from . import keys, subscribers, texts
+from . import campaigns, keys, subscribers, texts
 from .campaigns import Campaign
 from .store import Script
 
@@ -143,13 +143,24 @@ def offer(r: redis.Redis, msisdn: str, campaign: Campaign, text: str, now: float
     return OFFER(r, *args)
 
 
-def held(r: redis.Redis, msisdn: str) -> dict[str, dict]:
-    """Every offer this subscriber received: campaign id -> offer."""
-    return {cid: json.loads(v) for cid, v in r.hgetall(keys.offers(msisdn)).items()}
+@dataclass(frozen=True)
+class Holdings:
+    """Every offer a subscriber received (campaign id -> offer), their
+    campaigns, and whether the subscriber stopped offers."""
+    offers: dict[str, dict]
+    campaigns: dict[str, Campaign]
+    opted_out: bool
 
 
-def opted_out(r: redis.Redis, msisdn: str) -> bool:
-    return r.hget(keys.profile(msisdn), "offers_optout") == "1"
+def holdings(r: redis.Redis, msisdn: str) -> Holdings:
+    """A subscriber's offers, their campaigns and the opt-out, in one round trip."""
+    pipe = r.pipeline(transaction=False)
+    pipe.hgetall(keys.offers(msisdn))
+    pipe.hget(keys.profile(msisdn), "offers_optout")
+    pipe.get(keys.CAMPAIGNS_REVISION)
+    raw, optout, revision = pipe.execute()
+    offers = {cid: json.loads(v) for cid, v in raw.items()}
+    return Holdings(offers, campaigns.kept(r, offers, revision), optout == "1")
 
 
 def over_attempts(r: redis.Redis, msisdn: str, per_hour: int) -> bool:

@@ -151,6 +151,10 @@ def voucher_claims(code: str) -> str:
 CAMPAIGNS = f"{PREFIX}:campaigns"
 """Set of every campaign id."""
 
+CAMPAIGNS_REVISION = f"{PREFIX}:campaigns:revision"
+"""A fresh random token whenever a campaign is stored: processes keep the
+campaigns they read while it stays the same."""
+
 OFFER_CODES = f"{PREFIX}:offer_codes"
 """Hash: offer code -> campaign id (the latest campaign using the code)."""
 

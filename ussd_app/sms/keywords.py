@@ -5,7 +5,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .. import campaigns, consents, formats, keys, nik, points, redemptions, rewards, subscribers, texts
+from .. import consents, formats, keys, nik, points, redemptions, rewards, subscribers, texts
 from ..gateways.types import InboundSms
 
 SEPARATORS = re.compile(r"[\s#*.]+")
@@ -158,9 +158,8 @@ def yes(msg: Inbound) -> None:
 # -- financial offers: YA <NIK>, YA <code> <NIK>, TIDAK, STOP, MULAI -------------
 def _open_offers(msg: Inbound) -> tuple[dict, dict]:
     """(every offer held: campaign id -> offer, their campaigns)."""
-    r = msg.services.r
-    offers = consents.held(r, msg.msisdn)
-    return offers, campaigns.load(r, offers)
+    held = consents.holdings(msg.services.r, msg.msisdn)
+    return held.offers, held.campaigns
 
 
 def consent_by_sms(msg: Inbound) -> None:
