@@ -182,3 +182,9 @@ def test_list_screens_keep_definitions_until_the_catalog_changes(seeded, phone, 
     api("PUT", "/api/v1/rewards/KOPI25", {"name": "Voucher kopi hemat", "category": "voucher",
                                           "points": 450, "fulfilment": "voucher"})
     assert "1 Voucher kopi hemat 450p" in phone.dial(text="2*5", session="s-after")
+
+
+def test_a_catalog_stored_without_revision_gets_one(seeded, phone, services):
+    services.r.delete(keys.REWARDS_REVISION)  # as data written before revisions existed
+    assert "1 Voucher kopi Rp25.000 500p" in phone.dial(text="2*5")
+    assert services.r.get(keys.REWARDS_REVISION)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import uuid
 import re
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
@@ -11,7 +10,7 @@ from functools import lru_cache
 import holidays
 import redis
 
-from . import formats, gsm7, keys
+from . import formats, gsm7, keys, store
 from .errors import BadRequest, ConfigError
 from .formats import WIB
 
@@ -160,7 +159,7 @@ def put(r: redis.Redis, campaign: Campaign) -> None:
     pipe.hset(keys.campaign(campaign.id), "def", json.dumps(asdict(campaign), separators=(",", ":")))
     pipe.sadd(keys.CAMPAIGNS, campaign.id)
     pipe.hset(keys.OFFER_CODES, campaign.code, campaign.id)
-    pipe.set(keys.CAMPAIGNS_REVISION, uuid.uuid4().hex)
+    store.revise(pipe, keys.CAMPAIGNS_REVISION)
     pipe.execute()
 
 
@@ -186,7 +185,8 @@ def kept(r: redis.Redis, ids, revision: str | None) -> dict[str, Campaign]:
     (read by the caller, with its own reads) stands: the offer screens then
     read no campaign at all."""
     global _kept
-    known = _kept[1] if revision is not None and revision == _kept[0] else {}
+    revision = store.revision(r, keys.CAMPAIGNS_REVISION, revision)
+    known = _kept[1] if revision == _kept[0] else {}
     missing = [cid for cid in ids if cid not in known]
     if missing:
         known = {**known, **load(r, missing)}

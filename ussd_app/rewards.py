@@ -3,12 +3,11 @@ from __future__ import annotations
 
 import json
 import re
-import uuid
 from dataclasses import asdict, dataclass, replace
 
 import redis
 
-from . import formats, keys
+from . import formats, keys, store
 from .errors import BadRequest
 from .store import Script
 
@@ -110,7 +109,7 @@ def put(r: redis.Redis, reward: Reward) -> Reward:
     else:
         pipe.set(keys.reward_stock(reward.code), reward.stock)
     pipe.sadd(keys.REWARDS, reward.code)
-    pipe.set(keys.REWARDS_REVISION, uuid.uuid4().hex)
+    store.revise(pipe, keys.REWARDS_REVISION)
     pipe.execute()
     return get(r, reward.code)
 
@@ -150,8 +149,8 @@ def definitions(r: redis.Redis) -> list[Reward]:
     one GET instead of reading every definition on every list screen.
     """
     global _definitions
-    revision = r.get(keys.REWARDS_REVISION)
-    if revision is None or revision != _definitions[0]:
+    revision = store.revision(r, keys.REWARDS_REVISION)
+    if revision != _definitions[0]:
         fresh = [replace(w, stock=None) for w in catalog(r)]
         _definitions = (revision, fresh)
         return fresh

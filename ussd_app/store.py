@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import uuid
 
 import redis
 
@@ -27,6 +28,23 @@ def connect(url: str | None, decode: bool = True) -> redis.Redis:
                     "(one-process demo only; data is lost on exit)")
         _embedded_server = fakeredis.FakeServer()
     return fakeredis.FakeRedis(server=_embedded_server, decode_responses=decode)
+
+
+def revise(pipe, key: str) -> None:
+    """Queue a fresh revision token for ``key``: whatever a process kept from
+    the data it stands for is read again (see :func:`revision`)."""
+    pipe.set(key, uuid.uuid4().hex)
+
+
+def revision(r: redis.Redis, key: str, seen: str | None = None) -> str:
+    """The revision token in ``key`` (``seen``: as the caller already read it).
+    Data stored before it had one gets a first token, so it is kept too."""
+    if seen is None:
+        seen = r.get(key)
+    if seen is None:
+        r.set(key, uuid.uuid4().hex, nx=True)
+        seen = r.get(key)
+    return seen
 
 
 def roundtrip(r: redis.Redis, *commands: tuple) -> list:
