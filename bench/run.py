@@ -81,7 +81,9 @@ def seed(url: str) -> None:
 
 
 def serve(argv: list[str], url: str, port: int) -> subprocess.Popen:
-    env = {**os.environ, "REDIS_URL": url, "PORT": str(port), "LOG_LEVEL": "WARNING",
+    # The server's command is found beside this interpreter too (an unactivated venv).
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    env = {**os.environ, "REDIS_URL": url, "PORT": str(port), "LOG_LEVEL": "WARNING", "PATH": path,
            "PYTHONPATH": str(ROOT), "CONSENT_ATTEMPTS_PER_HOUR": "1000000"}
     proc = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     for _ in range(200):

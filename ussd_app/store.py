@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import threading
 import uuid
 
 import redis
@@ -47,17 +49,39 @@ def revision(r: redis.Redis, key: str, seen: str | None = None) -> str:
     return seen
 
 
-def roundtrip(r: redis.Redis, *commands: tuple) -> list:
-    """The replies to ``commands``, sent in one write on one pooled connection.
+_held = threading.local()  # per thread: the connection each pool lent it for roundtrip()
 
-    For the USSD hop's session load and save: redis-py's own connection without
-    the client and pipeline layers around it, about half their instructions per
-    round trip (bench/hop_cost.py). The pool hands out a connection only after
-    checking the server has not closed it. Every reply is read before an error
-    reply is raised, so the connection stays in step.
+
+def roundtrip(r: redis.Redis, *commands: tuple) -> list:
+    """The replies to ``commands``, sent in one write on this thread's connection.
+
+    For the USSD hop's session load and save, which are idempotent (a read, and
+    a SET of a whole document): redis-py's own connection without the client,
+    pipeline and pool layers around it. Each thread keeps the connection its
+    pool lent it the first time, which saves the pool's lending checks (a third
+    of a round trip's instructions, bench/hop_cost.py); a held connection the
+    server has since closed is reconnected and the commands sent once more.
+    Every reply is read before an error reply is raised, so the connection
+    stays in step.
     """
     pool = r.connection_pool
-    conn = pool.get_connection()
+    held = _held.__dict__
+    conn = held.get(pool)
+    if conn is None or conn.pid != os.getpid():  # first use, or a forked child's copy
+        conn = held[pool] = pool.get_connection()
+        replies = _exchange(conn, commands)
+    else:
+        try:
+            replies = _exchange(conn, commands)
+        except redis.exceptions.ConnectionError:
+            replies = _exchange(conn, commands)
+    for reply in replies:
+        if isinstance(reply, Exception):
+            raise reply
+    return replies
+
+
+def _exchange(conn, commands: tuple) -> list:
     try:
         conn.send_packed_command(conn.pack_commands(commands))
         replies = []
@@ -66,15 +90,10 @@ def roundtrip(r: redis.Redis, *commands: tuple) -> list:
                 replies.append(conn.read_response())
             except redis.exceptions.ResponseError as e:
                 replies.append(e)
+        return replies
     except BaseException:
-        conn.disconnect()
+        conn.disconnect()  # the next send connects afresh
         raise
-    finally:
-        pool.release(conn)
-    for reply in replies:
-        if isinstance(reply, Exception):
-            raise reply
-    return replies
 
 
 class Script:

@@ -1,0 +1,40 @@
+import threading
+
+import redis
+
+from ussd_app import store
+
+
+def test_roundtrip_keeps_one_connection_per_thread(redis_url):
+    r = redis.Redis.from_url(redis_url, decode_responses=True)
+    assert store.roundtrip(r, ("SET", "ussd:test:held", "1"), ("GET", "ussd:test:held")) == ["OK", "1"]
+    mine = store._held.__dict__[r.connection_pool]
+    store.roundtrip(r, ("GET", "ussd:test:held"))
+    assert store._held.__dict__[r.connection_pool] is mine
+    theirs = []
+    t = threading.Thread(target=lambda: (store.roundtrip(r, ("PING",)),
+                                         theirs.append(store._held.__dict__[r.connection_pool])))
+    t.start()
+    t.join()
+    assert theirs and theirs[0] is not mine
+
+
+def test_a_forked_childs_copy_is_not_used(redis_url):
+    r = redis.Redis.from_url(redis_url, decode_responses=True)
+    store.roundtrip(r, ("PING",))
+    inherited = store._held.__dict__[r.connection_pool]
+    inherited.pid = -1  # as a child process sees its parent's connection
+    assert store.roundtrip(r, ("PING",)) == ["PONG"]
+    assert store._held.__dict__[r.connection_pool] is not inherited
+
+
+def test_an_error_reply_is_raised_after_every_reply_is_read(redis_url):
+    r = redis.Redis.from_url(redis_url, decode_responses=True)
+    r.set("ussd:test:str", "x")
+    try:
+        store.roundtrip(r, ("LPUSH", "ussd:test:str", "y"), ("GET", "ussd:test:str"))
+    except redis.exceptions.ResponseError:
+        pass
+    else:
+        raise AssertionError("the WRONGTYPE reply was not raised")
+    assert store.roundtrip(r, ("GET", "ussd:test:str")) == ["x"]  # still in step
