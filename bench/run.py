@@ -186,6 +186,11 @@ def report(rows: dict, pause: int, rounds: int) -> None:
         print(f"{name:26}{r['rps']:10.0f}{r['p50_us'] / 1000:9.2f}{r['p99_us'] / 1000:9.2f}"
               f"{r['rps'] / floor:9.2f}{int(r['bad'] + r['errors']):6d}"
               f"{r['cpu_us']:16.0f}{r['redis_us']:14.0f}{cpu_floor / r['cpu_us']:16.2f}")
+    ours = rows["ussd-app"]
+    goals = [f"hops/s {ours['rps'] / floor:.2f}x the floor (goal 0.8x)"]
+    if pause:
+        goals.append(f"p99 {ours['p99_us'] / 1000:.1f} ms (goal under 10 ms)")
+    print("goals: " + "; ".join(goals))
 
 
 if __name__ == "__main__":
