@@ -7,6 +7,9 @@ Starts a real redis-server, serves each app with the Procfile's web command
 (or the named server), drives --sessions concurrent sessions with wrk from a
 separate process (one connection per session, each hop after the previous
 reply), first back to back, then with a 20 ms pause between hops as phones do.
+For the check-points journey it also measures the Node peer the issue names,
+ussd-menu-builder with Redis sessions in one Node process (bench/node, its
+packages installed with npm ci on the first run).
 """
 from __future__ import annotations
 
@@ -31,6 +34,8 @@ ROOT = Path(__file__).resolve().parent.parent
 OURS = "ussd_app.wsgi:app"
 PEERS = {"ussd-app": OURS, "floor (Flask+redis-py)": "bench.apps:floor",
          "ceiling (Flask END ok)": "bench.apps:ceiling"}
+NODE = "Node ussd-menu-builder"  # its own server, one process (bench/node/peer.js)
+NODE_DIR = ROOT / "bench" / "node"
 SERVERS = {
     "gunicorn": "gunicorn --bind 127.0.0.1:$PORT --workers 2 --worker-class sync {app}",
     "granian": "granian --interface wsgi --host 127.0.0.1 --port $PORT --workers 2 "
@@ -58,6 +63,20 @@ def command(server: str, app: str, port: int) -> list[str]:
         template = SERVERS.get(server, server)  # a named server, or a command line
     template = template.replace("0.0.0.0", "127.0.0.1")
     return shlex.split(template.replace("$PORT", str(port)).replace("{app}", app))
+
+
+def node_peer() -> bool:
+    """Whether the Node peer can run here, installing its packages (npm ci) once."""
+    if not shutil.which("node"):
+        print("Node peer skipped: node is not installed")
+        return False
+    if not (NODE_DIR / "node_modules").is_dir():
+        done = shutil.which("npm") and subprocess.run(
+            ["npm", "ci", "--silent", "--prefix", str(NODE_DIR)], capture_output=True).returncode == 0
+        if not done:
+            print(f"Node peer skipped: `npm ci --prefix {NODE_DIR}` failed")
+            return False
+    return True
 
 
 def start_redis(tmp: str) -> tuple[subprocess.Popen, str]:
@@ -145,17 +164,22 @@ def main() -> None:
         rproc, url = start_redis(tmp)
         try:
             seed(url)
+            peers = dict(PEERS)
+            if args.journey == "check" and node_peer():  # it has the check-points menu only
+                peers[NODE] = None
             print(f"server: {' '.join(command(args.server, '<app>', 0)).replace(' 0 ', ' $PORT ')}")
             print(f"journey: {args.journey}; {args.sessions} concurrent sessions; "
                   f"{args.rounds} rounds of {args.seconds}s per row")
             for pause in (int(p) for p in args.pauses.split(",")):
                 # Rounds alternate the peers, and each figure is the median of its
                 # rounds: on a shared machine the load drifts within one run.
-                runs = {name: [] for name in PEERS}
+                runs = {name: [] for name in peers}
                 for _ in range(args.rounds):
-                    for name, app in PEERS.items():
+                    for name, app in peers.items():
                         port = free_port()
-                        proc = serve(command(args.server, app, port), url, port)
+                        argv = ["node", str(NODE_DIR / "peer.js")] if name == NODE else \
+                            command(args.server, app, port)
+                        proc = serve(argv, url, port)
                         try:
                             wrk(port, 1, args.sessions, pause, args.journey)  # warm-up
                             before = cpu_seconds(proc.pid), cpu_seconds(rproc.pid)
@@ -190,6 +214,8 @@ def report(rows: dict, pause: int, rounds: int) -> None:
     goals = [f"hops/s {ours['rps'] / floor:.2f}x the floor (goal 0.8x)"]
     if pause:
         goals.append(f"p99 {ours['p99_us'] / 1000:.1f} ms (goal under 10 ms)")
+    if NODE in rows:
+        goals.append(f"{ours['rps'] / rows[NODE]['rps']:.2f}x Node's hops/s (aim: past it)")
     print("goals: " + "; ".join(goals))
 
 
