@@ -136,6 +136,20 @@ def cpu_seconds(root: int) -> float:
     return sum(cpu.get(p, 0.0) for p in tree)
 
 
+def cpu_times() -> list[int]:
+    """The machine's CPU time so far, by kind (/proc/stat: user nice system idle
+    iowait irq softirq steal)."""
+    with open("/proc/stat") as f:
+        return [int(x) for x in f.readline().split()[1:9]]
+
+
+def steal(before: list[int], after: list[int]) -> float:
+    """The share of the machine's time its host gave to others (a VM's "steal"):
+    where it is high, wall-clock figures say more of the neighbours than of us."""
+    spent = [b - a for a, b in zip(before, after)]
+    return 100 * spent[7] / max(1, sum(spent))
+
+
 def wrk(port: int, seconds: int, sessions: int, pause_ms: int, journey: str) -> dict:
     out = subprocess.run(["wrk", f"-t{sessions}", f"-c{sessions}", f"-d{seconds}s", "--timeout", "5s",
                           "-s", str(ROOT / "bench" / "hops.lua"), f"http://127.0.0.1:{port}",
@@ -182,8 +196,9 @@ def main() -> None:
                         proc = serve(argv, url, port)
                         try:
                             wrk(port, 1, args.sessions, pause, args.journey)  # warm-up
-                            before = cpu_seconds(proc.pid), cpu_seconds(rproc.pid)
+                            before = cpu_seconds(proc.pid), cpu_seconds(rproc.pid), cpu_times()
                             row = wrk(port, args.seconds, args.sessions, pause, args.journey)
+                            row["steal"] = steal(before[2], cpu_times())
                             # CPU per hop is steadier than hops/s where the machine is shared.
                             row["cpu_us"] = (cpu_seconds(proc.pid) - before[0]) / row["requests"] * 1e6
                             row["redis_us"] = (cpu_seconds(rproc.pid) - before[1]) / row["requests"] * 1e6
@@ -205,11 +220,11 @@ def report(rows: dict, pause: int, rounds: int) -> None:
     print(f"\npause between hops: {pause} ms (medians of {rounds} rounds)")
     cpu_floor = rows["floor (Flask+redis-py)"]["cpu_us"]
     print(f"{'':26}{'hops/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'x floor':>9}{'bad':>6}"
-          f"{'app cpu us/hop':>16}{'redis us/hop':>14}{'floor/ours cpu':>16}")
+          f"{'app cpu us/hop':>16}{'redis us/hop':>14}{'floor/ours cpu':>16}{'steal %':>9}")
     for name, r in rows.items():
         print(f"{name:26}{r['rps']:10.0f}{r['p50_us'] / 1000:9.2f}{r['p99_us'] / 1000:9.2f}"
               f"{r['rps'] / floor:9.2f}{int(r['bad'] + r['errors']):6d}"
-              f"{r['cpu_us']:16.0f}{r['redis_us']:14.0f}{cpu_floor / r['cpu_us']:16.2f}")
+              f"{r['cpu_us']:16.0f}{r['redis_us']:14.0f}{cpu_floor / r['cpu_us']:16.2f}{r['steal']:9.1f}")
     ours = rows["ussd-app"]
     goals = [f"hops/s {ours['rps'] / floor:.2f}x the floor (goal 0.8x)"]
     if pause:
