@@ -2,6 +2,7 @@
 
     python bench/run.py [--seconds 5] [--rounds 3] [--sessions 32] [--journey check|redeem|consent]
                         [--server procfile|gunicorn|granian|'COMMAND {app} $PORT']
+                        [--max-steal 5] [--retries 3]
 
 Starts a real redis-server, serves each app with the Procfile's web command
 (or the named server), drives --sessions concurrent sessions with wrk from a
@@ -170,6 +171,9 @@ def main() -> None:
                     help=f"procfile, {', '.join(SERVERS)}, or a command line with {{app}} and $PORT")
     ap.add_argument("--pauses", default="0,20", help="ms between hops, one run each")
     ap.add_argument("--rounds", type=int, default=3, help="alternating rounds; medians are reported")
+    ap.add_argument("--max-steal", type=float, default=5.0,
+                    help="%% of the machine's time taken by the host's other guests above which a run is made again")
+    ap.add_argument("--retries", type=int, default=3, help="how many times a disturbed run is made again")
     args = ap.parse_args()
     for tool in ("wrk", "redis-server"):
         if not shutil.which(tool):
@@ -188,27 +192,41 @@ def main() -> None:
                 # Rounds alternate the peers, and each figure is the median of its
                 # rounds: on a shared machine the load drifts within one run.
                 runs = {name: [] for name in peers}
+                again = 0
                 for _ in range(args.rounds):
                     for name, app in peers.items():
-                        port = free_port()
-                        argv = ["node", str(NODE_DIR / "peer.js")] if name == NODE else \
-                            command(args.server, app, port)
-                        proc = serve(argv, url, port)
-                        try:
-                            wrk(port, 1, args.sessions, pause, args.journey)  # warm-up
-                            before = cpu_seconds(proc.pid), cpu_seconds(rproc.pid), cpu_times()
-                            row = wrk(port, args.seconds, args.sessions, pause, args.journey)
-                            row["steal"] = steal(before[2], cpu_times())
-                            # CPU per hop is steadier than hops/s where the machine is shared.
-                            row["cpu_us"] = (cpu_seconds(proc.pid) - before[0]) / row["requests"] * 1e6
-                            row["redis_us"] = (cpu_seconds(rproc.pid) - before[1]) / row["requests"] * 1e6
-                            runs[name].append(row)
-                        finally:
-                            proc.terminate()
-                            proc.wait(10)
+                        # A run the host's neighbours took too much of is made again
+                        # (up to --retries times; the least disturbed one counts).
+                        tries = [measure(name, app, args, pause, url, rproc)]
+                        while tries[-1]["steal"] > args.max_steal and len(tries) <= args.retries:
+                            tries.append(measure(name, app, args, pause, url, rproc))
+                        again += len(tries) - 1
+                        runs[name].append(min(tries, key=lambda row: row["steal"]))
                 report({name: median(rows) for name, rows in runs.items()}, pause, args.rounds)
+                if again:
+                    print(f"{again} runs made again: the host's steal was over {args.max_steal}%")
         finally:
             rproc.terminate()
+
+
+def measure(name: str, app: str | None, args, pause: int, url: str, rproc) -> dict:
+    """One peer served afresh and driven for --seconds: wrk's figures, the
+    server's and Redis's CPU per hop, and the host's steal meanwhile."""
+    port = free_port()
+    argv = ["node", str(NODE_DIR / "peer.js")] if name == NODE else command(args.server, app, port)
+    proc = serve(argv, url, port)
+    try:
+        wrk(port, 1, args.sessions, pause, args.journey)  # warm-up
+        before = cpu_seconds(proc.pid), cpu_seconds(rproc.pid), cpu_times()
+        row = wrk(port, args.seconds, args.sessions, pause, args.journey)
+        row["steal"] = steal(before[2], cpu_times())
+        # CPU per hop is steadier than hops/s where the machine is shared.
+        row["cpu_us"] = (cpu_seconds(proc.pid) - before[0]) / row["requests"] * 1e6
+        row["redis_us"] = (cpu_seconds(rproc.pid) - before[1]) / row["requests"] * 1e6
+        return row
+    finally:
+        proc.terminate()
+        proc.wait(10)
 
 
 def median(rows: list[dict]) -> dict:
