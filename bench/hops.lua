@@ -1,6 +1,7 @@
 -- wrk script: every wrk thread holds one connection and plays one subscriber
 -- at a time, each hop sent after the previous reply (run with -t N -c N).
--- args: pause_ms nonce journey(check|redeem)
+-- args: pause_ms nonce texts (the session's text after each hop, joined by
+-- commas: bench/journeys.py)
 local threads, counter = {}, 0
 
 function setup(thread)
@@ -9,16 +10,11 @@ function setup(thread)
   table.insert(threads, thread)
 end
 
-local journeys = {
-  check = {"", "1", "1*0", "1*0*1", "1*0*1*00", "1*0*1*00*1"},
-  redeem = {"", "2", "2*1", "2*1*1", "2*1*1*1", "2*1*1*1*1"},
-  consent = {"", "3", "3*1", "3*1*1", "3*1*1*1", "3*1*1*1*3171014506900001"},
-}
-
 function init(args)
   pause = tonumber(args[1] or "0")
   nonce = args[2] or "x"
-  hops = journeys[args[3] or "check"]
+  hops = {}
+  for text in ((args[3] or "") .. ","):gmatch("([^,]*),") do hops[#hops + 1] = text end
   -- bench/seed.py made 5000 subscribers with an open offer: each thread takes
   -- its own 156, a new one per session (a consent journey needs an open offer).
   msisdns = {}

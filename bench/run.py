@@ -32,6 +32,9 @@ import redis
 import requests
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from bench.journeys import JOURNEYS  # noqa: E402  (run as a script: the package is on ROOT)
+
 OURS = "ussd_app.wsgi:app"
 PEERS = {"ussd-app": OURS, "floor (Flask+redis-py)": "bench.apps:floor",
          "ceiling (Flask END ok)": "bench.apps:ceiling"}
@@ -97,7 +100,7 @@ def start_redis(tmp: str) -> tuple[subprocess.Popen, str]:
 def seed(url: str) -> None:
     """Bench subscribers with points and an open offer each (bench/seed.py)."""
     env = {**os.environ, "REDIS_URL": url, "LOG_LEVEL": "WARNING", "PYTHONPATH": str(ROOT)}
-    subprocess.run([sys.executable, "-m", "bench.seed", "5000"], check=True, env=env, cwd=ROOT)
+    subprocess.run([sys.executable, "-m", "bench.seed"], check=True, env=env, cwd=ROOT)
 
 
 def serve(argv: list[str], url: str, port: int) -> subprocess.Popen:
@@ -154,7 +157,7 @@ def steal(before: list[int], after: list[int]) -> float:
 def wrk(port: int, seconds: int, sessions: int, pause_ms: int, journey: str) -> dict:
     out = subprocess.run(["wrk", f"-t{sessions}", f"-c{sessions}", f"-d{seconds}s", "--timeout", "5s",
                           "-s", str(ROOT / "bench" / "hops.lua"), f"http://127.0.0.1:{port}",
-                          "--", str(pause_ms), uuid.uuid4().hex[:8], journey],
+                          "--", str(pause_ms), uuid.uuid4().hex[:8], ",".join(JOURNEYS[journey])],
                          capture_output=True, text=True, check=True).stdout
     m = re.search(r"RESULT (.*)", out)
     row = {k: float(v) for k, v in (kv.split("=") for kv in m.group(1).split())}
@@ -166,7 +169,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seconds", type=int, default=5)
     ap.add_argument("--sessions", type=int, default=32)
-    ap.add_argument("--journey", default="check", choices=["check", "redeem", "consent"])
+    ap.add_argument("--journey", default="check", choices=list(JOURNEYS))
     ap.add_argument("--server", default="procfile",
                     help=f"procfile, {', '.join(SERVERS)}, or a command line with {{app}} and $PORT")
     ap.add_argument("--pauses", default="0,20", help="ms between hops, one run each")

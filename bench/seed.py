@@ -1,11 +1,10 @@
-"""Bench data: the demo catalog and campaign, and BENCH_SUBSCRIBERS subscribers
-with plenty of points and an open offer each (run with REDIS_URL set)."""
-import sys
-
+"""Bench data: the demo catalog and campaign, and the bench subscribers
+(bench/journeys.py) with plenty of points and an open offer each (run with
+REDIS_URL set)."""
+from bench.journeys import SUBSCRIBERS, msisdn
 from ussd_app import campaigns, create_app, demo, offers, points, subscribers
 
-COUNT = int(sys.argv[1]) if len(sys.argv) > 1 else 5000
-MSISDNS = [f"+62813{i:07d}" for i in range(COUNT)]
+MSISDNS = [msisdn(i) for i in range(SUBSCRIBERS)]
 
 
 def main() -> None:
