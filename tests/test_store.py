@@ -38,3 +38,12 @@ def test_an_error_reply_is_raised_after_every_reply_is_read(redis_url):
     else:
         raise AssertionError("the WRONGTYPE reply was not raised")
     assert store.roundtrip(r, ("GET", "ussd:test:str")) == ["x"]  # still in step
+
+
+def test_a_script_the_server_lost_is_loaded_and_the_commands_sent_again(redis_url):
+    r = redis.Redis.from_url(redis_url, decode_responses=True)
+    script = store.Script("return redis.call('INCR', KEYS[1])")
+    r.script_flush()
+    replies = store.roundtrip(r, ("SET", "ussd:test:n", "5"), script.command(["ussd:test:n"], []))
+    assert replies == ["OK", 6]  # the SET is sent again too: roundtrip is for idempotent batches
+    assert r.script_exists(script.sha) == [True]

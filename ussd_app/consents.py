@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import redis
 
-from . import campaigns, keys, subscribers, texts
+from . import campaigns, keys, store, subscribers, texts
 from .campaigns import Campaign
 from .store import Script
 
@@ -154,12 +154,10 @@ class Holdings:
 
 def holdings(r: redis.Redis, msisdn: str) -> Holdings:
     """A subscriber's offers, their campaigns and the opt-out, in one round trip."""
-    pipe = r.pipeline(transaction=False)
-    pipe.hgetall(keys.offers(msisdn))
-    pipe.hget(keys.profile(msisdn), "offers_optout")
-    pipe.get(keys.CAMPAIGNS_REVISION)
-    raw, optout, revision = pipe.execute()
-    offers = {cid: json.loads(v) for cid, v in raw.items()}
+    raw, optout, revision = store.roundtrip(r, ("HGETALL", keys.offers(msisdn)),
+                                            ("HGET", keys.profile(msisdn), "offers_optout"),
+                                            ("GET", keys.CAMPAIGNS_REVISION))
+    offers = {cid: json.loads(v) for cid, v in store.pairs(raw).items()}
     return Holdings(offers, campaigns.kept(r, offers, revision), optout == "1")
 
 

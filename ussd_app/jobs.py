@@ -32,7 +32,14 @@ def queue(services) -> rq.Queue:
 
 
 def enqueue(services, func, *args, job_id: str | None = None) -> None:
-    queue(services).enqueue(func, *args, job_id=job_id, retry=Retry(max=5, interval=[5, 30, 120, 600, 1800]))
+    q = queue(services)
+    # Queued jobs go out in one round trip (rq alone makes two); a job run at
+    # once saves its own outcome, which a later pipeline would overwrite.
+    pipe = services.raw.pipeline() if q.is_async else None
+    q.enqueue_call(func, args=args, job_id=job_id, pipeline=pipe,
+                   retry=Retry(max=5, interval=[5, 30, 120, 600, 1800]))
+    if pipe is not None:
+        pipe.execute()
 
 
 def deliver_sms(messages: list[dict]) -> None:

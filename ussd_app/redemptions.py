@@ -22,11 +22,12 @@ from datetime import datetime
 
 import redis
 
-from . import formats, jobs, keys, rewards, texts
+from . import formats, jobs, keys, rewards, store, texts
 from .formats import WIB
 from .points import LUA_LIVE
 from .rewards import Reward
 from .store import Script
+
 
 # KEYS[1] idempotency  KEYS[2] buckets  KEYS[3] bucket points  KEYS[4] ledger
 # KEYS[5] counters     KEYS[6] profile  KEYS[7] monthly counts KEYS[8] redemptions
@@ -159,8 +160,12 @@ def redeem(services, msisdn: str, reward: Reward, qty: int, idempotency_key: str
     if not reward.active(now):
         return Outcome("inactive")
     rid = redemption_id(f"{msisdn}|{idempotency_key}")
-    r.zadd(keys.PENDING_REDEMPTIONS, {_marker(msisdn, rid, reward.code): now}, nx=True)
-    if not rewards.reserve(r, reward.code, rid, qty):
+    # The pending marker first (what recover() settles after a crash), and the
+    # stock held, in one round trip (both are idempotent: a resend is harmless).
+    _, held = store.roundtrip(
+        r, ("ZADD", keys.PENDING_REDEMPTIONS, "NX", now, _marker(msisdn, rid, reward.code)),
+        rewards.RESERVE.command(*rewards.reserve_args(reward.code, rid, qty)))
+    if not held:
         r.zrem(keys.PENDING_REDEMPTIONS, _marker(msisdn, rid, reward.code))
         return Outcome("out_of_stock")
     limit = reward.monthly_limit if reward.monthly_limit is not None else -1

@@ -120,11 +120,8 @@ def get(r: redis.Redis, code: str) -> Reward | None:
 
 
 def load(r: redis.Redis, codes: list[str]) -> list[Reward]:
-    pipe = r.pipeline(transaction=False)
-    for code in codes:
-        pipe.hget(keys.reward(code), "def")
-        pipe.get(keys.reward_stock(code))
-    raw = pipe.execute()
+    raw = store.roundtrip(r, *(command for code in codes for command in (
+        ("HGET", keys.reward(code), "def"), ("GET", keys.reward_stock(code)))))
     out = []
     for i in range(0, len(raw), 2):
         if raw[i]:
@@ -232,8 +229,13 @@ return code
 """)
 
 
+def reserve_args(code: str, rid: str, qty: int) -> tuple[list, list]:
+    """RESERVE's keys and arguments: hold ``qty`` of ``code`` for redemption ``rid``."""
+    return [keys.reward_stock(code), keys.reward_reservations(code)], [rid, qty]
+
+
 def reserve(r: redis.Redis, code: str, rid: str, qty: int) -> bool:
-    return bool(RESERVE(r, [keys.reward_stock(code), keys.reward_reservations(code)], [rid, qty]))
+    return bool(RESERVE(r, *reserve_args(code, rid, qty)))
 
 
 def settle(r: redis.Redis, code: str, rid: str, outcome: str) -> bool:

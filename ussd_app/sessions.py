@@ -30,12 +30,8 @@ _encode = msgspec.json.Encoder().encode
 def load(r: redis.Redis, session_id: str, msisdn: str, now: float
          ) -> tuple[Session | None, points.Points]:
     """The session and the caller's account (status, language, points), in one round trip."""
-    view = points.VIEW.command(*points.view_args(msisdn, now))
-    try:
-        raw, account = store.roundtrip(r, ("GET", keys.session(session_id)), view)
-    except redis.exceptions.NoScriptError:
-        points.VIEW.load(r)
-        raw, account = store.roundtrip(r, ("GET", keys.session(session_id)), view)
+    raw, account = store.roundtrip(r, ("GET", keys.session(session_id)),
+                                   points.VIEW.command(*points.view_args(msisdn, now)))
     return (_decode(raw) if raw else None), points.parse_view(account)
 
 

@@ -42,7 +42,7 @@ def revision(r: redis.Redis, key: str, seen: str | None = None) -> str:
     """The revision token in ``key`` (``seen``: as the caller already read it).
     Data stored before it had one gets a first token, so it is kept too."""
     if seen is None:
-        seen = r.get(key)
+        seen, = roundtrip(r, ("GET", key))
     if seen is None:
         r.set(key, uuid.uuid4().hex, nx=True)
         seen = r.get(key)
@@ -55,15 +55,20 @@ _held = threading.local()  # per thread: the connection each pool lent it for ro
 def roundtrip(r: redis.Redis, *commands: tuple) -> list:
     """The replies to ``commands``, sent in one write on this thread's connection.
 
-    For the USSD hop's session load and save, which are idempotent (a read, and
-    a SET of a whole document): redis-py's own connection without the client,
-    pipeline and pool layers around it. Each thread keeps the connection its
+    For what a USSD hop reads and the session it writes, which are idempotent
+    (reads, a SET of a whole document, scripts that act once per id):
+    redis-py's own connection without the client, pipeline and pool layers
+    around it, and without its reply callbacks (HGETALL answers a flat list:
+    :func:`pairs`). Each thread keeps the connection its
     pool lent it the first time, which saves the pool's lending checks (a third
     of a round trip's instructions, bench/hop_cost.py); a held connection the
     server has since closed is reconnected and the commands sent once more.
     Every reply is read before an error reply is raised, so the connection
-    stays in step.
+    stays in step; a script (:meth:`Script.command`) the server does not hold
+    yet is loaded and the commands sent once more.
     """
+    if not commands:
+        return []
     pool = r.connection_pool
     held = _held.__dict__
     conn = held.get(pool)
@@ -75,10 +80,20 @@ def roundtrip(r: redis.Redis, *commands: tuple) -> list:
             replies = _exchange(conn, commands)
         except redis.exceptions.ConnectionError:
             replies = _exchange(conn, commands)
+    if any(isinstance(reply, redis.exceptions.NoScriptError) for reply in replies):
+        for command in commands:
+            if command[0] == "EVALSHA":
+                Script.known[command[1]].load(r)
+        replies = _exchange(conn, commands)
     for reply in replies:
         if isinstance(reply, Exception):
             raise reply
     return replies
+
+
+def pairs(flat: list) -> dict:
+    """A flat ``[field, value, ...]`` reply (HGETALL through :func:`roundtrip`) as a dict."""
+    return dict(zip(flat[::2], flat[1::2]))
 
 
 def _exchange(conn, commands: tuple) -> list:
@@ -99,9 +114,12 @@ def _exchange(conn, commands: tuple) -> list:
 class Script:
     """A Lua script sent once per server, then run by its SHA1 (EVALSHA)."""
 
+    known: dict[str, Script] = {}  # by SHA1: what roundtrip() loads on NOSCRIPT
+
     def __init__(self, source: str):
         self.source = source
         self.sha = hashlib.sha1(source.encode()).hexdigest()
+        Script.known[self.sha] = self
 
     def __call__(self, r: redis.Redis, keys: list[str], args: list):
         try:
@@ -110,7 +128,8 @@ class Script:
             return r.eval(self.source, len(keys), *keys, *args)
 
     def command(self, keys: list[str], args: list) -> tuple:
-        """The script's EVALSHA as a command for :func:`roundtrip`."""
+        """The script's EVALSHA as a command for :func:`roundtrip` (which
+        loads it where the server answers NOSCRIPT)."""
         return ("EVALSHA", self.sha, len(keys), *keys, *args)
 
     def queue(self, pipe, keys: list[str], args: list) -> None:
