@@ -193,12 +193,14 @@ def consent(r: redis.Redis, msisdn: str, campaign: Campaign, nik_enc: str, credi
         "consent_version": campaign.consent_version, "text_shown": proof.text_shown,
         "channel": proof.channel, "reference": proof.reference, "raw_input_enc": proof.raw_input_enc,
         "nik_enc": nik_enc, "credit_score": credit_score, "lang": proof.lang, "consented_at": now}
-    # The index entry goes first: a crash after it leaves an entry the leads
-    # API skips (no consent); a crash before it loses nothing.
-    INDEX_LEAD(r, [keys.lead_index(inst), keys.lead_seq(inst)], [f"{msisdn}|{cid}", cid])
-    status, *rest = CONSENT(r, [keys.offers(msisdn), keys.consents(msisdn), keys.consent_log(msisdn),
-                                keys.profile(msisdn)],
-                            [campaign.id, cid, now, campaign.valid_until, _json(record)])
+    # The index entry goes first (both in one round trip, in order): a crash
+    # after it leaves an entry the leads API skips (no consent); a crash before
+    # it loses nothing. Both act once per consent id.
+    _, (status, *rest) = store.roundtrip(
+        r, INDEX_LEAD.command([keys.lead_index(inst), keys.lead_seq(inst)], [f"{msisdn}|{cid}", cid]),
+        CONSENT.command([keys.offers(msisdn), keys.consents(msisdn), keys.consent_log(msisdn),
+                         keys.profile(msisdn)],
+                        [campaign.id, cid, now, campaign.valid_until, _json(record)]))
     return status, (rest[0] if rest else None)
 
 
