@@ -1,13 +1,12 @@
 """``ussd-app``: run the service, lint the menus, seed demo data, run jobs."""
 from __future__ import annotations
 
-import logging
 import os
 import sys
 
 import click
 
-from . import create_app
+from . import create_app, logs
 from .errors import ConfigError
 
 
@@ -25,7 +24,7 @@ def _services():
 @click.group()
 def main():
     """USSD and SMS self-service for the loyalty programme and partner offers."""
-    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"), format="%(message)s")
+    logs.configure()
 
 
 @main.command()

@@ -1,8 +1,5 @@
 """The WSGI entry point the Procfile serves: ``ussd_app.wsgi:app``."""
-import logging
-import os
+from . import create_app, logs
 
-from . import create_app
-
-logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"), format="%(message)s")
+logs.configure()
 app = create_app()
