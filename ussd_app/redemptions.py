@@ -28,7 +28,6 @@ from .points import LUA_LIVE
 from .rewards import Reward
 from .store import Script
 
-
 # KEYS[1] idempotency  KEYS[2] buckets  KEYS[3] bucket points  KEYS[4] ledger
 # KEYS[5] counters     KEYS[6] profile  KEYS[7] monthly counts KEYS[8] redemptions
 # ARGV[1] idempotency key  ARGV[2] redemption id  ARGV[3] reward code  ARGV[4] quantity
