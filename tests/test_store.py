@@ -47,3 +47,13 @@ def test_a_script_the_server_lost_is_loaded_and_the_commands_sent_again(redis_ur
     replies = store.roundtrip(r, ("SET", "ussd:test:n", "5"), script.command(["ussd:test:n"], []))
     assert replies == ["OK", 6]  # the SET is sent again too: roundtrip is for idempotent batches
     assert r.script_exists(script.sha) == [True]
+
+
+def test_a_held_connection_the_server_closed_is_made_again(redis_url):
+    r = redis.Redis.from_url(redis_url, decode_responses=True)
+    store.roundtrip(r, ("SET", "ussd:test:kept", "1"))
+    held = store._held.__dict__[r.connection_pool]
+    (mine,) = store.roundtrip(r, ("CLIENT", "ID"))
+    assert r.client_kill_filter(_id=mine) == 1  # as a Redis restart or an idle timeout does
+    assert store.roundtrip(r, ("GET", "ussd:test:kept")) == ["1"]
+    assert store._held.__dict__[r.connection_pool] is held  # the same connection, reconnected
