@@ -1,0 +1,92 @@
+"""Fuzz: whatever a subscriber types, in whatever order, every hop answers a
+screen that fits, and points leave only through recorded redemptions.
+
+Bounded (a fixed number of examples, no deadline), against the real
+redis-server the fixtures start; Hypothesis shrinks a failure to the shortest
+input sequence that shows it.
+"""
+import logging
+import re
+import uuid
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ussd_app import demo, gsm7
+
+MSISDN = "+6281234567890"  # demo: 12,500 points
+START = 12_500
+
+typed = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=12)
+nik_like = st.from_regex(r"\A(3171014506900001|\d{15,17})\Z")
+navigation = st.sampled_from(["0", "00", "98", "99", "1", "10", ""])
+
+
+def offered(screen: str) -> list[str]:
+    """The choices a screen lists (its lines that start with a number)."""
+    return [m.group(1) for m in re.finditer(r"^(\d+) ", screen, re.M)]
+
+
+def next_input(data, screen: str) -> str:
+    """Mostly a choice the screen offers (so walks go deep), sometimes
+    navigation, a NIK-like number or anything at all."""
+    choices = offered(screen)
+    kind = data.draw(st.sampled_from(["offered"] * 6 + ["navigation", "nik", "anything"]))
+    if kind == "offered" and choices:
+        return data.draw(st.sampled_from(choices))
+    if kind == "nik":
+        return data.draw(nik_like)
+    return data.draw(typed if kind == "anything" else navigation)
+
+
+@pytest.fixture
+def fresh(app):
+    """A client, the screen limit, and a way to start each example from the demo data
+    (what the walk draws depends on the screens it sees)."""
+    services = app.extensions["ussd"]
+    demo.seed(services)
+    r = services.raw  # bytes: DUMP payloads are binary
+    snapshot = [(key, r.pttl(key), r.dump(key)) for key in r.scan_iter()]
+
+    def reset():
+        pipe = r.pipeline()
+        pipe.flushdb()
+        for key, ttl, payload in snapshot:
+            pipe.restore(key, max(ttl, 0), payload)
+        pipe.execute()
+    return app.test_client(), services.config.USSD_MAX_CHARS, reset
+
+
+def hop(client, session: str, text: str):
+    return client.post("/ussd", data={"sessionId": session, "serviceCode": "*700#",
+                                      "phoneNumber": MSISDN, "text": text})
+
+
+@settings(max_examples=100, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(data=st.data())
+def test_any_inputs_get_a_screen_that_fits_and_charge_only_what_is_recorded(fresh, data, caplog):
+    client, limit, reset = fresh
+    reset()
+    caplog.clear()
+    session, text = uuid.uuid4().hex, ""
+    resp = hop(client, session, text)
+    for _ in range(12):
+        body = resp.get_data(as_text=True)
+        assert resp.status_code == 200 and body[:4] in ("CON ", "END "), body
+        assert not gsm7.problems(body[4:], limit), body
+        if body.startswith("END "):
+            break
+        typed_input = next_input(data, body[4:])
+        text = typed_input if text == "" else f"{text}*{typed_input}"
+        resp = hop(client, session, text)
+        if len(text) > 200:  # the gateway's own limit: refused with a reason, not a screen
+            assert resp.status_code == 400 and "text" in resp.get_data(as_text=True)
+            break
+    redemptions = client.get(f"/api/v1/subscribers/{MSISDN}/redemptions").get_json()["redemptions"]
+    balance = client.get(f"/api/v1/subscribers/{MSISDN}/points").get_json()["balance"]
+    spent = sum(r["points"] for r in redemptions if r["status"] != "failed")
+    assert balance == START - spent >= 0
+    # A hop that raised still answers politely (END), so look for it in the log too.
+    assert not [rec.getMessage() for rec in caplog.records if rec.levelno >= logging.ERROR]
