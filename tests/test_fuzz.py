@@ -1,5 +1,6 @@
-"""Fuzz: whatever a subscriber types, in whatever order, every hop answers a
-screen that fits, and points leave only through recorded redemptions.
+"""Fuzz: whatever a subscriber types or texts, in whatever order, every hop
+answers a screen that fits, every SMS gets an answer, and points leave only
+through recorded redemptions.
 
 Bounded (a fixed number of examples, no deadline), against the real
 redis-server the fixtures start; Hypothesis shrinks a failure to the shortest
@@ -25,14 +26,14 @@ navigation = st.sampled_from(["0", "00", "98", "99", "1", "10", ""])
 
 def offered(screen: str) -> list[str]:
     """The choices a screen lists (its lines that start with a number)."""
-    return [m.group(1) for m in re.finditer(r"^(\d+) ", screen, re.M)]
+    return [m.group(1) for m in re.finditer(r"^(\d+) ", screen, re.MULTILINE)]
 
 
 def next_input(data, screen: str) -> str:
     """Mostly a choice the screen offers (so walks go deep), sometimes
     navigation, a NIK-like number or anything at all."""
     choices = offered(screen)
-    kind = data.draw(st.sampled_from(["offered"] * 6 + ["navigation", "nik", "anything"]))
+    kind = data.draw(st.sampled_from(["offered"] * 12 + ["navigation", "nik", "anything"]))
     if kind == "offered" and choices:
         return data.draw(st.sampled_from(choices))
     if kind == "nik":
@@ -63,6 +64,17 @@ def hop(client, session: str, text: str):
                                       "phoneNumber": MSISDN, "text": text})
 
 
+def assert_only_recorded_redemptions_took_points(client):
+    redemptions = client.get(f"/api/v1/subscribers/{MSISDN}/redemptions").get_json()["redemptions"]
+    balance = client.get(f"/api/v1/subscribers/{MSISDN}/points").get_json()["balance"]
+    assert balance == START - sum(r["points"] for r in redemptions if r["status"] != "failed") >= 0
+
+
+def assert_nothing_raised(caplog):
+    """A hop or SMS that raised still answers politely, so look for it in the log."""
+    assert not [rec.getMessage() for rec in caplog.records if rec.levelno >= logging.ERROR]
+
+
 @settings(max_examples=100, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(data=st.data())
@@ -84,9 +96,31 @@ def test_any_inputs_get_a_screen_that_fits_and_charge_only_what_is_recorded(fres
         if len(text) > 200:  # the gateway's own limit: refused with a reason, not a screen
             assert resp.status_code == 400 and "text" in resp.get_data(as_text=True)
             break
-    redemptions = client.get(f"/api/v1/subscribers/{MSISDN}/redemptions").get_json()["redemptions"]
-    balance = client.get(f"/api/v1/subscribers/{MSISDN}/points").get_json()["balance"]
-    spent = sum(r["points"] for r in redemptions if r["status"] != "failed")
-    assert balance == START - spent >= 0
-    # A hop that raised still answers politely (END), so look for it in the log too.
-    assert not [rec.getMessage() for rec in caplog.records if rec.levelno >= logging.ERROR]
+    assert_only_recorded_redemptions_took_points(client)
+    assert_nothing_raised(caplog)
+
+
+sms_words = st.sampled_from(["POIN", "HANGUS", "INFO", "BANTUAN", "TUKAR", "YA", "TIDAK", "STOP",
+                             "MULAI", "KTA", "DATA1GB", "PULSA5", "3", "0", "ya", " "])
+sms_text = st.one_of(st.lists(st.one_of(*[sms_words] * 4, nik_like, typed), max_size=4).map(" ".join),
+                     st.sampled_from(["TUKAR DATA1GB", "TUKAR PULSA5 2", "YA", "YA KTA 3171014506900001"]),
+                     typed)
+
+
+@settings(max_examples=100, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(texts=st.lists(sms_text, min_size=1, max_size=5))
+def test_any_sms_gets_an_answer_in_gsm7_and_charges_only_what_is_recorded(fresh, texts, caplog):
+    client, _, reset = fresh
+    reset()
+    caplog.clear()
+    outbox = f"/api/v1/outbox?to={MSISDN.replace('+', '%2B')}"
+    for i, text in enumerate(texts):
+        before = len(client.get(outbox).get_json()["messages"])
+        resp = client.post("/sms/inbound", data={"from": MSISDN, "to": "62168", "text": text,
+                                                 "id": f"fuzz-{i}"})
+        assert resp.status_code == 200
+        replies = client.get(outbox).get_json()["messages"][before:]
+        assert replies and all(gsm7.fits(m["text"]) for m in replies), (text, replies)
+    assert_only_recorded_redemptions_took_points(client)
+    assert_nothing_raised(caplog)
