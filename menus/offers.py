@@ -90,7 +90,7 @@ def parse_nik(ctx: Ctx, text: str):
 
 
 def give_consent(ctx: Ctx) -> None:
-    offer, campaign = chosen(ctx)
+    _, campaign = chosen(ctx)
     nik_enc = ctx.data.pop("offer_nik", None)
     if nik_enc is None:
         ctx.data["consent"] = "failed"

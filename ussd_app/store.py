@@ -6,6 +6,7 @@ import logging
 import os
 import threading
 import uuid
+from typing import ClassVar
 
 import redis
 
@@ -114,7 +115,7 @@ def _exchange(conn, commands: tuple) -> list:
 class Script:
     """A Lua script sent once per server, then run by its SHA1 (EVALSHA)."""
 
-    known: dict[str, Script] = {}  # by SHA1: what roundtrip() loads on NOSCRIPT
+    known: ClassVar[dict[str, Script]] = {}  # by SHA1: what roundtrip() loads on NOSCRIPT
 
     def __init__(self, source: str):
         self.source = source
