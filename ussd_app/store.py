@@ -113,7 +113,12 @@ def _exchange(conn, commands: tuple) -> list:
 
 
 class Script:
-    """A Lua script sent once per server, then run by its SHA1 (EVALSHA)."""
+    """A Lua script sent once per server, then run by its SHA1 (EVALSHA).
+
+    Every script here acts once per id or key it is given (money-like state
+    changes carry an idempotency key), so it runs over :func:`roundtrip`, which
+    may send it again after a dropped connection, as redis-py's own retries do.
+    """
 
     known: ClassVar[dict[str, Script]] = {}  # by SHA1: what roundtrip() loads on NOSCRIPT
 
@@ -123,10 +128,8 @@ class Script:
         Script.known[self.sha] = self
 
     def __call__(self, r: redis.Redis, keys: list[str], args: list):
-        try:
-            return r.evalsha(self.sha, len(keys), *keys, *args)
-        except redis.exceptions.NoScriptError:
-            return r.eval(self.source, len(keys), *keys, *args)
+        (reply,) = roundtrip(r, self.command(keys, args))
+        return reply
 
     def command(self, keys: list[str], args: list) -> tuple:
         """The script's EVALSHA as a command for :func:`roundtrip` (which
