@@ -37,3 +37,13 @@ def test_run_command_exits_non_zero_on_mismatch(tmp_path, monkeypatch):
 def test_over_long_reply_is_warned():
     assert sim.screen_warnings("CON " + "a" * 170, 160) == ["170 characters, over the limit of 160"]
     assert sim.screen_warnings("oops", 160) == ["reply starts with neither CON nor END"]
+
+
+def test_run_command_plays_every_project_scenario_on_the_embedded_store(monkeypatch):
+    """As README tells QA to (`ussd-sim run tests/scenarios/*.yaml`): each file
+    starts from an empty store, whatever the files before it left."""
+    from click.testing import CliRunner
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    result = CliRunner().invoke(sim.main, ["run", *map(str, SCENARIOS), *map(str, SCENARIOS)])
+    assert result.exit_code == 0, result.output
+    assert result.output.count("ok   ") == 2 * len(SCENARIOS)

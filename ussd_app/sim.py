@@ -147,11 +147,13 @@ def _ussd(client, phone, where, step, limit, warn):
 @click.option("--url", help="A running service (default: in-process).")
 @click.option("--msisdn", default="081234567890", show_default=True)
 @click.option("--code", default="*700#", show_default=True, help="Service code dialled.")
-@click.option("--seed/--no-seed", default=None, help="Seed demo data (default: in-process, embedded).")
+@click.option("--seed/--no-seed", default=None,
+              help="Seed demo data (default: the phone, in-process on the embedded store; "
+                   "`run` seeds only when asked).")
 @click.pass_context
 def main(ctx, url, msisdn, code, seed):
     """A phone in the terminal: dial, read the screen, type, see the SMS that arrive."""
-    ctx.obj = {"url": url}
+    ctx.obj = {"url": url, "seed": seed}
     if ctx.invoked_subcommand:
         return
     client = _client(url, seed)
@@ -182,9 +184,14 @@ def main(ctx, url, msisdn, code, seed):
                 click.secho(f"SMS from {m['from']}: {m['text']}", fg="green")
 
 
+def _embedded(client: Client) -> bool:
+    """The app runs in this process on the embedded store (nobody else's data)."""
+    return client.services is not None and not client.services.config.REDIS_URL
+
+
 def _client(url, seed) -> Client:
     client = Client(url)
-    if not url and (seed or (seed is None and not client.services.config.REDIS_URL)):
+    if not url and (seed or (seed is None and _embedded(client))):
         from . import demo
 
         demo.seed(client.services)
@@ -195,10 +202,21 @@ def _client(url, seed) -> Client:
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 @click.pass_context
 def run_files(ctx, files):
-    """Play YAML scenarios; exit 1 with a diff on the first mismatch."""
-    client = _client(ctx.obj["url"], None)
+    """Play YAML scenarios; exit 1 with a diff on the first mismatch.
+
+    On the embedded store each file starts from an empty one (plus the demo
+    data with --seed), as pytest plays them; against REDIS_URL or --url the
+    data is left as it is."""
+    seed = bool(ctx.obj["seed"])
+    client = _client(ctx.obj["url"], seed)
     limit = int(os.environ.get("USSD_MAX_CHARS", 160))
     for f in files:
+        if _embedded(client):
+            client.services.r.flushall()
+            if seed:
+                from . import demo
+
+                demo.seed(client.services)
         scenario = yaml.safe_load(Path(f).read_text())
         try:
             steps = play(client, scenario, limit, warn=lambda w: click.secho(w, fg="yellow", err=True))
