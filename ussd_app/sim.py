@@ -189,12 +189,16 @@ def _embedded(client: Client) -> bool:
     return client.services is not None and not client.services.config.REDIS_URL
 
 
+def _seed_demo(client: Client) -> None:
+    from . import demo
+
+    demo.seed(client.services)
+
+
 def _client(url, seed) -> Client:
     client = Client(url)
     if not url and (seed or (seed is None and _embedded(client))):
-        from . import demo
-
-        demo.seed(client.services)
+        _seed_demo(client)
     return client
 
 
@@ -208,15 +212,16 @@ def run_files(ctx, files):
     data with --seed), as pytest plays them; against REDIS_URL or --url the
     data is left as it is."""
     seed = bool(ctx.obj["seed"])
-    client = _client(ctx.obj["url"], seed)
+    client = Client(ctx.obj["url"])
+    embedded = _embedded(client)
+    if seed and not embedded and not ctx.obj["url"]:  # in-process on REDIS_URL: once
+        _seed_demo(client)
     limit = int(os.environ.get("USSD_MAX_CHARS", 160))
     for f in files:
-        if _embedded(client):
+        if embedded:
             client.services.r.flushall()
             if seed:
-                from . import demo
-
-                demo.seed(client.services)
+                _seed_demo(client)
         scenario = yaml.safe_load(Path(f).read_text())
         try:
             steps = play(client, scenario, limit, warn=lambda w: click.secho(w, fg="yellow", err=True))
