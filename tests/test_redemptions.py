@@ -161,7 +161,7 @@ class TestCrashes:
     def test_crash_between_holding_stock_and_debit_is_released(self, services):
         reward(services, stock=2)
         services.r.zadd(keys.PENDING_REDEMPTIONS, {f"{M}|rid1|PULSA10": 0})
-        assert rewards.reserve(services.r, "PULSA10", "rid1", 1)
+        assert rewards.RESERVE(services.r, *rewards.reserve_args("PULSA10", "rid1", 1)) == 1
         assert rewards.get(services.r, "PULSA10").stock == 1
         assert redemptions.recover(services, older_than=0)["released"] == 1
         assert rewards.get(services.r, "PULSA10").stock == 2

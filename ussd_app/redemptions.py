@@ -4,7 +4,7 @@ when fulfilment fails.
 A redemption is three atomic steps, each a Lua script over one hash slot
 (so they run on Redis Cluster too), each idempotent on the redemption id,
 which is derived from the caller's idempotency key (the USSD hop, the SMS):
-1. hold stock (the reward's slot): :func:`rewards.reserve`;
+1. hold stock (the reward's slot): ``rewards.RESERVE``;
 2. debit points and record the redemption as ``pending`` (the subscriber's slot);
    if refused, the held stock is released;
 3. fulfil outside the hop (a job), then ``done`` (stock used) or ``failed``

@@ -234,10 +234,6 @@ def reserve_args(code: str, rid: str, qty: int) -> tuple[list, list]:
     return [keys.reward_stock(code), keys.reward_reservations(code)], [rid, qty]
 
 
-def reserve(r: redis.Redis, code: str, rid: str, qty: int) -> bool:
-    return bool(RESERVE(r, *reserve_args(code, rid, qty)))
-
-
 def settle(r: redis.Redis, code: str, rid: str, outcome: str) -> bool:
     """Mark a held reservation ``used`` or ``released`` (the latter restores stock)."""
     return bool(SETTLE(r, [keys.reward_stock(code), keys.reward_reservations(code)], [rid, outcome]))
