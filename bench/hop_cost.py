@@ -1,5 +1,5 @@
 """Instructions per hop, counted by valgrind (callgrind): steady where wall
-time is not (a shared machine), and the same on every run.
+time is not (a shared machine), to about 1% between runs.
 
     python bench/hop_cost.py [--hops 300] [--journey check|redeem|consent]
 
