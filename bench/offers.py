@@ -59,7 +59,8 @@ def main() -> None:
         proc, url = start_redis(tmp)
         try:
             os.environ.update(REDIS_URL=url, OFFER_SEND_WINDOW="always", LOG_LEVEL="WARNING")
-            from ussd_app import campaigns, create_app, demo, offers
+            from ussd_app.offers import campaigns, sending as offers
+            from ussd_app import create_app, demo
 
             services = create_app().extensions["ussd"]
             r = services.r

@@ -2,7 +2,10 @@
 (bench/journeys.py) with plenty of points and an open offer each (run with
 REDIS_URL set)."""
 from bench.journeys import SUBSCRIBERS, msisdn
-from ussd_app import campaigns, create_app, demo, offers, points, subscribers
+from ussd_app.offers import campaigns, sending as offers
+from ussd_app import create_app, demo
+from ussd_app.loyalty import points
+from ussd_app.core import subscribers
 
 MSISDNS = [msisdn(i) for i in range(SUBSCRIBERS)]
 

@@ -2,7 +2,7 @@
 texts in ``texts/<lang>.yaml``."""
 from __future__ import annotations
 
-from ussd_app.screens import Screen
+from ussd_app.ussd.screens import Screen
 
 from . import help, language, main, offers, points, rewards
 

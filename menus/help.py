@@ -1,5 +1,5 @@
 """Journey 4: help (the programme, earning, expiry, support)."""
-from ussd_app.screens import Ctx, Option, Screen
+from ussd_app.ussd.screens import Ctx, Option, Screen
 
 
 def contact(ctx: Ctx) -> str:

@@ -1,6 +1,6 @@
 """Journey 5: language, remembered per subscriber across sessions."""
-from ussd_app import subscribers
-from ussd_app.screens import Ctx, Option, Screen
+from ussd_app.core import subscribers
+from ussd_app.ussd.screens import Ctx, Option, Screen
 
 
 def _choose(lang: str):

@@ -1,5 +1,5 @@
 """The main menu, in the order of the contract (BRIEF: Main menu)."""
-from ussd_app.screens import Option, Screen
+from ussd_app.ussd.screens import Option, Screen
 
 MAIN = "main"
 

@@ -1,6 +1,7 @@
 """Journey 3: financial offers (offer -> disclosure -> NIK -> consent), decline, stop."""
-from ussd_app import consents, formats, nik
-from ussd_app.screens import Ctx, InputError, Item, Option, Screen
+from ussd_app.offers import consents, nik
+from ussd_app.core import formats
+from ussd_app.ussd.screens import Ctx, InputError, Item, Option, Screen
 
 NIK_TRIES = 3
 MAX_LISTED = 8  # keeps item numbers clear of the stop option (9)

@@ -1,6 +1,6 @@
 """Journey 1: check points (balance and what expires next)."""
-from ussd_app import formats
-from ussd_app.screens import Ctx, Screen
+from ussd_app.core import formats
+from ussd_app.ussd.screens import Ctx, Screen
 
 
 def balance(ctx: Ctx) -> str:

@@ -1,6 +1,7 @@
 """Journey 2: redeem a reward (category -> reward -> quantity -> confirm)."""
-from ussd_app import formats, redemptions, rewards, texts
-from ussd_app.screens import Ctx, InputError, Item, Option, Screen
+from ussd_app.core import formats, texts
+from ussd_app.loyalty import redemptions, rewards
+from ussd_app.ussd.screens import Ctx, InputError, Item, Option, Screen
 
 
 def category_name(lang: str, slug: str) -> str:

@@ -1,7 +1,8 @@
 import pytest
 
-from ussd_app import config, create_app
-from ussd_app.errors import ConfigError
+from ussd_app.core import config
+from ussd_app import create_app
+from ussd_app.core.errors import ConfigError
 
 
 def test_production_names_every_missing_variable():

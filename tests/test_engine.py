@@ -2,10 +2,10 @@
 import fakeredis
 import pytest
 
-from ussd_app import config as configuration
-from ussd_app.engine import Engine, paginate
-from ussd_app.screens import Ctx, InputError, Item, Option, Screen
-from ussd_app.sessions import Session
+from ussd_app.core import config as configuration
+from ussd_app.ussd.engine import Engine, paginate
+from ussd_app.ussd.screens import Ctx, InputError, Item, Option, Screen
+from ussd_app.ussd.sessions import Session
 
 
 def fruits(ctx):

@@ -14,7 +14,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ussd_app import demo, gsm7
+from ussd_app import demo
+from ussd_app.core import gsm7
 
 MSISDN = "+6281234567890"  # demo: 12,500 points
 START = 12_500

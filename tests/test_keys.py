@@ -1,4 +1,4 @@
-from ussd_app import keys
+from ussd_app.core import keys
 
 
 def test_subscriber_keys_share_one_hash_slot():

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import requests
 
-from ussd_app import logs
+from ussd_app.core import logs
 
 
 def test_hop_log_masks_the_msisdn(phone, caplog):

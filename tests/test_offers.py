@@ -5,8 +5,9 @@ from datetime import datetime
 
 import pytest
 
-from ussd_app import consents, keys
-from ussd_app.formats import WIB
+from ussd_app.offers import consents
+from ussd_app.core import keys
+from ussd_app.core.formats import WIB
 
 NIK = "3171014506900001"  # a woman born 5 June 1990 in Jakarta Pusat
 NIK2 = "3273010101850002"
@@ -122,7 +123,7 @@ class TestSendingWindow:
         return {**config, "OFFER_SEND_WINDOW": "Mon-Sat 08:00-18:00"}
 
     def test_outside_the_window_offers_wait_then_go(self, api, people, services, clock, client):
-        from ussd_app import offers
+        from ussd_app.offers import sending as offers
         clock.now = datetime(2026, 11, 22, 20, 0, tzinfo=WIB).timestamp()  # Sunday evening
         api("POST", "/api/v1/campaigns", campaign_body(), status=201)
         got = api("POST", "/api/v1/campaigns/kta-nov/offers", {})
@@ -136,7 +137,7 @@ class TestSendingWindow:
         assert len(client.get("/api/v1/outbox?to=081100000001").get_json()["messages"]) == 1
 
     def test_public_holidays_are_skipped(self):
-        from ussd_app.campaigns import parse_window
+        from ussd_app.offers.campaigns import parse_window
         w = parse_window("Mon-Sat 08:00-18:00", "2026-12-26")
         christmas = datetime(2026, 12, 25, 10, 0, tzinfo=WIB).timestamp()
         assert not w.allows(christmas)
@@ -329,7 +330,8 @@ def test_the_worker_housekeeping_sends_due_offers(services, client):
     import threading
     import time
 
-    from ussd_app import jobs, offers
+    from ussd_app import jobs
+    from ussd_app.offers import sending as offers
     offers.schedule(services.r, [services.sms.message("+6281100000009", "tawaran", "GeneRate")],
                     services.clock() - 1)
     stop = threading.Event()

@@ -3,7 +3,7 @@ import time
 
 import pytest
 
-from ussd_app import points
+from ussd_app.loyalty import points
 
 M = "+6281234567890"
 
@@ -56,7 +56,7 @@ def test_expire_writes_one_entry_per_bucket_and_runs_once(services, clock):
 def test_calendar_policy_ends_on_31_december_wib():
     june = time.mktime((2026, 6, 1, 0, 0, 0, 0, 0, 0))
     exp = points.default_expiry(june, "calendar", 0)
-    from ussd_app.formats import wib
+    from ussd_app.core.formats import wib
     assert wib(exp) == "31-12-2026 23:59 WIB"
     assert points.default_expiry(1000.0, "rolling", 10) == 1000.0 + 864000
 

@@ -4,7 +4,9 @@ import threading
 
 import pytest
 
-from ussd_app import fulfilment, jobs, keys, points, redemptions, rewards
+from ussd_app.loyalty import fulfilment, points, redemptions, rewards
+from ussd_app import jobs
+from ussd_app.core import keys
 
 M = "+6281234567890"
 

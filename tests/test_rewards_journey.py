@@ -3,7 +3,9 @@ import threading
 
 import pytest
 
-from ussd_app import demo, expiry, keys, points, rewards
+from ussd_app import demo
+from ussd_app.loyalty import expiry, points, rewards
+from ussd_app.core import keys
 
 
 @pytest.fixture
@@ -131,7 +133,7 @@ class TestCatalogApi:
         assert resp.status_code == 400 and resp.get_json()["error"].startswith(error)
 
     def test_catalog_file_is_all_or_nothing(self, services):
-        from ussd_app.errors import BadRequest
+        from ussd_app.core.errors import BadRequest
         bad = "rewards:\n  OK1: {name: A, category: data, points: 5, fulfilment: data}\n  BAD: {name: B}\n"
         with pytest.raises(BadRequest, match="reward BAD: category must be"):
             rewards.load_file(services.r, bad)

@@ -1,7 +1,8 @@
 """Every reachable screen, in both languages, fits the limit and GSM-7."""
 from click.testing import CliRunner
 
-from ussd_app import cli, walk
+from ussd_app import cli
+from ussd_app.ussd import walk
 
 
 def test_every_screen_is_shown_and_fits_in_both_languages(services):
@@ -30,6 +31,6 @@ def test_menus_check_fails_on_a_too_small_limit(monkeypatch):
 
 
 def test_gsm7_counts_extension_characters_twice():
-    from ussd_app import gsm7
+    from ussd_app.core import gsm7
     assert gsm7.length("a{b}") == 6
     assert gsm7.problems("\u201cquoted\u201d", 160) == ["characters outside GSM-7: '\u201c\u201d'"]

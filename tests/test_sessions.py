@@ -1,6 +1,6 @@
 import redis
 
-from ussd_app import keys
+from ussd_app.core import keys
 
 
 def test_repeated_hop_returns_the_stored_reply_and_acts_once(phone, services):

@@ -2,7 +2,7 @@ import threading
 
 import redis
 
-from ussd_app import store
+from ussd_app.core import store
 
 
 def test_roundtrip_keeps_one_connection_per_thread(redis_url):

@@ -7,15 +7,15 @@ import os
 
 from flask import Flask
 
-from . import config as configuration
+from ussd_app.core import config as configuration
 
 log = logging.getLogger(__name__)
 
 
 def create_app(config: dict | None = None) -> Flask:
     """Build the app: configuration from the environment, then ``config``."""
-    from .services import Services
-    from .web import api, gateway, ops
+    from ussd_app.services import Services
+    from ussd_app.web import api, gateway, ops
 
     cfg = configuration.load(config)
     if not cfg.REDIS_URL:

@@ -6,8 +6,9 @@ import sys
 
 import click
 
-from . import create_app, logs
-from .errors import ConfigError
+from ussd_app import create_app
+from ussd_app.core import logs
+from ussd_app.core.errors import ConfigError
 
 
 def _app():
@@ -36,7 +37,7 @@ def run(host, port, demo):
     app = _app()
     services = app.extensions["ussd"]
     if demo or (demo is None and not services.config.REDIS_URL):
-        from . import demo as demo_data
+        from ussd_app import demo as demo_data
 
         click.echo("demo subscribers: " + ", ".join(demo_data.seed(services)))
     click.echo(f"USSD endpoint: POST http://{host}:{port}/ussd  (dial {services.config.USSD_SERVICE_CODE})")
@@ -46,7 +47,7 @@ def run(host, port, demo):
 @main.command("seed-demo")
 def seed_demo():
     """Load demo subscribers with points (idempotent)."""
-    from . import demo as demo_data
+    from ussd_app import demo as demo_data
 
     for msisdn in demo_data.seed(_services()):
         click.echo(f"seeded {msisdn}")
@@ -58,7 +59,7 @@ def seed_demo():
 def worker(burst, every):
     """Run background jobs (remote SMS, fulfilment) and, every few seconds, send
     offer SMS whose window has opened and settle redemptions a crash left pending."""
-    from . import jobs
+    from ussd_app import jobs
 
     services = _services()
     if not burst:
@@ -78,7 +79,7 @@ def menus_check():
     Walks every screen of every demo subscriber in both languages, on an
     embedded Redis laid anew with the demo data before each path.
     """
-    from . import walk
+    from ussd_app.ussd import walk
 
     os.environ.pop("REDIS_URL", None)  # the walk acts: never on real data
     services = create_app({"REDIS_URL": None}).extensions["ussd"]
@@ -98,8 +99,8 @@ def catalog():
 @click.argument("file", type=click.File("r"))
 def catalog_load(file):
     """Load rewards from a YAML file (rewards: {CODE: {...}}); all or nothing."""
-    from . import rewards
-    from .errors import BadRequest
+    from ussd_app.loyalty import rewards
+    from ussd_app.core.errors import BadRequest
 
     try:
         loaded = rewards.load_file(_services().r, file.read())
@@ -117,7 +118,7 @@ def points():
 @click.option("--batch", default=1000, show_default=True)
 def points_expire(batch):
     """Write off every bucket past its date, with an 'expire' ledger entry."""
-    from . import expiry
+    from ussd_app.loyalty import expiry
 
     total, subs = expiry.expire_all(_services(), batch)
     click.echo(f"expired {total} points of {subs} subscribers")
@@ -128,7 +129,7 @@ def points_expire(batch):
 @click.option("--batch", default=1000, show_default=True)
 def points_notify(days, batch):
     """SMS every subscriber about each bucket expiring within DAYS (once per bucket)."""
-    from . import expiry
+    from ussd_app.loyalty import expiry
 
     sent = expiry.notify_all(_services(), days, batch)
     click.echo(f"sent {sent} expiry warnings")
@@ -143,7 +144,7 @@ def redemptions():
 @click.option("--older-than", default=300, show_default=True, help="Seconds a redemption may stay pending.")
 def redemptions_recover(older_than):
     """Settle redemptions a crash left pending (re-fulfil, or release held stock)."""
-    from . import redemptions as r
+    from ussd_app.loyalty import redemptions as r
 
     counts = r.recover(_services(), older_than)
     click.echo(", ".join(f"{k}: {v}" for k, v in counts.items()))
@@ -159,8 +160,8 @@ def offers():
 @click.option("--batch", default=1000, show_default=True)
 def offers_send(campaign_id, batch):
     """Offer CAMPAIGN_ID to every eligible subscriber (each once)."""
-    from . import campaigns, offers as sending
-    from .errors import Conflict
+    from ussd_app.offers import campaigns, sending
+    from ussd_app.core.errors import Conflict
 
     services = _services()
     campaign = campaigns.get(services.r, campaign_id)
@@ -176,7 +177,7 @@ def offers_send(campaign_id, batch):
 @offers.command("flush")
 def offers_flush():
     """Send the offer SMS held for the sending window, where it is open now."""
-    from . import offers as sending
+    from ussd_app.offers import sending
 
     click.echo(f"sent {sending.flush(_services())} scheduled SMS")
 
@@ -189,6 +190,6 @@ def pii():
 @pii.command("new-key")
 def pii_new_key():
     """Print a new PII_KEY (Fernet: url-safe base64 of 32 random bytes)."""
-    from .pii import new_key
+    from ussd_app.core.pii import new_key
 
     click.echo(new_key())

@@ -5,8 +5,10 @@ from datetime import timedelta
 
 from importlib import resources
 
-from . import campaigns, keys, offers, points, rewards, subscribers
-from .formats import iso
+from ussd_app.offers import campaigns, sending as offers
+from ussd_app.core import keys, subscribers
+from ussd_app.loyalty import points, rewards
+from ussd_app.core.formats import iso
 
 DAY = timedelta(days=1).total_seconds()
 

@@ -49,7 +49,8 @@ def deliver_sms(messages: list[dict]) -> None:
 def housekeeping(services, every: float, stop: threading.Event | None = None) -> threading.Thread:
     """Every ``every`` seconds (until ``stop`` is set): flush due offer SMS,
     settle stuck redemptions."""
-    from . import offers, redemptions  # both enqueue jobs through this module
+    from ussd_app.offers import sending as offers
+    from ussd_app.loyalty import redemptions
 
     stop = stop or threading.Event()
 

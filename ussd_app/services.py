@@ -4,11 +4,12 @@ from __future__ import annotations
 import time
 from functools import cache
 
-from . import jobs, pii, store
-from .config import Config
-from .engine import Engine
-from .sms import providers
-from .sms.outbound import Outbound
+from ussd_app import jobs
+from ussd_app.core import pii, store
+from ussd_app.core.config import Config
+from ussd_app.ussd.engine import Engine
+from ussd_app.sms import providers
+from ussd_app.sms.outbound import Outbound
 
 
 @cache

@@ -11,8 +11,8 @@ from pathlib import Path
 import click
 import yaml
 
-from . import gsm7
-from .msisdn import normalize
+from ussd_app.core import gsm7
+from ussd_app.core.msisdn import normalize
 
 
 class Client:
@@ -32,7 +32,7 @@ class Client:
             self.http = requests.Session()
         else:
             if app is None:
-                from . import create_app
+                from ussd_app import create_app
 
                 app = create_app()
             self.app = app
@@ -190,7 +190,7 @@ def _embedded(client: Client) -> bool:
 
 
 def _seed_demo(client: Client) -> None:
-    from . import demo
+    from ussd_app import demo
 
     demo.seed(client.services)
 

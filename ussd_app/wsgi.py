@@ -1,5 +1,6 @@
 """The WSGI entry point the Procfile serves: ``ussd_app.wsgi:app``."""
-from . import create_app, logs
+from ussd_app import create_app
+from ussd_app.core import logs
 
 logs.configure()
 app = create_app()

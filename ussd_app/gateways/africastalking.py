@@ -3,9 +3,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from .. import msisdn as msisdns
-from ..errors import BadRequest
-from .types import InboundSms, Reply, UssdRequest
+from ussd_app.core import msisdn as msisdns
+from ussd_app.core.errors import BadRequest
+from ussd_app.ussd.types import Reply, UssdRequest
+from ussd_app.sms.types import InboundSms
 
 MAX_TEXT = 200
 CONTENT_TYPE = "text/plain; charset=utf-8"

@@ -5,8 +5,10 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .. import consents, formats, keys, nik, points, redemptions, rewards, subscribers, texts
-from ..gateways.types import InboundSms
+from ussd_app.offers import consents, nik
+from ussd_app.core import formats, keys, subscribers, texts
+from ussd_app.loyalty import points, redemptions, rewards
+from ussd_app.sms.types import InboundSms
 
 SEPARATORS = re.compile(r"[\s#*.]+")
 SEEN_TTL = 2 * 24 * 3600

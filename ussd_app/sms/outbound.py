@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import time
 
-from .. import jobs
-from ..formats import iso
+from ussd_app import jobs
+from ussd_app.core.formats import iso
 
 
 class Outbound:

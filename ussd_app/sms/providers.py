@@ -8,8 +8,8 @@ import logging
 import redis
 import requests
 
-from .. import keys
-from ..msisdn import mask
+from ussd_app.core import keys
+from ussd_app.core.msisdn import mask
 
 log = logging.getLogger(__name__)
 

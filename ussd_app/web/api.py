@@ -8,10 +8,12 @@ import math
 from flask import Blueprint, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from .. import campaigns, consents, formats, keys, offers, points, redemptions, rewards, subscribers
-from ..errors import BadRequest, Conflict, NotFound, Unauthorized
-from ..msisdn import normalize
-from . import services
+from ussd_app.offers import campaigns, consents, sending as offers
+from ussd_app.core import formats, keys, subscribers
+from ussd_app.loyalty import points, redemptions, rewards
+from ussd_app.core.errors import BadRequest, Conflict, NotFound, Unauthorized
+from ussd_app.core.msisdn import normalize
+from ussd_app.web import services
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 

@@ -9,13 +9,14 @@ from urllib.parse import unquote_plus
 
 from flask import Blueprint, Response, request
 
-from .. import texts, ussd
-from ..errors import BadRequest, Unauthorized
-from ..gateways import africastalking as dialect
-from ..gateways.types import Reply
-from ..msisdn import mask
-from ..sms import keywords
-from . import services
+from ussd_app.core import texts
+from ussd_app.ussd import hop as ussd
+from ussd_app.core.errors import BadRequest, Unauthorized
+from ussd_app.gateways import africastalking as dialect
+from ussd_app.ussd.types import Reply
+from ussd_app.core.msisdn import mask
+from ussd_app.sms import keywords
+from ussd_app.web import services
 
 bp = Blueprint("gateway", __name__)
 log = logging.getLogger("ussd_app.hops")

@@ -3,7 +3,7 @@ from flask import Blueprint, jsonify
 
 import redis
 
-from . import services
+from ussd_app.web import services
 
 bp = Blueprint("ops", __name__)
 

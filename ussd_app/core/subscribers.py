@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 import redis
 from tqdm import tqdm
 
-from . import keys
-from .errors import BadRequest
+from ussd_app.core import keys
+from ussd_app.core.errors import BadRequest
 
 STATUSES = ("active", "blocked")
 

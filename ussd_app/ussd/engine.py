@@ -12,9 +12,9 @@ import logging
 
 from transitions import Machine, State
 
-from .gateways.types import Reply
-from .screens import Ctx, InputError, Screen
-from . import gsm7
+from ussd_app.ussd.types import Reply
+from ussd_app.ussd.screens import Ctx, InputError, Screen
+from ussd_app.core import gsm7
 
 # transitions logs every callback at INFO and every unmatched input at WARNING;
 # an unmatched input is ordinary here (the engine answers it), so keep it quiet.

@@ -4,10 +4,11 @@ from __future__ import annotations
 import json
 from collections import Counter
 
-from . import campaigns, consents, keys, subscribers, texts
-from .campaigns import Campaign
-from .errors import Conflict
-from .formats import iso
+from ussd_app.offers import campaigns, consents
+from ussd_app.core import keys, subscribers, texts
+from ussd_app.offers.campaigns import Campaign
+from ussd_app.core.errors import Conflict
+from ussd_app.core.formats import iso
 
 SKIPS = ("opted_out", "ineligible", "already_offered", "blocked")
 PROFILE_FIELDS = ("status", "credit_score", "attributes", "lang", "offers_optout")

@@ -10,9 +10,9 @@ from functools import lru_cache
 import holidays
 import redis
 
-from . import formats, gsm7, keys, store
-from .errors import BadRequest, ConfigError
-from .formats import WIB
+from ussd_app.core import formats, gsm7, keys, store
+from ussd_app.core.errors import BadRequest, ConfigError
+from ussd_app.core.formats import WIB
 
 ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
 CODE = re.compile(r"^[A-Z][A-Z0-9]{1,9}$")

@@ -1,8 +1,9 @@
 """Expiry jobs over every subscriber, in batches, without holding them all in memory."""
 from __future__ import annotations
 
-from . import formats, keys, points, subscribers, texts
-from .points import EXPIRE
+from ussd_app.core import formats, keys, subscribers, texts
+from ussd_app.loyalty import points
+from ussd_app.loyalty.points import EXPIRE
 
 
 def expire_all(services, batch: int = 1000) -> tuple[int, int]:

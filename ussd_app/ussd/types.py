@@ -17,13 +17,3 @@ class UssdRequest:
 class Reply:
     text: str
     end: bool = False
-
-
-@dataclass(frozen=True)
-class InboundSms:
-    sender: str
-    to: str
-    text: str
-    message_id: str
-    date: str | None = None
-    link_id: str | None = None

@@ -7,9 +7,9 @@ from dataclasses import asdict, dataclass, replace
 
 import redis
 
-from . import formats, keys, store
-from .errors import BadRequest
-from .store import Script
+from ussd_app.core import formats, keys, store
+from ussd_app.core.errors import BadRequest
+from ussd_app.core.store import Script
 
 FULFILMENTS = ("voucher", "airtime", "data", "premium", "goods")
 CODE = re.compile(r"^[A-Z0-9][A-Z0-9_-]{0,23}$")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, fields
 
-from .errors import ConfigError
+from ussd_app.core.errors import ConfigError
 
 REQUIRED_IN_PRODUCTION = ("REDIS_URL", "GATEWAY_TOKEN", "ADMIN_TOKEN", "PII_KEY")
 
@@ -83,7 +83,7 @@ def check(config: Config) -> None:
         raise ConfigError(f"SMS_PROVIDER must be console or africastalking, got {config.SMS_PROVIDER!r}")
     if config.POINTS_EXPIRY_POLICY not in ("calendar", "rolling"):
         raise ConfigError("POINTS_EXPIRY_POLICY must be calendar or rolling")
-    from .campaigns import parse_window  # raises ConfigError naming OFFER_SEND_WINDOW
+    from ussd_app.offers.campaigns import parse_window  # raises ConfigError naming OFFER_SEND_WINDOW
 
     parse_window(config.OFFER_SEND_WINDOW, config.OFFER_HOLIDAYS)
     if not 40 <= config.USSD_MAX_CHARS <= 182:

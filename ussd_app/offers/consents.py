@@ -15,9 +15,10 @@ from dataclasses import dataclass
 
 import redis
 
-from . import campaigns, keys, store, subscribers, texts
-from .campaigns import Campaign
-from .store import Script
+from ussd_app.offers import campaigns
+from ussd_app.core import keys, store, subscribers, texts
+from ussd_app.offers.campaigns import Campaign
+from ussd_app.core.store import Script
 
 SHARED_FIELDS = ["msisdn", "credit_score", "nik"]
 

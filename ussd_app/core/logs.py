@@ -7,7 +7,8 @@ import logging
 import os
 import re
 
-from . import msisdn, nik
+from ussd_app.core import msisdn
+from ussd_app.offers import nik
 
 # An Indonesian mobile number as it appears in text or a URL (+62 8.., %2B62 8..,
 # 62 8.., 08..), and a NIK (16 digits): neither inside a longer run of digits.

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from . import gsm7, texts, ussd
-from .engine import NEXT
-from .gateways.types import UssdRequest
+from ussd_app.core import gsm7, texts
+from ussd_app.ussd import hop as ussd
+from ussd_app.ussd.engine import NEXT
+from ussd_app.ussd.types import UssdRequest
 
 
 EXPANSIONS = 12
@@ -111,7 +112,7 @@ def check(services) -> Report:
     Only for a Redis holding nothing else: every path starts from a flushed
     database with the demo data.
     """
-    from . import demo
+    from ussd_app import demo
 
     raw = services.raw
     raw.flushdb()

@@ -12,7 +12,7 @@ import logging
 
 from cryptography.fernet import Fernet, InvalidToken
 
-from .errors import ConfigError
+from ussd_app.core.errors import ConfigError
 
 log = logging.getLogger(__name__)
 _DEV_KEY = base64.urlsafe_b64encode(hashlib.sha256(b"ussd-app development only").digest())

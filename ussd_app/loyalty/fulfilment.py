@@ -14,8 +14,10 @@ import random
 
 import requests
 
-from . import formats, jobs, redemptions, rewards, subscribers, texts
-from .msisdn import mask
+from ussd_app.core import formats, subscribers, texts
+from ussd_app import jobs
+from ussd_app.loyalty import redemptions, rewards
+from ussd_app.core.msisdn import mask
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 import msgspec
 import redis
 
-from . import keys, points, store
+from ussd_app.core import keys, store
+from ussd_app.loyalty import points
 
 
 class Session(msgspec.Struct):

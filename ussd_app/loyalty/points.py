@@ -9,9 +9,9 @@ from datetime import datetime, timedelta
 
 import redis
 
-from . import keys
-from .formats import WIB
-from .store import Script
+from ussd_app.core import keys
+from ussd_app.core.formats import WIB
+from ussd_app.core.store import Script
 
 # Lua shared by the scripts below: the live buckets of a subscriber, soonest
 # expiry first (ties: oldest bucket id first), and their sum.

@@ -1,5 +1,5 @@
 """The vocabulary menus are written in: screens, options, list items, the
-context a screen sees. The engine (:mod:`ussd_app.engine`) runs them."""
+context a screen sees. The engine (:mod:`ussd_app.ussd.engine`) runs them."""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -8,8 +8,9 @@ from typing import Any
 
 import redis
 
-from . import points, texts
-from .config import Config
+from ussd_app.loyalty import points
+from ussd_app.core import texts
+from ussd_app.core.config import Config
 
 
 class InputError(Exception):

@@ -5,7 +5,7 @@ from functools import lru_cache
 
 import phonenumbers
 
-from .errors import BadRequest
+from ussd_app.core.errors import BadRequest
 
 
 def normalize(raw: str | None, field: str = "msisdn") -> str:

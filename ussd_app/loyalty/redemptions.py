@@ -22,11 +22,13 @@ from datetime import datetime
 
 import redis
 
-from . import formats, jobs, keys, rewards, store, texts
-from .formats import WIB
-from .points import LUA_LIVE
-from .rewards import Reward
-from .store import Script
+from ussd_app.core import formats, keys, store, texts
+from ussd_app import jobs
+from ussd_app.loyalty import rewards
+from ussd_app.core.formats import WIB
+from ussd_app.loyalty.points import LUA_LIVE
+from ussd_app.loyalty.rewards import Reward
+from ussd_app.core.store import Script
 
 # KEYS[1] idempotency  KEYS[2] buckets  KEYS[3] bucket points  KEYS[4] ledger
 # KEYS[5] counters     KEYS[6] profile  KEYS[7] monthly counts KEYS[8] redemptions
@@ -112,7 +114,7 @@ return 1
 """)
 
 
-FULFIL_JOB = "ussd_app.fulfilment.fulfil"  # by name: fulfilment builds on this module
+FULFIL_JOB = "ussd_app.loyalty.fulfilment.fulfil"  # by name: fulfilment builds on this module
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,11 @@
 """One USSD hop: session in, engine step, session out."""
 from __future__ import annotations
 
-from . import sessions, texts
-from .gateways.types import Reply, UssdRequest
-from .screens import Ctx
-from .sessions import Session
+from ussd_app.ussd import sessions
+from ussd_app.core import texts
+from ussd_app.ussd.types import Reply, UssdRequest
+from ussd_app.ussd.screens import Ctx
+from ussd_app.ussd.sessions import Session
 
 
 def hop(services, req: UssdRequest) -> tuple[Reply, str | None, str | None]:
