@@ -9,7 +9,7 @@ MAX_LISTED = 8  # keeps item numbers clear of the stop option (9)
 
 def _holdings(ctx: Ctx) -> consents.Holdings:
     if "offers" not in ctx.cache:
-        ctx.cache["offers"] = consents.holdings(ctx.r, ctx.msisdn)
+        ctx.cache["offers"] = consents.holdings(ctx.r, ctx.msisdn, ctx.services.kept)
     return ctx.cache["offers"]
 
 

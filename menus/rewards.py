@@ -10,7 +10,7 @@ def category_name(lang: str, slug: str) -> str:
 
 def _active(ctx: Ctx) -> list[rewards.Reward]:
     if "rewards" not in ctx.cache:
-        ctx.cache["rewards"] = rewards.active(ctx.r, ctx.now)
+        ctx.cache["rewards"] = rewards.active(ctx.r, ctx.now, ctx.services.kept)
     return ctx.cache["rewards"]
 
 
@@ -59,7 +59,7 @@ def refusal(ctx: Ctx, qty: int = 1) -> str | None:
     if reward.stock is not None and reward.stock < qty:
         return ctx.t("rewards.refused.out_of_stock")
     if reward.monthly_limit is not None:
-        used = int(ctx.r.hget(redemptions.monthly_key(ctx.msisdn, ctx.now), reward.code) or 0)
+        used = redemptions.monthly_used(ctx.r, ctx.msisdn, reward.code, ctx.now)
         if used + qty > reward.monthly_limit:
             return ctx.t("rewards.refused.limit", limit=reward.monthly_limit)
     short = reward.points * qty - ctx.account().balance

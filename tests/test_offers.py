@@ -137,7 +137,7 @@ class TestSendingWindow:
         assert len(client.get("/api/v1/outbox?to=081100000001").get_json()["messages"]) == 1
 
     def test_public_holidays_are_skipped(self):
-        from ussd_app.offers.campaigns import parse_window
+        from ussd_app.offers.window import parse_window
         w = parse_window("Mon-Sat 08:00-18:00", "2026-12-26")
         christmas = datetime(2026, 12, 25, 10, 0, tzinfo=WIB).timestamp()
         assert not w.allows(christmas)
@@ -307,10 +307,10 @@ class TestConsentByUssd:
         sub.dial(text="3*9")
         assert sub.screen.startswith("Berhenti terima semua penawaran keuangan?")
         sub.type(1)
-        assert sub.end and consents.holdings(services.r, "+6281100000001").opted_out
+        assert sub.end and consents.holdings(services.r, "+6281100000001", services.kept).opted_out
         assert sub.dial(text="3").startswith("Anda sudah berhenti menerima penawaran keuangan.\n1 Terima")
         assert sub.type(1).startswith("Anda akan menerima penawaran keuangan lagi.")
-        assert not consents.holdings(services.r, "+6281100000001").opted_out
+        assert not consents.holdings(services.r, "+6281100000001", services.kept).opted_out
 
     def test_campaigns_are_kept_until_one_is_stored(self, offered, sub, api, services):
         """Offer screens keep the campaigns they read while the revision stands."""

@@ -154,7 +154,7 @@ class TestCrashes:
         assert redemptions.recover(services, older_than=0) == {"refulfilled": 1, "released": 0, "settled": 0}
         jobs.work(services, burst=True)
         assert redemptions.get(services.r, M, out.redemption)["status"] == "done"
-        assert fulfilment.fulfil(M, out.redemption) == "done"  # a late duplicate job
+        assert fulfilment.fulfil(services, M, out.redemption) == "done"  # a late duplicate job
         sms = client.get(f"/api/v1/outbox?to={M}").get_json()["messages"]
         assert len(sms) == 1 and "berhasil" in sms[0]["text"]
         assert redemptions.recover(services, older_than=0) == {"refulfilled": 0, "released": 0, "settled": 0}

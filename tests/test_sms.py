@@ -85,7 +85,7 @@ class TestAfricasTalking:
 
     def test_sending_is_a_background_job(self, services, monkeypatch):
         queued = []
-        monkeypatch.setattr("ussd_app.jobs.enqueue", lambda svc, func, *a, **k: queued.append(a))
+        monkeypatch.setattr(services.jobs, "enqueue", lambda func, *a, **k: queued.append(a))
         services.sms.send("+6281234567890", "halo")
         assert queued and Stub.received == []
 

@@ -79,11 +79,12 @@ def menus_check():
     Walks every screen of every demo subscriber in both languages, on an
     embedded Redis laid anew with the demo data before each path.
     """
+    from ussd_app import demo
     from ussd_app.ussd import walk
 
     os.environ.pop("REDIS_URL", None)  # the walk acts: never on real data
     services = create_app({"REDIS_URL": None}).extensions["ussd"]
-    report = walk.check(services)
+    report = walk.check(services, demo.seed, demo.WALKED)
     for f in report.problems:
         click.echo(f, err=True)
     click.echo(f"{report.screens} screens walked, {len(report.problems)} problems")

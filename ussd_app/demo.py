@@ -26,6 +26,9 @@ SUBSCRIBERS = [
      [(3000, "demo-topup-4", None)]),
 ]
 
+WALKED = [m for m, _, _ in SUBSCRIBERS] + ["+6281299990000"]
+"""Whom ``ussd-app menus check`` walks: each demo subscriber and one unknown number."""
+
 
 def seed(services) -> list[str]:
     """Load the demo catalog and subscribers (idempotent); returns their MSISDNs."""

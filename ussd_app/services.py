@@ -1,15 +1,19 @@
-"""The per-app resources every layer is handed: Redis, config, SMS, engine."""
+"""The composition root's per-app resources, handed to every layer: Redis,
+config, the job queue, SMS, the vault, the menu engine, and the functions the
+USSD machinery is given instead of importing a domain."""
 from __future__ import annotations
 
 import time
 from functools import cache
 
-from ussd_app import jobs
 from ussd_app.core import pii, store
 from ussd_app.core.config import Config
-from ussd_app.ussd.engine import Engine
+from ussd_app.core.queue import Jobs
+from ussd_app.loyalty import points
+from ussd_app.offers import window
 from ussd_app.sms import providers
 from ussd_app.sms.outbound import Outbound
+from ussd_app.ussd.engine import Engine
 
 
 @cache
@@ -24,9 +28,12 @@ class Services:
     def __init__(self, config: Config, clock=time.time):
         self.config = config
         self.clock = clock
+        self.window = window.parse_window(config.OFFER_SEND_WINDOW, config.OFFER_HOLIDAYS)
         self.r = store.connect(config.REDIS_URL)
         self.raw = store.connect(config.REDIS_URL, decode=False)
+        self.jobs = Jobs(self, self.raw, sync=config.JOBS_SYNC)
         self.sms = Outbound(self, providers.build(config, self.r))
         self.vault = pii.Vault(config.PII_KEY)
+        self.kept = store.Kept()  # this process's copies of the catalog and campaigns
+        self.accounts = points.Accounts()
         self.engine = engine()
-        jobs.bind(self)

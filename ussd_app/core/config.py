@@ -83,8 +83,5 @@ def check(config: Config) -> None:
         raise ConfigError(f"SMS_PROVIDER must be console or africastalking, got {config.SMS_PROVIDER!r}")
     if config.POINTS_EXPIRY_POLICY not in ("calendar", "rolling"):
         raise ConfigError("POINTS_EXPIRY_POLICY must be calendar or rolling")
-    from ussd_app.offers.campaigns import parse_window  # raises ConfigError naming OFFER_SEND_WINDOW
-
-    parse_window(config.OFFER_SEND_WINDOW, config.OFFER_HOLIDAYS)
     if not 40 <= config.USSD_MAX_CHARS <= 182:
         raise ConfigError("USSD_MAX_CHARS must be between 40 and 182")

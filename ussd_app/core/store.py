@@ -6,7 +6,7 @@ import logging
 import os
 import threading
 import uuid
-from typing import ClassVar
+from typing import Any
 
 import redis
 
@@ -50,6 +50,24 @@ def revision(r: redis.Redis, key: str, seen: str | None = None) -> str:
     return seen
 
 
+class Kept:
+    """This process's copies of data that rarely changes (reward definitions,
+    campaigns), each with the revision token it was read at (:func:`revision`).
+    One per ``Services``: passed in, never a module global."""
+
+    def __init__(self):
+        self._copies: dict[str, tuple[str, Any]] = {}
+
+    def get(self, name: str, revision: str, default: Any = None) -> Any:
+        """The copy of ``name`` read at ``revision``, else ``default``."""
+        held = self._copies.get(name)
+        return held[1] if held is not None and held[0] == revision else default
+
+    def put(self, name: str, revision: str, data: Any) -> Any:
+        self._copies[name] = (revision, data)
+        return data
+
+
 _held = threading.local()  # per thread: the connection each pool lent it for roundtrip()
 
 
@@ -83,8 +101,8 @@ def roundtrip(r: redis.Redis, *commands: tuple) -> list:
             replies = _exchange(conn, commands)
     if any(isinstance(reply, redis.exceptions.NoScriptError) for reply in replies):
         for command in commands:
-            if command[0] == "EVALSHA":
-                Script.known[command[1]].load(r)
+            if isinstance(command, ScriptCommand):
+                command.script.load(r)
         replies = _exchange(conn, commands)
     for reply in replies:
         if isinstance(reply, Exception):
@@ -112,6 +130,11 @@ def _exchange(conn, commands: tuple) -> list:
         raise
 
 
+class ScriptCommand(tuple):
+    """A script's EVALSHA as a command, knowing its script (to load it on NOSCRIPT)."""
+    script: Script
+
+
 class Script:
     """A Lua script sent once per server, then run by its SHA1 (EVALSHA).
 
@@ -120,21 +143,20 @@ class Script:
     may send it again after a dropped connection, as redis-py's own retries do.
     """
 
-    known: ClassVar[dict[str, Script]] = {}  # by SHA1: what roundtrip() loads on NOSCRIPT
-
     def __init__(self, source: str):
         self.source = source
         self.sha = hashlib.sha1(source.encode()).hexdigest()
-        Script.known[self.sha] = self
 
     def __call__(self, r: redis.Redis, keys: list[str], args: list):
         (reply,) = roundtrip(r, self.command(keys, args))
         return reply
 
-    def command(self, keys: list[str], args: list) -> tuple:
+    def command(self, keys: list[str], args: list) -> ScriptCommand:
         """The script's EVALSHA as a command for :func:`roundtrip` (which
         loads it where the server answers NOSCRIPT)."""
-        return ("EVALSHA", self.sha, len(keys), *keys, *args)
+        command = ScriptCommand(("EVALSHA", self.sha, len(keys), *keys, *args))
+        command.script = self
+        return command
 
     def queue(self, pipe, keys: list[str], args: list) -> None:
         """Queue the script on a pipeline by SHA: the pipeline's caller runs

@@ -15,7 +15,6 @@ import random
 import requests
 
 from ussd_app.core import formats, subscribers, texts
-from ussd_app import jobs
 from ussd_app.loyalty import redemptions, rewards
 from ussd_app.core.msisdn import mask
 
@@ -77,9 +76,8 @@ def provisioning(config):
     return Simulated(config.FULFILMENT_FAIL_RATE)
 
 
-def fulfil(msisdn: str, rid: str) -> str:
+def fulfil(services, msisdn: str, rid: str) -> str:
     """The job: deliver one pending redemption, then confirm or refund it (once)."""
-    services = jobs.current()
     rec = redemptions.get(services.r, msisdn, rid)
     if rec is None or rec["status"] != "pending":
         return rec["status"] if rec else "missing"

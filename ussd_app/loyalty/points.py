@@ -179,3 +179,16 @@ def expire(r: redis.Redis, msisdn: str, now: float) -> int:
 
 def ledger(r: redis.Redis, msisdn: str) -> list[dict]:
     return [json.loads(e) for e in r.lrange(keys.ledger(msisdn), 0, -1)]
+
+
+class Accounts:
+    """The caller's account (status, language, points) as the USSD machinery
+    reads it with each session (``ussd.types.Accounts``)."""
+
+    @staticmethod
+    def command(msisdn: str, now: float) -> tuple:
+        return VIEW.command(*view_args(msisdn, now))
+
+    @staticmethod
+    def parse(reply: list) -> Points:
+        return parse_view(reply)

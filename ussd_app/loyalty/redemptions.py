@@ -23,7 +23,6 @@ from datetime import datetime
 import redis
 
 from ussd_app.core import formats, keys, store, texts
-from ussd_app import jobs
 from ussd_app.loyalty import rewards
 from ussd_app.core.formats import WIB
 from ussd_app.loyalty.points import LUA_LIVE
@@ -150,6 +149,35 @@ def monthly_key(msisdn: str, now: float) -> str:
     return keys.monthly_redemptions(msisdn, month_of(now))
 
 
+def monthly_used(r: redis.Redis, msisdn: str, code: str, now: float) -> int:
+    """Units of ``code`` the subscriber redeemed this month (WIB)."""
+    return int(r.hget(monthly_key(msisdn, now), code) or 0)
+
+
+# -- a quote awaiting its SMS confirmation (TUKAR <code>, then YA) ---------------
+QUOTE_TTL = 300
+
+
+def quote(r: redis.Redis, msisdn: str, reward: Reward, message_id: str) -> None:
+    """Hold the terms quoted by SMS until the subscriber answers YA (or QUOTE_TTL)."""
+    key = keys.sms_pending(msisdn)
+    pipe = r.pipeline(transaction=True)
+    pipe.delete(key)
+    pipe.hset(key, mapping={"action": "redeem", "reward": reward.code, "id": message_id})
+    pipe.expire(key, QUOTE_TTL)
+    pipe.execute()
+
+
+def quoted(r: redis.Redis, msisdn: str) -> dict | None:
+    """The quote awaiting confirmation, if any."""
+    held = r.hgetall(keys.sms_pending(msisdn))
+    return held if held.get("action") == "redeem" else None
+
+
+def drop_quote(r: redis.Redis, msisdn: str) -> None:
+    r.delete(keys.sms_pending(msisdn))
+
+
 def _marker(msisdn: str, rid: str, code: str) -> str:
     return f"{msisdn}|{rid}|{code}"
 
@@ -178,7 +206,7 @@ def redeem(services, msisdn: str, reward: Reward, qty: int, idempotency_key: str
          channel, reward.label("id"), idempotency_key])
     if status in ("ok", "dup"):
         if status == "ok":
-            jobs.enqueue(services, FULFIL_JOB, msisdn, rid, job_id=f"fulfil-{rid}")
+            services.jobs.enqueue(FULFIL_JOB, msisdn, rid, job_id=f"fulfil-{rid}")
         return Outcome(status, int(rest[1]), rest[0])
     rewards.settle(r, reward.code, rid, "released")
     r.zrem(keys.PENDING_REDEMPTIONS, _marker(msisdn, rid, reward.code))
@@ -226,7 +254,7 @@ def recover(services, older_than: float) -> dict:
             r.zrem(keys.PENDING_REDEMPTIONS, marker)
             counts["released"] += 1
         elif rec["status"] == "pending":  # crashed before fulfilment settled
-            jobs.enqueue(services, FULFIL_JOB, msisdn, rid)
+            services.jobs.enqueue(FULFIL_JOB, msisdn, rid)
             counts["refulfilled"] += 1
         else:
             rewards.settle(r, code, rid, "used" if rec["status"] == "done" else "released")

@@ -135,28 +135,23 @@ def catalog(r: redis.Redis) -> list[Reward]:
     return sorted(load(r, sorted(r.smembers(keys.REWARDS))), key=lambda w: (w.category, w.points, w.code))
 
 
-_definitions: tuple[str | None, list[Reward]] = (None, [])
-
-
-def definitions(r: redis.Redis) -> list[Reward]:
+def definitions(r: redis.Redis, kept: store.Kept) -> list[Reward]:
     """Every reward ordered as :func:`catalog`, *without stock* (``stock`` is
     None: read a reward's units left with :func:`get`).
 
     Kept per process and checked against the catalog's revision on each call:
     one GET instead of reading every definition on every list screen.
     """
-    global _definitions
     revision = store.revision(r, keys.REWARDS_REVISION)
-    if revision != _definitions[0]:
-        fresh = [replace(w, stock=None) for w in catalog(r)]
-        _definitions = (revision, fresh)
-        return fresh
-    return _definitions[1]
+    found = kept.get("rewards", revision)
+    if found is None:
+        found = kept.put("rewards", revision, [replace(w, stock=None) for w in catalog(r)])
+    return found
 
 
-def active(r: redis.Redis, now: float) -> list[Reward]:
+def active(r: redis.Redis, now: float, kept: store.Kept) -> list[Reward]:
     """The rewards on offer now (definitions only: see :func:`definitions`)."""
-    return [w for w in definitions(r) if w.active(now)]
+    return [w for w in definitions(r, kept) if w.active(now)]
 
 
 def load_file(r: redis.Redis, text: str) -> list[Reward]:

@@ -1,18 +1,13 @@
-"""Campaigns of partner institutions: definition, eligibility, sending window."""
+"""Campaigns of partner institutions: definition and eligibility."""
 from __future__ import annotations
 
 import json
 import re
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta
-from functools import lru_cache
-
-import holidays
 import redis
 
 from ussd_app.core import formats, gsm7, keys, store
-from ussd_app.core.errors import BadRequest, ConfigError
-from ussd_app.core.formats import WIB
+from ussd_app.core.errors import BadRequest
 
 ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
 CODE = re.compile(r"^[A-Z][A-Z0-9]{1,9}$")
@@ -177,20 +172,15 @@ def load(r: redis.Redis, ids) -> dict[str, Campaign]:
     return {cid: Campaign(**json.loads(raw)) for cid, raw in zip(ids, pipe.execute()) if raw}
 
 
-_kept: tuple[str | None, dict[str, Campaign]] = (None, {})
-
-
-def kept(r: redis.Redis, ids, revision: str | None) -> dict[str, Campaign]:
-    """Like :func:`load`, from this process's copy while the campaigns' ``revision``
+def kept(r: redis.Redis, ids, revision: str | None, copies: store.Kept) -> dict[str, Campaign]:
+    """Like :func:`load`, from this process's copies while the campaigns' ``revision``
     (read by the caller, with its own reads) stands: the offer screens then
     read no campaign at all."""
-    global _kept
     revision = store.revision(r, keys.CAMPAIGNS_REVISION, revision)
-    known = _kept[1] if revision == _kept[0] else {}
+    known = copies.get("campaigns", revision, {})
     missing = [cid for cid in ids if cid not in known]
     if missing:
-        known = {**known, **load(r, missing)}
-        _kept = (revision, known)
+        known = copies.put("campaigns", revision, {**known, **load(r, missing)})
     return {cid: known[cid] for cid in ids if cid in known}
 
 
@@ -200,68 +190,3 @@ def get(r: redis.Redis, campaign_id: str) -> Campaign | None:
 
 def every(r: redis.Redis) -> list[Campaign]:
     return sorted(load(r, r.smembers(keys.CAMPAIGNS)).values(), key=lambda c: c.valid_from)
-
-
-# -- the sending window (BRIEF: Mon-Sat 08:00-18:00 WIB, not on public holidays) ---
-DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
-
-
-@dataclass(frozen=True)
-class Window:
-    always: bool
-    days: frozenset = frozenset()
-    start: int = 0  # minutes after midnight WIB
-    end: int = 0
-    extra_holidays: frozenset = frozenset()
-
-    def allows(self, ts: float) -> bool:
-        if self.always:
-            return True
-        t = datetime.fromtimestamp(ts, WIB)
-        minute = t.hour * 60 + t.minute
-        return (t.weekday() in self.days and self.start <= minute < self.end
-                and not _holiday(t.date()) and t.date().isoformat() not in self.extra_holidays)
-
-    def next_open(self, ts: float) -> float:
-        """The first moment at or after ``ts`` the window allows."""
-        if self.allows(ts):
-            return ts
-        t = datetime.fromtimestamp(ts, WIB)
-        day = t.replace(hour=0, minute=0, second=0, microsecond=0)
-        for _ in range(60):
-            opening = day + timedelta(minutes=self.start)
-            if opening.timestamp() >= ts and self.allows(opening.timestamp()):
-                return opening.timestamp()
-            day += timedelta(days=1)
-        raise ConfigError("OFFER_SEND_WINDOW allows no time in the next 60 days")
-
-
-def _holiday(d) -> bool:
-    return d in _indonesia(d.year)
-
-
-@lru_cache(maxsize=8)
-def _indonesia(year: int):
-    return holidays.country_holidays("ID", years=year)
-
-
-def parse_window(spec: str, extra_holidays: str = "") -> Window:
-    """``Mon-Sat 08:00-18:00`` (days as a range or comma list), or ``always``."""
-    extra = frozenset(d.strip() for d in extra_holidays.split(",") if d.strip())
-    if spec.strip().lower() == "always":
-        return Window(always=True)
-    m = re.fullmatch(r"\s*([A-Za-z,\-]+)\s+(\d{1,2}):(\d{2})-(\d{1,2}):(\d{2})\s*", spec)
-    if not m:
-        raise ConfigError("OFFER_SEND_WINDOW must look like 'Mon-Sat 08:00-18:00' or 'always'")
-    days = set()
-    for part in m.group(1).lower().split(","):
-        ends = part.split("-")
-        if any(e[:3] not in DAYS for e in ends) or len(ends) > 2:
-            raise ConfigError(f"OFFER_SEND_WINDOW has an unknown day in {part!r}")
-        a, b = DAYS.index(ends[0][:3]), DAYS.index(ends[-1][:3])
-        days.update(range(a, b + 1) if a <= b else [*range(a, 7), *range(0, b + 1)])
-    start = int(m.group(2)) * 60 + int(m.group(3))
-    end = int(m.group(4)) * 60 + int(m.group(5))
-    if not 0 <= start < end <= 24 * 60:
-        raise ConfigError("OFFER_SEND_WINDOW must start before it ends, within one day")
-    return Window(False, frozenset(days), start, end, extra)

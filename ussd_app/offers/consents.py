@@ -153,13 +153,13 @@ class Holdings:
     opted_out: bool
 
 
-def holdings(r: redis.Redis, msisdn: str) -> Holdings:
+def holdings(r: redis.Redis, msisdn: str, kept: store.Kept) -> Holdings:
     """A subscriber's offers, their campaigns and the opt-out, in one round trip."""
     raw, optout, revision = store.roundtrip(r, ("HGETALL", keys.offers(msisdn)),
                                             ("HGET", keys.profile(msisdn), "offers_optout"),
                                             ("GET", keys.CAMPAIGNS_REVISION))
     offers = {cid: json.loads(v) for cid, v in store.pairs(raw).items()}
-    return Holdings(offers, campaigns.kept(r, offers, revision), optout == "1")
+    return Holdings(offers, campaigns.kept(r, offers, revision, kept), optout == "1")
 
 
 def over_attempts(r: redis.Redis, msisdn: str, per_hour: int) -> bool:

@@ -1,4 +1,4 @@
-"""NIK (Nomor Induk Kependudukan): validation and masking (BRIEF: NIK)."""
+"""NIK (Nomor Induk Kependudukan): validation."""
 from __future__ import annotations
 
 from datetime import date
@@ -30,8 +30,3 @@ def _real_date(year: int, month: int, day: int) -> bool:
     except ValueError:
         return False
     return True
-
-
-def mask(nik: str) -> str:
-    """3171014506900001 -> ************0001."""
-    return "*" * 12 + nik[-4:] if len(nik) == 16 else "*" * len(nik)

@@ -44,8 +44,7 @@ def send(services, campaign: Campaign, msisdns: list[str] | None = None, batch: 
     r, config, now = services.r, services.config, services.clock()
     if not campaign.open(now):
         raise Conflict("campaign is not running now (see valid_from and valid_until)")
-    window = campaigns.parse_window(config.OFFER_SEND_WINDOW, config.OFFER_HOLIDAYS)
-    send_at = window.next_open(now)
+    send_at = services.window.next_open(now)
     counts = Counter()
     text_in = {lang: sms_text(config, campaign, lang) for lang in texts.LANGUAGES}
     consents.OFFER.load(r)

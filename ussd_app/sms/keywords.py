@@ -110,9 +110,6 @@ def help_(msg: Inbound) -> None:
 
 
 # -- redeeming by SMS: TUKAR <code>, then YA ------------------------------------
-PENDING_TTL = 300
-
-
 @keyword("TUKAR")
 def redeem_start(msg: Inbound) -> None:
     r = msg.services.r
@@ -121,12 +118,7 @@ def redeem_start(msg: Inbound) -> None:
     reward = rewards.get(r, msg.words[1])
     if reward is None or not reward.active(msg.services.clock()):
         return msg.reply("sms.tukar_unknown", code=msg.words[1].upper()[:24])
-    pipe = r.pipeline(transaction=True)
-    pipe.delete(keys.sms_pending(msg.msisdn))
-    pipe.hset(keys.sms_pending(msg.msisdn), mapping={"action": "redeem", "reward": reward.code,
-                                                     "id": msg.sms.message_id})
-    pipe.expire(keys.sms_pending(msg.msisdn), PENDING_TTL)
-    pipe.execute()
+    redemptions.quote(r, msg.msisdn, reward, msg.sms.message_id)
     msg.reply("sms.tukar_confirm", reward=reward.label(msg.lang),
               points=formats.points(reward.points, msg.lang))
 
@@ -134,13 +126,13 @@ def redeem_start(msg: Inbound) -> None:
 def redeem_confirm(msg: Inbound) -> bool:
     """A bare YA confirms a pending TUKAR; False when none is pending."""
     r = msg.services.r
-    pending = r.hgetall(keys.sms_pending(msg.msisdn))
-    if pending.get("action") != "redeem":
+    pending = redemptions.quoted(r, msg.msisdn)
+    if pending is None:
         return False
     reward = rewards.get(r, pending["reward"])
     outcome = (redemptions.redeem(msg.services, msg.msisdn, reward, 1, f"sms:{pending['id']}", "sms")
                if reward else redemptions.Outcome("inactive"))
-    r.delete(keys.sms_pending(msg.msisdn))
+    redemptions.drop_quote(r, msg.msisdn)
     if outcome.accepted:
         msg.reply("sms.tukar_processing", reward=reward.label(msg.lang))
     else:
@@ -160,7 +152,7 @@ def yes(msg: Inbound) -> None:
 # -- financial offers: YA <NIK>, YA <code> <NIK>, TIDAK, STOP, MULAI -------------
 def _open_offers(msg: Inbound) -> tuple[dict, dict]:
     """(every offer held: campaign id -> offer, their campaigns)."""
-    held = consents.holdings(msg.services.r, msg.msisdn)
+    held = consents.holdings(msg.services.r, msg.msisdn, msg.services.kept)
     return held.offers, held.campaigns
 
 

@@ -3,8 +3,15 @@ from __future__ import annotations
 
 import time
 
-from ussd_app import jobs
 from ussd_app.core.formats import iso
+
+
+DELIVER_JOB = "ussd_app.sms.outbound.deliver"
+
+
+def deliver(services, messages: list[dict]) -> None:
+    """The job: hand ``messages`` to the remote provider."""
+    services.sms.provider.deliver_many(messages)
 
 
 class Outbound:
@@ -25,6 +32,6 @@ class Outbound:
         stamp = iso(time.time())
         messages = [{**m, "sent_at": stamp} for m in messages]
         if self.provider.remote:
-            jobs.enqueue(self.services, jobs.deliver_sms, messages)
+            self.services.jobs.enqueue(DELIVER_JOB, messages)
         else:
             self.provider.deliver_many(messages)

@@ -32,6 +32,11 @@ class Console:
         pipe.execute()
 
 
+def outbox(r: redis.Redis, msisdn: str) -> list[dict]:
+    """What the console provider 'sent' to ``msisdn``, oldest first."""
+    return [json.loads(m) for m in r.lrange(keys.outbox(msisdn), 0, -1)]
+
+
 class AfricasTalking:
     """Africa's Talking HTTP SMS API (``POST {url}`` form: username, to, message, from)."""
     remote = True

@@ -3,16 +3,16 @@ from __future__ import annotations
 
 from ussd_app.ussd import sessions
 from ussd_app.core import texts
-from ussd_app.ussd.types import Reply, UssdRequest
+from ussd_app.ussd.types import Reply, Services, UssdRequest
 from ussd_app.ussd.screens import Ctx
 from ussd_app.ussd.sessions import Session
 
 
-def hop(services, req: UssdRequest) -> tuple[Reply, str | None, str | None]:
+def hop(services: Services, req: UssdRequest) -> tuple[Reply, str | None, str | None]:
     """Answer one hop; returns the reply and the state before and after."""
     r, config, engine = services.r, services.config, services.engine
     now = services.clock()
-    session, account = sessions.load(r, req.session_id, req.msisdn, now)
+    session, account = sessions.load(r, services.accounts, req.session_id, req.msisdn, now)
     if session is None:
         session = Session(id=req.session_id, msisdn=req.msisdn, state=engine.main,
                           lang=account.lang or texts.DEFAULT)
@@ -45,6 +45,6 @@ def hop(services, req: UssdRequest) -> tuple[Reply, str | None, str | None]:
     return reply, before, session.state
 
 
-def _ctx(services, session: Session, req: UssdRequest, now: float, account) -> Ctx:
+def _ctx(services: Services, session: Session, req: UssdRequest, now: float, account) -> Ctx:
     return Ctx(r=services.r, config=services.config, session=session, services=services,
                now=now, hop_key=f"{req.session_id}:{req.text}", cache={"account": account})

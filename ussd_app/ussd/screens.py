@@ -8,9 +8,10 @@ from typing import Any
 
 import redis
 
-from ussd_app.loyalty import points
-from ussd_app.core import texts
+from ussd_app.core import store, texts
 from ussd_app.core.config import Config
+from ussd_app.ussd.sessions import Session
+from ussd_app.ussd.types import Account, Services
 
 
 class InputError(Exception):
@@ -28,8 +29,8 @@ class Ctx:
     """What a screen's callbacks see during one hop."""
     r: redis.Redis
     config: Config
-    session: Any  # sessions.Session
-    services: Any  # app services (sms outbound, jobs)
+    session: Session
+    services: Services
     now: float
     hop_key: str = ""
     error: InputError | None = None
@@ -50,11 +51,14 @@ class Ctx:
     def t(self, key: str, **values) -> str:
         return texts.t(self.session.lang, key, **values)
 
-    def account(self):
-        """The caller's points, status and language (read with the session at the
-        start of the hop; :meth:`forget_account` after changing them)."""
+    def account(self) -> Account:
+        """The caller's account: status, language and, as the composition root
+        reads it, points (read with the session at the start of the hop;
+        :meth:`forget_account` after changing it)."""
         if "account" not in self.cache:
-            self.cache["account"] = points.view(self.r, self.msisdn, self.now)
+            accounts = self.services.accounts
+            (reply,) = store.roundtrip(self.r, accounts.command(self.msisdn, self.now))
+            self.cache["account"] = accounts.parse(reply)
         return self.cache["account"]
 
     def forget_account(self) -> None:

@@ -5,7 +5,7 @@ import msgspec
 import redis
 
 from ussd_app.core import keys, store
-from ussd_app.loyalty import points
+from ussd_app.ussd.types import Account, Accounts
 
 
 class Session(msgspec.Struct):
@@ -28,12 +28,12 @@ _decode = msgspec.json.Decoder(Session).decode
 _encode = msgspec.json.Encoder().encode
 
 
-def load(r: redis.Redis, session_id: str, msisdn: str, now: float
-         ) -> tuple[Session | None, points.Points]:
+def load(r: redis.Redis, accounts: Accounts, session_id: str, msisdn: str, now: float
+         ) -> tuple[Session | None, Account]:
     """The session and the caller's account (status, language, points), in one round trip."""
     raw, account = store.roundtrip(r, ("GET", keys.session(session_id)),
-                                   points.VIEW.command(*points.view_args(msisdn, now)))
-    return (_decode(raw) if raw else None), points.parse_view(account)
+                                   accounts.command(msisdn, now))
+    return (_decode(raw) if raw else None), accounts.parse(account)
 
 
 def save(r: redis.Redis, session: Session, ttl: int) -> None:

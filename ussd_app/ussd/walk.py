@@ -106,17 +106,16 @@ class Report:
     problems: list[str]
 
 
-def check(services) -> Report:
-    """Walk every demo subscriber's screens on throwaway data; list what is wrong.
+def check(services, seed, msisdns: list[str]) -> Report:
+    """Walk every screen of each of ``msisdns`` on throwaway data laid by
+    ``seed(services)`` before each path; list what is wrong.
 
     Only for a Redis holding nothing else: every path starts from a flushed
-    database with the demo data.
+    database with that data.
     """
-    from ussd_app import demo
-
     raw = services.raw
     raw.flushdb()
-    demo.seed(services)
+    seed(services)
     pipe = raw.pipeline(transaction=False)
     names = raw.keys("*")
     for name in names:
@@ -133,7 +132,7 @@ def check(services) -> Report:
     problems = [f"unreachable screen: {n}" for n in sorted(unreachable(services.engine))]
     problems += [f"dead end: {n}" for n in sorted(dead_ends(services.engine))]
     count, states = 0, set()
-    for msisdn, _, _ in demo.SUBSCRIBERS + [("+6281299990000", None, None)]:
+    for msisdn in msisdns:
         for seen in walk(services, msisdn, reset):
             count += 1
             states.add(seen.state)

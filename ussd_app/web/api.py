@@ -2,17 +2,17 @@
 from __future__ import annotations
 
 import hmac
-import json
 import math
 
 from flask import Blueprint, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from ussd_app.offers import campaigns, consents, sending as offers
-from ussd_app.core import formats, keys, subscribers
+from ussd_app.core import formats, subscribers
 from ussd_app.loyalty import points, redemptions, rewards
 from ussd_app.core.errors import BadRequest, Conflict, NotFound, Unauthorized
 from ussd_app.core.msisdn import normalize
+from ussd_app.sms import providers
 from ussd_app.web import services
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -130,8 +130,7 @@ def get_ledger(msisdn):
 @bp.get("/outbox")
 def outbox():
     to = request.args.get("to")
-    msgs = [json.loads(m) for m in services().r.lrange(keys.outbox(normalize(to, "to")), 0, -1)]
-    return jsonify(messages=msgs)
+    return jsonify(messages=providers.outbox(services().r, normalize(to, "to")))
 
 
 # -- rewards ----------------------------------------------------------------------
