@@ -1,5 +1,5 @@
 """Journey 2: redeem a reward (category -> reward -> quantity -> confirm)."""
-from ussd_app.core import formats, texts
+from ussd_app.core import digits, formats, texts
 from ussd_app.loyalty import redemptions, rewards
 from ussd_app.ussd.screens import Ctx, InputError, Item, Option, Screen
 
@@ -102,12 +102,13 @@ def quantity_body(ctx: Ctx) -> str:
 
 def parse_quantity(ctx: Ctx, text: str) -> int:
     reward = chosen(ctx)
-    if not text.isdigit() or not 1 <= int(text) <= reward.max_per_transaction:
+    qty = digits.number(text, 1, reward.max_per_transaction)
+    if qty is None:
         raise InputError("rewards.bad_quantity", max=reward.max_per_transaction)
-    why = refusal(ctx, int(text))
+    why = refusal(ctx, qty)
     if why:
         raise InputError("rewards.quantity_refused", reason=why)
-    return int(text)
+    return qty
 
 
 def confirm_body(ctx: Ctx) -> str:
