@@ -1,4 +1,6 @@
 """Journey 2: redeem a reward (category -> reward -> quantity -> confirm)."""
+import hashlib
+
 from ussd_app.core import digits, formats, texts
 from ussd_app.loyalty import redemptions, rewards
 from ussd_app.ussd.screens import Ctx, InputError, Item, Option, Screen
@@ -118,8 +120,11 @@ def confirm_body(ctx: Ctx) -> str:
 
 
 def redeem(ctx: Ctx) -> None:
+    # The hop key holds the gateway's whole text history, a NIK typed earlier in
+    # the session too; the idempotency key is kept (and shown in the ledger): a digest.
+    key = "hop-" + hashlib.sha256(ctx.hop_key.encode()).hexdigest()[:32]
     outcome = redemptions.redeem(ctx.services, ctx.msisdn, chosen(ctx), ctx.data.get("reward_qty", 1),
-                                 ctx.hop_key, "ussd")
+                                 key, "ussd")
     ctx.forget_account()
     ctx.data["redeemed"] = [outcome.status, outcome.balance]
 
