@@ -185,7 +185,7 @@ def play(client, kind: str, msisdn: str, what, n: int) -> None:
         client.get("/api/v1/leads?institution=bank-a")
 
 
-@settings(max_examples=40, deadline=None, derandomize=True,
+@settings(max_examples=30, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(steps=st.lists(step, min_size=1, max_size=6))
 def test_after_any_sms_ussd_and_api_traffic_no_nik_rests_in_clear(fresh, steps):
