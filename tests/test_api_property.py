@@ -3,7 +3,8 @@
 API accepted, every menu screen it feeds still renders within the limit in
 GSM-7, in both languages.
 
-Bounded (200 examples in all: 160 bodies, 40 write sequences each followed by a walk of up to 90 screens, no deadline, derandomized), against the real
+Bounded (200 examples in all: 160 bodies, then 40 write sequences each followed
+by a walk of up to 90 screens; no deadline, derandomized), against the real
 redis-server the fixtures start. The endpoints are read from the app's URL map,
 so a route added later is fuzzed too.
 """
