@@ -228,8 +228,7 @@ def test_an_rdb_dump_holds_no_nik(fresh, redis_url, tmp_path):
         for key in r.scan_iter(match=f"{EXCLUDED[0]}*"):
             r.delete(key)  # see EXCLUDED
         dump = tmp_path / "dump.rdb"
-        port = r.connection_pool.connection_kwargs["port"]
-        subprocess.run([cli, "-p", str(port), "--rdb", str(dump)], check=True, capture_output=True, timeout=30)
+        subprocess.run([cli, "-u", redis_url, "--rdb", str(dump)], check=True, capture_output=True, timeout=30)
     finally:
         r.config_set("rdbcompression", "yes")
     data = dump.read_bytes()

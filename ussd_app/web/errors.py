@@ -22,6 +22,8 @@ from collections.abc import Callable
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
 
+from ussd_app.core import errors as ours
+
 Renderer = Callable[[int, str], Response]
 log = logging.getLogger("ussd_app.web")
 EXTENSION = "ussd_error_renderers"
@@ -61,7 +63,7 @@ def renderer_for(app: Flask, path: str) -> Renderer:
 def describe(e: BaseException) -> tuple[int, str]:
     """The status and the one-line message an exception answers with."""
     status = getattr(e, "status", None)
-    if isinstance(status, int) and not isinstance(e, HTTPException):
+    if type(e).__module__ == ours.__name__ and isinstance(status, int):  # BadRequest, NotFound...
         return status, str(e)
     if isinstance(e, RequestEntityTooLarge):
         limit = current_app.config.get("MAX_CONTENT_LENGTH")
