@@ -5,6 +5,7 @@ from ussd_app.ussd.screens import Ctx, InputError, Item, Option, Screen
 
 NIK_TRIES = 3
 MAX_LISTED = 8  # keeps item numbers clear of the stop option (9)
+TAKES_CONSENT = ("open", "withdrawn")  # a withdrawn consent may be given afresh
 
 
 def _holdings(ctx: Ctx) -> consents.Holdings:
@@ -25,7 +26,7 @@ def _opted_out(ctx: Ctx) -> bool:
 def _listed(ctx: Ctx) -> list[tuple[str, dict]]:
     offers, camps = _held(ctx)
     shown = [(cid, o) for cid, o in offers.items() if cid in camps and (
-        o["status"] == "consented" or (o["status"] == "open" and camps[cid].open(ctx.now)))]
+        o["status"] in ("consented", "withdrawn") or (o["status"] == "open" and camps[cid].open(ctx.now)))]
     return sorted(shown, key=lambda x: x[1]["offered_at"])[:MAX_LISTED]
 
 
@@ -39,7 +40,8 @@ def list_items(ctx: Ctx) -> list[Item]:
     if _opted_out(ctx):
         return []
     _, camps = _held(ctx)
-    key = {"open": "offers.item_open", "consented": "offers.item_consented"}
+    key = {"open": "offers.item_open", "consented": "offers.item_consented",
+           "withdrawn": "offers.item_withdrawn"}
     return [Item(cid, ctx.t(key[o["status"]], product=camps[cid].product,
                             institution=camps[cid].institution["name"])) for cid, o in _listed(ctx)]
 
@@ -52,7 +54,7 @@ def chosen(ctx: Ctx):
 
 def _is_open(ctx: Ctx) -> bool:
     offer, campaign = chosen(ctx)
-    return bool(offer and campaign and offer["status"] == "open" and campaign.open(ctx.now)
+    return bool(offer and campaign and offer["status"] in TAKES_CONSENT and campaign.open(ctx.now)
                 and not _opted_out(ctx))
 
 
@@ -61,6 +63,8 @@ def offer_body(ctx: Ctx) -> str:
     values = dict(institution=c.institution["name"], product=c.product, code=c.code)
     if offer["status"] == "consented":
         return ctx.t("offers.detail_consented", date=formats.wib(offer["consented_at"]), **values)
+    if offer["status"] == "withdrawn":
+        return ctx.t("offers.detail_withdrawn", date=formats.wib(offer["withdrawn_at"]), **values)
     return ctx.t("offers.detail" if _is_open(ctx) else "offers.detail_closed", **values)
 
 
@@ -91,13 +95,13 @@ def parse_nik(ctx: Ctx, text: str):
 
 
 def give_consent(ctx: Ctx) -> None:
-    _, campaign = chosen(ctx)
+    offer, campaign = chosen(ctx)
     nik_enc = ctx.data.pop("offer_nik", None)
     if nik_enc is None:
         ctx.data["consent"] = "failed"
         return
     proof = consents.Proof("ussd", ctx.session.id, disclosure_body(ctx), nik_enc, ctx.lang)
-    ctx.data["consent"] = consents.give(ctx.services, ctx.msisdn, campaign, nik_enc, proof)
+    ctx.data["consent"] = consents.give(ctx.services, ctx.msisdn, campaign, nik_enc, proof, offer)
 
 
 def consent_body(ctx: Ctx) -> str:
@@ -115,7 +119,7 @@ def decline(ctx: Ctx) -> None:
 
 
 def stop(ctx: Ctx) -> None:
-    consents.opt_out(ctx.r, ctx.msisdn, "ussd", ctx.session.id, "ussd-menu", ctx.now)
+    consents.opt_out(ctx.r, ctx.msisdn, "ussd", ctx.session.id, None, ctx.now)
 
 
 def restart(ctx: Ctx) -> None:

@@ -1,5 +1,7 @@
 """Journey 2: redeem a reward (category -> reward -> quantity -> confirm)."""
-from ussd_app.core import formats, texts
+import hashlib
+
+from ussd_app.core import digits, formats, texts
 from ussd_app.loyalty import redemptions, rewards
 from ussd_app.ussd.screens import Ctx, InputError, Item, Option, Screen
 
@@ -102,12 +104,13 @@ def quantity_body(ctx: Ctx) -> str:
 
 def parse_quantity(ctx: Ctx, text: str) -> int:
     reward = chosen(ctx)
-    if not text.isdigit() or not 1 <= int(text) <= reward.max_per_transaction:
+    qty = digits.number(text, 1, reward.max_per_transaction)
+    if qty is None:
         raise InputError("rewards.bad_quantity", max=reward.max_per_transaction)
-    why = refusal(ctx, int(text))
+    why = refusal(ctx, qty)
     if why:
         raise InputError("rewards.quantity_refused", reason=why)
-    return int(text)
+    return qty
 
 
 def confirm_body(ctx: Ctx) -> str:
@@ -117,8 +120,11 @@ def confirm_body(ctx: Ctx) -> str:
 
 
 def redeem(ctx: Ctx) -> None:
+    # The hop key holds the gateway's whole text history, a NIK typed earlier in
+    # the session too; the idempotency key is kept (and shown in the ledger): a digest.
+    key = "hop-" + hashlib.sha256(ctx.hop_key.encode()).hexdigest()[:32]
     outcome = redemptions.redeem(ctx.services, ctx.msisdn, chosen(ctx), ctx.data.get("reward_qty", 1),
-                                 ctx.hop_key, "ussd")
+                                 key, "ussd")
     ctx.forget_account()
     ctx.data["redeemed"] = [outcome.status, outcome.balance]
 

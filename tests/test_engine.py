@@ -2,7 +2,7 @@
 import fakeredis
 import pytest
 
-from ussd_app.core import config as configuration
+from ussd_app.core import config as configuration, digits
 from ussd_app.ussd.engine import Engine, paginate
 from ussd_app.ussd.screens import Ctx, InputError, Item, Option, Screen
 from ussd_app.ussd.sessions import Session
@@ -13,7 +13,7 @@ def fruits(ctx):
 
 
 def quantity(ctx, text):
-    if not text.isdigit() or not 1 <= int(text) <= 5:
+    if digits.number(text, 1, 5) is None:
         raise InputError("error.invalid_choice")
     return int(text)
 

@@ -6,7 +6,7 @@ FORM = {"sessionId": "s1", "serviceCode": "*700#", "phoneNumber": "081234567890"
 
 @pytest.mark.parametrize("change, reason", [
     ({"sessionId": None}, "missing sessionId"),
-    ({"phoneNumber": "not-a-number"}, "phoneNumber is not a phone number"),
+    ({"phoneNumber": "not-a-number"}, "phoneNumber is not an Indonesian mobile number (+628 and 9 to 12 more digits, or 08... / 628...)"),
     ({"phoneNumber": None}, "missing phoneNumber"),
     ({"text": "1" * 201}, "text is over 200 characters"),
 ])

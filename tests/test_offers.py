@@ -21,7 +21,7 @@ def campaign_body(**changes):
         "consent_text": {"id": "Jika setuju, nomor HP, skor kredit & NIK Anda dikirim ke Bank A.",
                          "en": "If you agree, your number, credit score & NIK go to Bank A."},
         "consent_version": "1", "valid_from": "2020-01-01T00:00:00+07:00",
-        "valid_until": "2099-01-01T00:00:00+07:00",
+        "valid_until": "2035-01-01T00:00:00+07:00",
         "eligibility": {"credit_score": {"min": 600}, "attributes": {
             "tenure_months": {"min": 12}, "region": {"in": ["JKT", "BDG"]}}}}
     body.update(changes)
@@ -178,7 +178,7 @@ class TestConsentBySms:
         ("YA 9971014506900001", "NIK tidak valid: kode provinsi salah."),
         ("YA 3171013202900001", "NIK tidak valid: tanggal lahir salah."),
         ("YA 3171014506900000", "NIK tidak valid: nomor urut 0000."),
-        ("YA XYZ 3171014506900001", "Kode XYZ tidak ada. Penawaran Anda: KTA."),
+        ("YA XYZ 3171014506900001", "Kode penawaran itu tidak ada. Penawaran Anda: KTA."),
         ("TIDAK", "Anda menolak penawaran Bank A."),
     ])
     def test_every_failure_says_what_to_send(self, offered, sub, api, text, reply):
@@ -284,7 +284,7 @@ class TestConsentByUssd:
         assert phone.dial(text="3").startswith("Offers for you:\n1 Kredit Multiguna - Bank A\n9 Stop all offers")
         assert phone.type(1).startswith("Bank A: Kredit Multiguna. Code KTA.\n1 Continue\n2 Decline")
         assert phone.type(1).startswith("Your number, credit score & NIK go to Bank A, who answers for the "
-                                        "product. Approval is not guaranteed.\n1 Agree")
+                                        "product. Approval not guaranteed.\n1 Agree")
         assert phone.type(1).startswith("Type your NIK")
         phone.type(NIK2)
         assert phone.end and phone.screen.startswith("Thank you. Your data goes to Bank A.")

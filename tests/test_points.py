@@ -25,13 +25,13 @@ def test_earning_is_idempotent_on_reference(client, api):
 
 
 def test_points_view_with_buckets_and_next_expiry(api):
-    earn(api, "a", 1000, expires_at="2099-06-30T23:59:00+07:00")
-    earn(api, "b", 500, expires_at="2099-06-30T23:59:00+07:00")
-    earn(api, "c", 2000, expires_at="2099-12-31T23:59:00+07:00")
+    earn(api, "a", 1000, expires_at="2035-06-30T23:59:00+07:00")
+    earn(api, "b", 500, expires_at="2035-06-30T23:59:00+07:00")
+    earn(api, "c", 2000, expires_at="2035-12-31T23:59:00+07:00")
     view = api("GET", "/api/v1/subscribers/081234567890/points")
     assert view["msisdn"] == M
     assert view["balance"] == 3500
-    assert view["next_expiry"] == {"points": 1500, "expires_at": "2099-06-30T23:59:00+07:00"}
+    assert view["next_expiry"] == {"points": 1500, "expires_at": "2035-06-30T23:59:00+07:00"}
     assert [b["points"] for b in view["buckets"]] == [1000, 500, 2000]
 
 
@@ -87,8 +87,8 @@ def test_subscriber_profile(api, client):
 
 class TestCheckPointsScreen:
     def test_balance_and_next_expiry(self, api, phone):
-        earn(api, "a", 12500, expires_at="2099-12-31T23:59:00+07:00")
-        assert phone.dial(text="1") == ("Poin Anda: 12.500\n12.500 poin hangus 31-12-2099 23:59 WIB\n"
+        earn(api, "a", 12500, expires_at="2035-12-31T23:59:00+07:00")
+        assert phone.dial(text="1") == ("Poin Anda: 12.500\n12.500 poin hangus 31-12-2035 23:59 WIB\n"
                                         "0 Kembali 00 Menu")
 
     def test_no_points(self, api, phone):
@@ -104,7 +104,7 @@ class TestCheckPointsScreen:
         assert "belum terdaftar" in phone.dial(text="1")
 
     def test_english_uses_english_separators(self, api, phone):
-        earn(api, "a", 12500, expires_at="2099-12-31T23:59:00+07:00")
+        earn(api, "a", 12500, expires_at="2035-12-31T23:59:00+07:00")
         phone.dial(text="5*2")
         assert phone.dial(text="1").startswith("Your points: 12,500\n12,500 points expire")
 

@@ -6,7 +6,7 @@ import pytest
 
 from ussd_app.loyalty import fulfilment, points, redemptions, rewards
 from ussd_app import jobs
-from ussd_app.core import keys
+from ussd_app.core import formats, keys
 
 M = "+6281234567890"
 
@@ -110,7 +110,7 @@ def test_monthly_limit(services):
 
 def test_inactive_reward(services, clock):
     credit(services, 1000)
-    w = reward(services, active_until="2001-01-01T00:00:00+07:00")
+    w = reward(services, active_until=formats.iso(clock.now - 86400))
     assert redemptions.redeem(services, M, w, 1, "k", "ussd").status == "inactive"
 
 

@@ -100,7 +100,7 @@ def test_redeem_by_sms(seeded, phone, api):
 
 @pytest.mark.parametrize("text, reply", [
     ("TUKAR", "Cara tukar: ketik TUKAR <kode hadiah>"),
-    ("TUKAR NOPE", "Kode hadiah NOPE tidak dikenal."),
+    ("TUKAR NOPE", "Kode hadiah itu tidak dikenal."),
     ("YA", "Tidak ada yang perlu dikonfirmasi."),
 ])
 def test_sms_redeem_errors(seeded, phone, text, reply):
@@ -113,7 +113,7 @@ class TestCatalogApi:
         got = api("PUT", "/api/v1/rewards/data5", {
             "name": {"id": "Kuota 5GB", "en": "5GB data"}, "category": "data", "points": 5000,
             "stock": 10, "max_per_transaction": 2, "monthly_limit": None, "active_from": None,
-            "active_until": "2099-01-01T00:00:00+07:00", "partner": "Operator", "fulfilment": "data"},
+            "active_until": "2035-01-01T00:00:00+07:00", "partner": "Operator", "fulfilment": "data"},
             status=200)
         assert got["code"] == "DATA5" and got["stock"] == 10
         assert [w["code"] for w in api("GET", "/api/v1/rewards")["rewards"]] == ["DATA5"]

@@ -8,14 +8,14 @@ import pytest
 @pytest.fixture
 def enrolled(api):
     api("POST", "/api/v1/subscribers/081234567890/points",
-        {"points": 2500, "source": "topup", "reference": "t1", "expires_at": "2099-12-31T23:59:00+07:00"})
+        {"points": 2500, "source": "topup", "reference": "t1", "expires_at": "2035-12-31T23:59:00+07:00"})
 
 
 @pytest.mark.parametrize("text, expected", [
-    ("POIN", "Poin Anda: 2.500. 2.500 poin hangus 31-12-2099 23:59 WIB."),
+    ("POIN", "Poin Anda: 2.500. 2.500 poin hangus 31-12-2035 23:59 WIB."),
     ("poin", "Poin Anda: 2.500"),
     ("#Poin#", "Poin Anda: 2.500"),
-    ("HANGUS", "2.500 poin Anda hangus 31-12-2099 23:59 WIB."),
+    ("HANGUS", "2.500 poin Anda hangus 31-12-2035 23:59 WIB."),
     ("info", "ketik POIN (cek poin)"),
     ("BANTUAN", "ketik POIN (cek poin)"),
     ("halo apa kabar", "perintah tidak dikenal"),

@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 def create_app(config: dict | None = None) -> Flask:
     """Build the app: configuration from the environment, then ``config``."""
     from ussd_app.services import Services
-    from ussd_app.web import api, gateway, ops
+    from ussd_app.web import api, errors, gateway, ops
 
     cfg = configuration.load(config)
     if not cfg.REDIS_URL:
@@ -29,6 +29,8 @@ def create_app(config: dict | None = None) -> Flask:
         log.warning("ADMIN_TOKEN is unset: the integration API is open (never in production)")
     app = Flask(__name__)
     app.config["USSD"] = cfg
+    app.config["MAX_CONTENT_LENGTH"] = api.MAX_BODY  # the largest body any route needs
+    errors.install(app)  # one handler: JSON, or the gateway's own form, by path
     app.extensions["ussd"] = Services(cfg)
     app.register_blueprint(gateway.bp)
     app.register_blueprint(api.bp)

@@ -67,7 +67,7 @@ def seed_offers(services) -> dict:
     """Create the demo campaign and offer it to every eligible demo subscriber."""
     r = services.r
     sender_ids = services.config.OFFER_SENDER_IDS.split(",")
-    camp = campaigns.validate(campaign(services.clock()), sender_ids)
+    camp = campaigns.validate(campaign(services.clock()), sender_ids, services.clock())
     if not campaigns.exists(r, camp.id):
         campaigns.put(r, camp)
     return offers.send(services, campaigns.get(r, camp.id), [m for m, _, _ in SUBSCRIBERS])

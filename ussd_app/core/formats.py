@@ -31,3 +31,26 @@ def parse_iso(value: str) -> float:
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=WIB)
     return dt.timestamp()
+
+
+NEAR_YEARS = 10
+"""How far from now a date an operator sends may lie (expiries, campaign and
+reward windows): further is a typo, and year 9999 cannot even be written in WIB."""
+
+
+def near(ts: float, now: float, years: int = NEAR_YEARS) -> bool:
+    """``ts`` lies within ``years`` of ``now``, before or after."""
+    return abs(ts - now) <= years * 365.25 * 86400
+
+
+def parse_near(value, now: float, years: int = NEAR_YEARS) -> float:
+    """Like :func:`parse_iso`, for a time within ``years`` of ``now`` (ValueError if not)."""
+    if not isinstance(value, str) or len(value) > 64:
+        raise ValueError("not an ISO 8601 time")
+    try:
+        ts = parse_iso(value)
+    except OverflowError:
+        raise ValueError("out of range") from None
+    if not near(ts, now, years):
+        raise ValueError(f"more than {years} years from now")
+    return ts

@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from dataclasses import asdict, dataclass, replace
 
 import redis
 
-from ussd_app.core import formats, keys, store
+from ussd_app.core import formats, gsm7, keys, store
 from ussd_app.core.errors import BadRequest
 from ussd_app.core.store import Script
 
@@ -54,45 +55,65 @@ def _int(body, name, low, high, optional=False):
     return value
 
 
-def _time(body, name):
+NAME_MAX = 40  # GSM-7 septets: a list line with its number and price
+
+
+def _time(body, name, now):
     value = body.get(name)
     if value is None:
         return None
     try:
-        return formats.parse_iso(value)
-    except (ValueError, TypeError):
-        raise BadRequest(f"{name} must be an ISO 8601 time, e.g. 2026-12-31T23:59:00+07:00") from None
+        return formats.parse_near(value, now)
+    except ValueError:
+        raise BadRequest(f"{name} must be an ISO 8601 time within {formats.NEAR_YEARS} years of now, "
+                         "e.g. 2026-12-31T23:59:00+07:00") from None
 
 
-def validate(code: str, body: dict) -> Reward:
-    """A reward from a PUT body or a catalog file entry; BadRequest names the field."""
-    if not isinstance(body, dict):
-        raise BadRequest("body must be a JSON object")
-    code = code.upper()
-    if not CODE.match(code):
-        raise BadRequest("code must be 1-24 letters, digits, - or _")
+def _name(body) -> dict:
+    """The reward's name per language: each a line a phone can show."""
     name = body.get("name")
     if isinstance(name, str):
         name = {"id": name}
     if not isinstance(name, dict) or not isinstance(name.get("id"), str) or not name["id"].strip():
         raise BadRequest("name must have an Indonesian text in name.id")
-    if any(not isinstance(v, str) or len(v) > 40 for v in name.values()):
-        raise BadRequest("name texts must be strings of at most 40 characters")
+    out = {}
+    for lang, text in name.items():
+        if lang not in ("id", "en") or not isinstance(text, str) or not text.strip():
+            raise BadRequest("name may only have texts in id and en")
+        why = gsm7.text_problem(text.strip(), NAME_MAX)
+        if why:
+            raise BadRequest(f"name.{lang} {why}")
+        out[lang] = text.strip()
+    return out
+
+
+def validate(code: str, body: dict, now: float | None = None) -> Reward:
+    """A reward from a PUT body or a catalog file entry; BadRequest names the field.
+
+    Every text a subscriber sees is one GSM-7 line within its limit; dates lie
+    within ``formats.NEAR_YEARS`` of ``now`` (default: the current time)."""
+    if not isinstance(body, dict):
+        raise BadRequest("body must be a JSON object")
+    now = time.time() if now is None else now
+    code = code.upper()
+    if not CODE.fullmatch(code):
+        raise BadRequest("code must be 1-24 letters, digits, - or _")
+    name = _name(body)
     category = body.get("category")
-    if not isinstance(category, str) or not SLUG.match(category):
+    if not isinstance(category, str) or not SLUG.fullmatch(category):
         raise BadRequest("category must be a lowercase word such as pulsa, data or voucher")
     fulfilment = body.get("fulfilment")
     if fulfilment not in FULFILMENTS:
         raise BadRequest("fulfilment must be one of " + ", ".join(FULFILMENTS))
     reward = Reward(
-        code=code, name={k: v.strip() for k, v in name.items()}, category=category,
+        code=code, name=name, category=category,
         points=_int(body, "points", 1, 10_000_000), fulfilment=fulfilment,
         partner=str(body.get("partner") or "")[:60],
         stock=_int(body, "stock", 0, 100_000_000, optional=True),
         max_per_transaction=_int({"max_per_transaction": body.get("max_per_transaction", 1)},
                                  "max_per_transaction", 1, 99),
         monthly_limit=_int(body, "monthly_limit", 1, 10_000, optional=True),
-        active_from=_time(body, "active_from"), active_until=_time(body, "active_until"),
+        active_from=_time(body, "active_from", now), active_until=_time(body, "active_until", now),
         generate_codes=bool(body.get("generate_codes", False)))
     if reward.active_from and reward.active_until and reward.active_until <= reward.active_from:
         raise BadRequest("active_until must be after active_from")

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from dataclasses import asdict, dataclass, field
+
 import redis
 
 from ussd_app.core import formats, gsm7, keys, store
@@ -14,6 +16,10 @@ CODE = re.compile(r"^[A-Z][A-Z0-9]{1,9}$")
 RESERVED_CODES = {"YA", "TIDAK", "STOP", "BERHENTI", "UNREG", "OFF", "MULAI", "DAFTAR", "POIN",
                   "HANGUS", "INFO", "BANTUAN", "TUKAR", "HELP"}
 CONSENT_TEXT_MAX = 110  # leaves room for the options on the disclosure screen
+MESSAGE_MAX = 300
+NAME_MAX = 30  # institution name and product: a list line holds both
+SUPPORT_MAX = 60
+VERSION_MAX = 20
 
 
 @dataclass(frozen=True)
@@ -43,27 +49,41 @@ class Campaign:
         return out
 
 
-def _texts(body: dict, name: str, limit: int | None = None) -> dict:
+def _line(value, name: str, limit: int, required: bool = True) -> str:
+    """A text a subscriber sees as (part of) one line: GSM-7, no line break or
+    control character, at most ``limit`` septets; BadRequest names ``name``."""
+    if not isinstance(value, str) or (required and not value.strip()):
+        raise BadRequest(f"{name} must be a text of at most {limit} characters")
+    why = gsm7.text_problem(value.strip(), limit)
+    if why:
+        raise BadRequest(f"{name} {why}")
+    return value.strip()
+
+
+def _texts(body: dict, name: str, limit: int, lines: bool = False) -> dict:
+    """A text per language (``id`` required); ``lines``: line breaks allowed (an SMS)."""
     value = body.get(name)
     if isinstance(value, str):
         value = {"id": value}
     if not isinstance(value, dict) or not isinstance(value.get("id"), str) or not value["id"].strip():
         raise BadRequest(f"{name} must have an Indonesian text in {name}.id")
+    out = {}
     for lang, text in value.items():
-        if lang not in ("id", "en") or not isinstance(text, str):
+        if lang not in ("id", "en") or not isinstance(text, str) or not text.strip():
             raise BadRequest(f"{name} may only have texts in id and en")
-        if not gsm7.fits(text):
-            raise BadRequest(f"{name}.{lang} has characters outside GSM-7")
-        if limit and gsm7.length(text) > limit:
-            raise BadRequest(f"{name}.{lang} must be at most {limit} characters")
-    return {k: v.strip() for k, v in value.items()}
+        why = gsm7.text_problem(text.strip(), limit, lines=lines)
+        if why:
+            raise BadRequest(f"{name}.{lang} {why}")
+        out[lang] = text.strip()
+    return out
 
 
-def _time(body: dict, name: str) -> float:
+def _time(body: dict, name: str, now: float) -> float:
     try:
-        return formats.parse_iso(body[name])
-    except (KeyError, TypeError, ValueError):
-        raise BadRequest(f"{name} must be an ISO 8601 time, e.g. 2026-12-31T23:59:00+07:00") from None
+        return formats.parse_near(body.get(name), now)
+    except ValueError:
+        raise BadRequest(f"{name} must be an ISO 8601 time within {formats.NEAR_YEARS} years of now, "
+                         "e.g. 2026-12-31T23:59:00+07:00") from None
 
 
 def _rule(name: str, rule) -> dict:
@@ -77,31 +97,34 @@ def _rule(name: str, rule) -> dict:
     return rule
 
 
-def validate(body: dict, sender_ids: list[str]) -> Campaign:
-    """A campaign from a POST body; BadRequest names the wrong field."""
+def validate(body: dict, sender_ids: list[str], now: float | None = None) -> Campaign:
+    """A campaign from a POST body; BadRequest names the wrong field.
+
+    Every text a subscriber sees (institution name and support, product,
+    message, consent text) is GSM-7 without control characters or line breaks
+    (the SMS message may break lines), within its limit; dates lie within
+    ``formats.NEAR_YEARS`` of ``now`` (default: the current time)."""
     if not isinstance(body, dict):
         raise BadRequest("body must be a JSON object")
+    now = time.time() if now is None else now
     cid = body.get("id")
-    if not isinstance(cid, str) or not ID.match(cid):
+    if not isinstance(cid, str) or not ID.fullmatch(cid):
         raise BadRequest("id must be 1-40 lowercase letters, digits or -")
     inst = body.get("institution")
-    if not isinstance(inst, dict) or not isinstance(inst.get("id"), str) or not ID.match(inst["id"]):
+    if not isinstance(inst, dict) or not isinstance(inst.get("id"), str) or not ID.fullmatch(inst["id"]):
         raise BadRequest("institution.id must be 1-40 lowercase letters, digits or -")
-    if not isinstance(inst.get("name"), str) or not 0 < len(inst["name"].strip()) <= 30:
-        raise BadRequest("institution.name must be a name of at most 30 characters")
-    if not isinstance(inst.get("support", ""), str):
-        raise BadRequest("institution.support must be a contact (text)")
-    product = body.get("product")
-    if not isinstance(product, str) or not 0 < len(product.strip()) <= 30:
-        raise BadRequest("product must be a name of at most 30 characters")
-    if body.get("sender_id") not in sender_ids:
+    inst_name = _line(inst.get("name"), "institution.name", NAME_MAX)
+    support = _line(inst.get("support") or "", "institution.support", SUPPORT_MAX, required=False)
+    product = _line(body.get("product"), "product", NAME_MAX)
+    if not isinstance(body.get("sender_id"), str) or body["sender_id"] not in sender_ids:
         raise BadRequest("sender_id must be one of " + ", ".join(sender_ids))
     code = body.get("code")
-    if not isinstance(code, str) or not CODE.match(code.upper()) or code.upper() in RESERVED_CODES:
+    if not isinstance(code, str) or not CODE.fullmatch(code.upper()) or code.upper() in RESERVED_CODES:
         raise BadRequest("code must be 2-10 letters or digits, starting with a letter, not a keyword")
     version = body.get("consent_version")
-    if not isinstance(version, (str, int)) or not str(version).strip():
+    if isinstance(version, bool) or not isinstance(version, (str, int)) or not str(version).strip():
         raise BadRequest("consent_version is required")
+    version = _line(str(version), "consent_version", VERSION_MAX)
     eligibility = body.get("eligibility") or {}
     if not isinstance(eligibility, dict) or not set(eligibility) <= {"credit_score", "attributes"}:
         raise BadRequest("eligibility may hold credit_score and attributes")
@@ -113,12 +136,12 @@ def validate(body: dict, sender_ids: list[str]) -> Campaign:
         raise BadRequest("eligibility.attributes must be an object")
     rules["attributes"] = {k: _rule(k, v) for k, v in attrs.items()}
     campaign = Campaign(
-        id=cid, institution={"id": inst["id"], "name": inst["name"].strip(),
-                             "support": (inst.get("support") or "").strip()},
-        product=product.strip(), sender_id=body["sender_id"], code=code.upper(),
-        message=_texts(body, "message", 300), consent_text=_texts(body, "consent_text", CONSENT_TEXT_MAX),
-        consent_version=str(version).strip(), valid_from=_time(body, "valid_from"),
-        valid_until=_time(body, "valid_until"), eligibility=rules)
+        id=cid, institution={"id": inst["id"], "name": inst_name, "support": support},
+        product=product, sender_id=body["sender_id"], code=code.upper(),
+        message=_texts(body, "message", MESSAGE_MAX, lines=True),
+        consent_text=_texts(body, "consent_text", CONSENT_TEXT_MAX),
+        consent_version=version, valid_from=_time(body, "valid_from", now),
+        valid_until=_time(body, "valid_until", now), eligibility=rules)
     if campaign.valid_until <= campaign.valid_from:
         raise BadRequest("valid_until must be after valid_from")
     return campaign

@@ -35,15 +35,25 @@ return 'ok'
 # KEYS[1] offers  KEYS[2] consents  KEYS[3] consent log  KEYS[4] profile
 # ARGV[1] campaign id  ARGV[2] consent id  ARGV[3] now  ARGV[4] valid until
 # ARGV[5] consent JSON (also appended to the log)
-# Returns {'ok'|'already', consent id} or {'no_offer'|'opted_out'|'closed'|'expired'}.
+# An open offer, or one whose consent was withdrawn, takes a consent; a
+# withdrawn consent stays as it is (the proof) and the fresh one gets a new id.
+# Returns {'ok'|'already', consent id} or {'no_offer'|'opted_out'|'closed'|'expired'},
+# or {'stale'} when ARGV[2] names the withdrawn consent (read again, derive anew).
 CONSENT = Script("""
 local raw = redis.call('HGET', KEYS[1], ARGV[1])
 if not raw then return {'no_offer'} end
 local offer = cjson.decode(raw)
-if offer.status == 'consented' then return {'already', offer.consent_id} end
+if offer.status == 'consented' then
+  -- offers recorded before withdrawals marked them: the consent itself tells
+  local c = redis.call('HGET', KEYS[2], offer.consent_id)
+  if not (c and cjson.decode(c).withdrawn_at) then return {'already', offer.consent_id} end
+  offer.status, offer.withdrawn_at = 'withdrawn', cjson.decode(c).withdrawn_at
+  redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(offer))
+end
 if redis.call('HGET', KEYS[4], 'offers_optout') == '1' then return {'opted_out'} end
-if offer.status ~= 'open' then return {'closed'} end
+if offer.status ~= 'open' and offer.status ~= 'withdrawn' then return {'closed'} end
 if tonumber(ARGV[3]) >= tonumber(ARGV[4]) then return {'expired'} end
+if redis.call('HEXISTS', KEYS[2], ARGV[2]) == 1 then return {'stale'} end
 redis.call('HSET', KEYS[2], ARGV[2], ARGV[5])
 redis.call('RPUSH', KEYS[3], ARGV[5])
 offer.status, offer.consent_id, offer.consented_at = 'consented', ARGV[2], tonumber(ARGV[3])
@@ -89,6 +99,14 @@ for i = 1, #consents, 2 do
   if not c.received_at and not c.withdrawn_at then
     c.withdrawn_at = now
     redis.call('HSET', KEYS[3], consents[i], cjson.encode(c))
+    local held = redis.call('HGET', KEYS[2], c.campaign)
+    if held then
+      local o = cjson.decode(held)
+      if o.consent_id == c.id then
+        o.status, o.withdrawn_at = 'withdrawn', now
+        redis.call('HSET', KEYS[2], c.campaign, cjson.encode(o))
+      end
+    end
     redis.call('RPUSH', KEYS[4], cjson.encode({type = 'withdrawal', consent_id = c.id,
       campaign = c.campaign, institution = c.institution, at = now, reason = 'opt-out'}))
     withdrawn = withdrawn + 1
@@ -124,8 +142,19 @@ return seq
 """)
 
 
-def consent_id(msisdn: str, campaign_id: str) -> str:
-    return "cns-" + hashlib.sha256(f"{msisdn}|{campaign_id}".encode()).hexdigest()[:20]
+def consent_id(msisdn: str, campaign_id: str, after: str | None = None) -> str:
+    """A consent's id: one per subscriber and campaign, and a new one ``after``
+    a withdrawn consent (the same on every retry of that fresh consent)."""
+    seed = f"{msisdn}|{campaign_id}" + (f"|{after}" if after else "")
+    return "cns-" + hashlib.sha256(seed.encode()).hexdigest()[:20]
+
+
+def _next_id(msisdn: str, campaign_id: str, offer: dict | None) -> str:
+    """The id a consent to ``offer`` (as last read) would take."""
+    offer = offer or {}
+    if offer.get("status") == "consented":
+        return offer["consent_id"]  # answered 'already' (or 'stale', if withdrawn since)
+    return consent_id(msisdn, campaign_id, offer.get("consent_id"))
 
 
 def _json(obj: dict) -> str:
@@ -181,9 +210,27 @@ class Proof:
 
 
 def consent(r: redis.Redis, msisdn: str, campaign: Campaign, nik_enc: str, credit_score,
-            proof: Proof, now: float) -> tuple[str, str | None]:
-    """Record consent and index the lead; returns (status, consent id)."""
-    cid = consent_id(msisdn, campaign.id)
+            proof: Proof, now: float, offer: dict | None = None) -> tuple[str, str | None]:
+    """Record consent and index the lead; returns (status, consent id).
+
+    ``offer`` is the subscriber's offer as the caller read it (read here when
+    None): after a withdrawn consent, the fresh one takes a new id."""
+    if offer is None:
+        offer = _offer(r, msisdn, campaign.id)
+    status, cid = _consent(r, msisdn, campaign, nik_enc, credit_score, proof, now,
+                           _next_id(msisdn, campaign.id, offer))
+    if status == "stale":  # withdrawn between the caller's read and now: once more
+        status, cid = _consent(r, msisdn, campaign, nik_enc, credit_score, proof, now,
+                               _next_id(msisdn, campaign.id, _offer(r, msisdn, campaign.id)))
+    return ("closed", None) if status == "stale" else (status, cid)
+
+
+def _offer(r: redis.Redis, msisdn: str, campaign_id: str) -> dict | None:
+    raw = r.hget(keys.offers(msisdn), campaign_id)
+    return json.loads(raw) if raw else None
+
+
+def _consent(r, msisdn, campaign, nik_enc, credit_score, proof, now, cid) -> tuple[str, str | None]:
     inst = campaign.institution["id"]
     record = {
         "type": "consent", "id": cid, "msisdn": msisdn, "campaign": campaign.id,
@@ -205,12 +252,14 @@ def consent(r: redis.Redis, msisdn: str, campaign: Campaign, nik_enc: str, credi
     return status, (rest[0] if rest else None)
 
 
-def give(services, msisdn: str, campaign: Campaign, nik_enc: str, proof: Proof) -> str:
+def give(services, msisdn: str, campaign: Campaign, nik_enc: str, proof: Proof,
+         offer: dict | None = None) -> str:
     """Consent (either channel) with the subscriber's current credit score; on
-    success the confirmation SMS goes out from the campaign's sender ID."""
+    success the confirmation SMS goes out from the campaign's sender ID.
+    ``offer``: the subscriber's offer as the caller read it (see :func:`consent`)."""
     r = services.r
     score = subscribers.get(r, msisdn).credit_score
-    status, _ = consent(r, msisdn, campaign, nik_enc, score, proof, services.clock())
+    status, _ = consent(r, msisdn, campaign, nik_enc, score, proof, services.clock(), offer)
     if status == "ok":
         services.sms.send(msisdn, texts.t(
             proof.lang, "sms.consent_ok", institution=campaign.institution["name"],
@@ -227,10 +276,17 @@ def decline(r: redis.Redis, msisdn: str, campaign: Campaign, channel: str, refer
     return DECLINE(r, [keys.offers(msisdn), keys.consent_log(msisdn)], [campaign.id, _json(entry)])
 
 
-def opt_out(r: redis.Redis, msisdn: str, channel: str, reference: str, raw: str, now: float
-            ) -> tuple[int, int]:
-    """Stop all offers; returns (offers closed, consents withdrawn)."""
-    entry = {"type": "optout", "channel": channel, "reference": reference, "input": raw[:20], "at": now}
+def opt_out(r: redis.Redis, msisdn: str, channel: str, reference: str, raw_input_enc: str | None,
+            now: float) -> tuple[int, int]:
+    """Stop all offers; returns (offers closed, consents withdrawn).
+
+    ``raw_input_enc``: what the subscriber sent, encrypted (an SMS may hold a
+    NIK: ``OFF 3171...``); None from a menu, which records ``input: menu``."""
+    entry = {"type": "optout", "channel": channel, "reference": reference, "at": now}
+    if raw_input_enc:
+        entry["raw_input_enc"] = raw_input_enc
+    else:
+        entry["input"] = "menu"
     closed, withdrawn = OPT_OUT(r, [keys.profile(msisdn), keys.offers(msisdn), keys.consents(msisdn),
                                     keys.consent_log(msisdn)], [now, _json(entry)])
     return int(closed), int(withdrawn)

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from datetime import date
 
+from ussd_app.core import digits
+
 PROVINCES = frozenset(
     [11, 12, 13, 14, 15, 16, 17, 18, 19, 21, 31, 32, 33, 34, 35, 36, 51, 52, 53,
      61, 62, 63, 64, 65, 71, 72, 73, 74, 75, 76, 81, 82, 91, 92, 93, 94, 95, 96])
@@ -10,7 +12,7 @@ PROVINCES = frozenset(
 
 def problem(nik: str) -> str | None:
     """Why ``nik`` is not a valid NIK (a text key suffix), or None."""
-    if len(nik) != 16 or not nik.isdigit():
+    if not digits.only(nik, 16):  # ASCII only: '３' and '²' are no digits here
         return "length"
     if int(nik[:2]) not in PROVINCES:
         return "province"

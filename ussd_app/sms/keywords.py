@@ -115,9 +115,11 @@ def redeem_start(msg: Inbound) -> None:
     r = msg.services.r
     if len(msg.words) < 2:
         return msg.reply("sms.tukar_usage", example="PULSA10")
-    reward = rewards.get(r, msg.words[1])
-    if reward is None or not reward.active(msg.services.clock()):
-        return msg.reply("sms.tukar_unknown", code=msg.words[1].upper()[:24])
+    reward = rewards.get(r, msg.words[1]) if rewards.CODE.fullmatch(msg.words[1].upper()) else None
+    if reward is None:  # never echoed: what was typed may be anything, a NIK too
+        return msg.reply("sms.tukar_unknown")
+    if not reward.active(msg.services.clock()):
+        return msg.reply("sms.tukar_inactive", code=reward.code)
     redemptions.quote(r, msg.msisdn, reward, msg.sms.message_id)
     msg.reply("sms.tukar_confirm", reward=reward.label(msg.lang),
               points=formats.points(reward.points, msg.lang))
@@ -150,6 +152,8 @@ def yes(msg: Inbound) -> None:
 
 
 # -- financial offers: YA <NIK>, YA <code> <NIK>, TIDAK, STOP, MULAI -------------
+TAKES_CONSENT = ("open", "withdrawn")  # a withdrawn consent may be given afresh
+
 def _open_offers(msg: Inbound) -> tuple[dict, dict]:
     """(every offer held: campaign id -> offer, their campaigns)."""
     held = consents.holdings(msg.services.r, msg.msisdn, msg.services.kept)
@@ -173,11 +177,12 @@ def consent_by_sms(msg: Inbound) -> None:
     now = services.clock()
     if code:
         chosen = [cid for cid, o in offers.items() if o["code"] == code]
-        if not chosen:
-            return msg.reply("sms.unknown_offer_code", code=code[:10],
+        if not chosen:  # the typed code is never echoed (it may be a NIK): only the known ones
+            return msg.reply("sms.unknown_offer_code",
                              codes=", ".join(sorted({o["code"] for o in offers.values()})))
     else:
-        chosen = [cid for cid, o in offers.items() if o["status"] == "open" and camps[cid].open(now)]
+        chosen = [cid for cid, o in offers.items()
+                  if o["status"] in TAKES_CONSENT and cid in camps and camps[cid].open(now)]
         if len(chosen) > 1:
             return msg.reply("sms.which_offer", codes=", ".join(sorted(offers[c]["code"] for c in chosen)))
         if not chosen:
@@ -185,7 +190,8 @@ def consent_by_sms(msg: Inbound) -> None:
     campaign = camps[chosen[0]]
     proof = consents.Proof("sms", msg.sms.message_id, offers[campaign.id].get("text", ""),
                            services.vault.encrypt(msg.sms.text), msg.lang)
-    status = consents.give(services, msg.msisdn, campaign, services.vault.encrypt(typed_nik), proof)
+    status = consents.give(services, msg.msisdn, campaign, services.vault.encrypt(typed_nik), proof,
+                           offers[campaign.id])
     inst = campaign.institution["name"]
     if status == "ok":
         return  # the confirmation went out with the consent
@@ -216,7 +222,7 @@ def decline(msg: Inbound) -> None:
 @keyword("STOP", "BERHENTI", "UNREG", "OFF")
 def opt_out(msg: Inbound) -> None:
     _, withdrawn = consents.opt_out(msg.services.r, msg.msisdn, "sms", msg.sms.message_id,
-                                    msg.sms.text, msg.services.clock())
+                                    msg.services.vault.encrypt(msg.sms.text), msg.services.clock())
     msg.reply("sms.opted_out", withdrawn=withdrawn)
 
 

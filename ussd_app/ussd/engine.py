@@ -14,7 +14,7 @@ from transitions import Machine, State
 
 from ussd_app.ussd.types import Reply
 from ussd_app.ussd.screens import Ctx, InputError, Screen
-from ussd_app.core import gsm7
+from ussd_app.core import digits, gsm7
 
 # transitions logs every callback at INFO and every unmatched input at WARNING;
 # an unmatched input is ordinary here (the engine answers it), so keep it quiet.
@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 
 BACK, MAIN, NEXT = "0", "00", "98"
 NAV_KEYS = (BACK, MAIN, NEXT)
+UNSHOWN = "_unshown"  # session data: the screen last shown as an apology (takes navigation only)
 
 
 class _Model:
@@ -90,6 +91,8 @@ class Engine:
             self._go(s, self.main)
         elif text == BACK and s.state != self.main:
             self._go(s, s.history.pop() if s.history else self.main)
+        elif s.data.get(UNSHOWN) == s.state:  # its options were not shown: none is taken
+            error = InputError("error.invalid_choice")
         elif text == NEXT and s.page + 1 < len(self.layout(ctx)[1]):
             s.page += 1
         else:
@@ -113,6 +116,9 @@ class Engine:
     def render(self, ctx: Ctx, error: InputError | None = None) -> Reply:
         screen = self.screens[ctx.session.state]
         head = screen.text(ctx)
+        if not gsm7.is_text(head):
+            return self._unshowable(ctx, screen, error)
+        ctx.data.pop(UNSHOWN, None)
         if screen.is_end(ctx):
             return Reply(head, end=True)
         if error is None:
@@ -122,6 +128,20 @@ class Engine:
         if gsm7.length(text) > ctx.config.USSD_MAX_CHARS:
             text = self._compose(ctx, problem)  # the error line takes the text's place
         return Reply(text, end=False)
+
+    def _unshowable(self, ctx: Ctx, screen: Screen, error: InputError | None) -> Reply:
+        """Stored data (a reward's name, a campaign's product) made the screen's
+        own text unshowable (outside GSM-7, control characters): a plain
+        apology instead, and a log line; its options are neither shown nor
+        taken, navigation still works."""
+        log.warning("screen %s cannot show its text (stored data outside GSM-7?)", screen.name)
+        text = ctx.t("error.unshowable")
+        if error is not None:
+            text = ctx.t(error.key, **error.values) + "\n" + text
+        if screen.is_end(ctx):
+            return Reply(text, end=True)
+        ctx.data[UNSHOWN] = screen.name
+        return Reply(text if screen.name == self.main else f"{text}\n{ctx.t('nav.footer')}", end=False)
 
     def _compose(self, ctx: Ctx, head: str) -> str:
         tail, pages = self.layout(ctx, head)
@@ -135,7 +155,9 @@ class Engine:
     def layout(self, ctx: Ctx, head: str | None = None) -> tuple[list[str], list[list[str]]]:
         """The fixed lines under the list, and the list's lines split in pages."""
         screen = self.screens[ctx.session.state]
-        head = screen.text(ctx) if head is None else head
+        if head is None:
+            head = screen.text(ctx)
+            head = head if gsm7.is_text(head) else ctx.t("error.unshowable")
         tail = [f"{o.key} {ctx.t(o.label)}" for o in screen.options
                 if o.when is None or o.when(ctx)]
         if ctx.session.state != self.main:
@@ -170,11 +192,25 @@ def paginate(head: str, items: list[str], tail: list[str], more: str, limit: int
 
 
 def items_of(screen: Screen, ctx: Ctx) -> list:
+    """The screen's list, without the entries that cannot go to a phone.
+
+    A label comes from stored data (a reward's name, a campaign's product): one
+    outside GSM-7 or holding a line break or control character would take the
+    whole screen down, or draw a fake option; it is left out (and logged), and
+    the numbering and the choice both follow the list that is shown.
+    """
     if screen.items is None:
         return []
     key = ("items", screen.name)
     if key not in ctx.cache:
-        ctx.cache[key] = screen.items(ctx)
+        shown = []
+        for item in screen.items(ctx):
+            if gsm7.is_line(item.label):
+                shown.append(item)
+            else:
+                log.warning("list entry left out of screen %s: its label cannot be shown (%r)",
+                            screen.name, item.value)
+        ctx.cache[key] = shown
     return ctx.cache[key]
 
 
@@ -188,14 +224,14 @@ def _option_matches(opt):
 def _item_matches(screen):
     def matches(ev):
         ctx, text = _kw(ev)
-        return text.isdigit() and 1 <= int(text) <= len(items_of(screen, ctx))
+        return digits.number(text, 1, len(items_of(screen, ctx))) is not None
     return matches
 
 
 def _store_item(screen):
     def store(ev):
         ctx, text = _kw(ev)
-        ctx.data[screen.name] = items_of(screen, ctx)[int(text) - 1].value
+        ctx.data[screen.name] = items_of(screen, ctx)[digits.number(text, 1, 10**6) - 1].value
     return store
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from ussd_app.core import gsm7, texts
+from ussd_app.core import digits, gsm7, texts
 from ussd_app.ussd import hop as ussd
 from ussd_app.ussd.engine import NEXT
 from ussd_app.ussd.types import UssdRequest
@@ -31,7 +31,7 @@ def _inputs(engine, state: str, shown: str) -> list[str]:
     keys = [o.key for o in screen.options]
     out = []
     if screen.items:
-        n = sum(1 for line in shown.splitlines() if line.split(" ", 1)[0].isdigit()
+        n = sum(1 for line in shown.splitlines() if digits.only(line.split(" ", 1)[0])
                 and line.split(" ", 1)[0] not in keys + ["0", "00", NEXT])
         out += [str(i) for i in range(1, n + 1)]
     out += list(dict.fromkeys(keys))

@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import hmac
+import json
 import math
 
 from flask import Blueprint, jsonify, request
-from werkzeug.exceptions import HTTPException
 
 from ussd_app.offers import campaigns, consents, sending as offers
-from ussd_app.core import formats, subscribers
+from ussd_app.core import digits, formats, subscribers
 from ussd_app.loyalty import points, redemptions, rewards
 from ussd_app.core.errors import BadRequest, Conflict, NotFound, Unauthorized
 from ussd_app.core.msisdn import normalize
@@ -16,6 +16,9 @@ from ussd_app.sms import providers
 from ussd_app.web import services
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+MAX_BODY = 1024 * 1024  # a voucher pool of ~20,000 codes, or ~50,000 listed MSISDNs
+MAX_DEPTH = 16  # the deepest body the API takes (a campaign's eligibility) needs 5
 
 
 @bp.before_request
@@ -27,24 +30,54 @@ def check_token():
             raise Unauthorized("missing or wrong bearer token")
 
 
-@bp.errorhandler(BadRequest)
-@bp.errorhandler(Unauthorized)
-@bp.errorhandler(NotFound)
-@bp.errorhandler(Conflict)
-def known_error(e):
-    status = {BadRequest: 400, Unauthorized: 401, NotFound: 404, Conflict: 409}[type(e)]
-    return jsonify(error=str(e)), status
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not a JSON number")
 
 
-@bp.errorhandler(HTTPException)
-def http_error(e):
-    return jsonify(error=e.description.split(".")[0].lower()), e.code
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e999
+        raise ValueError("a number out of range")
+    return value
 
 
-def body() -> dict:
-    data = request.get_json(silent=True)
+def _depth(value) -> int:
+    """How deeply ``value`` nests lists and objects (without recursion)."""
+    deepest, todo = 0, [(value, 1)]
+    while todo:
+        item, level = todo.pop()
+        if isinstance(item, dict):
+            item = item.values()
+        elif not isinstance(item, list):
+            continue
+        deepest = max(deepest, level)
+        if level > MAX_DEPTH:
+            break
+        todo.extend((x, level + 1) for x in item)
+    return deepest
+
+
+def body(optional: bool = False) -> dict:
+    """The request's JSON object (``{}`` for an empty body when ``optional``).
+
+    Bodies larger (``MAX_CONTENT_LENGTH``) or deeper than the API needs are
+    refused with 400 before they reach a view; NaN, Infinity and 1e999 are no numbers.
+    """
+    raw = request.get_data(cache=True)
+    if optional and not raw.strip():
+        return {}
+    if not request.is_json:
+        raise BadRequest("body must be a JSON object (Content-Type: application/json)")
+    try:
+        data = json.loads(raw, parse_constant=_no_constant, parse_float=_finite)
+    except RecursionError:
+        raise BadRequest(f"body is nested deeper than {MAX_DEPTH} levels") from None
+    except ValueError:  # also bad UTF-8 and numbers of over 4,300 digits
+        raise BadRequest("body is not valid JSON") from None
     if not isinstance(data, dict):
         raise BadRequest("body must be a JSON object")
+    if _depth(data) > MAX_DEPTH:
+        raise BadRequest(f"body is nested deeper than {MAX_DEPTH} levels")
     return data
 
 
@@ -90,13 +123,15 @@ def parse_earning(data: dict, now: float, config) -> tuple[int, str, str, float]
         expires = points.default_expiry(now, config.POINTS_EXPIRY_POLICY, config.POINTS_EXPIRY_DAYS)
     else:
         try:
-            expires = formats.parse_iso(raw) if isinstance(raw, str) else None
-        except ValueError:
+            expires = formats.parse_iso(raw) if isinstance(raw, str) and len(raw) <= 64 else None
+        except (ValueError, OverflowError):
             expires = None
         if expires is None:
             raise BadRequest("expires_at must be an ISO 8601 time, e.g. 2026-12-31T23:59:00+07:00")
         if expires <= now:
             raise BadRequest("expires_at is in the past")
+        if not formats.near(expires, now):
+            raise BadRequest(f"expires_at must be within {formats.NEAR_YEARS} years of now")
     return pts, source.strip(), reference.strip(), expires
 
 
@@ -136,7 +171,7 @@ def outbox():
 # -- rewards ----------------------------------------------------------------------
 @bp.put("/rewards/<code>")
 def put_reward(code):
-    reward = rewards.put(services().r, rewards.validate(code, body()))
+    reward = rewards.put(services().r, rewards.validate(code, body(), services().clock()))
     return jsonify(reward.public())
 
 
@@ -177,7 +212,7 @@ def list_redemptions(msisdn):
 @bp.post("/campaigns")
 def post_campaign():
     svc = services()
-    campaign = campaigns.validate(body(), svc.config.OFFER_SENDER_IDS.split(","))
+    campaign = campaigns.validate(body(), svc.config.OFFER_SENDER_IDS.split(","), svc.clock())
     if campaigns.exists(svc.r, campaign.id):
         raise Conflict(f"campaign {campaign.id} exists already")
     campaigns.put(svc.r, campaign)
@@ -203,10 +238,7 @@ def send_offers(campaign_id):
     campaign = campaigns.get(svc.r, campaign_id)
     if campaign is None:
         raise NotFound("no such campaign")
-    data = request.get_json(silent=True) or {}
-    if not isinstance(data, dict):
-        raise BadRequest("body must be a JSON object")
-    msisdns = data.get("msisdns")
+    msisdns = body(optional=True).get("msisdns")
     if msisdns is not None:
         if not isinstance(msisdns, list) or not all(isinstance(m, str) for m in msisdns):
             raise BadRequest("msisdns must be a list of phone numbers")
@@ -220,13 +252,12 @@ def get_leads():
     institution = request.args.get("institution")
     if not institution:
         raise BadRequest("missing institution")
-    try:
-        cursor = int(request.args.get("cursor") or 0)
-        limit = int(request.args.get("limit") or 100)
-    except ValueError:
-        raise BadRequest("cursor and limit must be whole numbers") from None
-    if not 1 <= limit <= 1000:
-        raise BadRequest("limit must be from 1 to 1000")
+    cursor = digits.number(request.args.get("cursor") or "0", 0, 2**53)
+    limit = digits.number(request.args.get("limit") or "100", 1, 1000)
+    if cursor is None:
+        raise BadRequest("cursor must be a whole number (the next_cursor of the previous page)")
+    if limit is None:
+        raise BadRequest("limit must be a whole number from 1 to 1000")
     found, next_cursor = consents.leads(svc.r, svc.vault, institution, cursor, limit, svc.clock())
     for lead in found:
         lead["consented_at"] = formats.iso(lead["consented_at"])
@@ -242,4 +273,6 @@ def consent_log(msisdn):
         for secret in ("nik_enc", "raw_input_enc"):
             if secret in e:
                 e[secret] = "(encrypted)"
+        if e.get("input") not in (None, "menu", "ussd-menu"):
+            e["input"] = "(withheld)"  # an opt-out logged in clear before inputs were encrypted
     return jsonify(msisdn=msisdn, entries=entries)

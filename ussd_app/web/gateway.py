@@ -9,14 +9,14 @@ from urllib.parse import unquote_plus
 
 from flask import Blueprint, Response, request
 
-from ussd_app.core import texts
+from ussd_app.core import digits, texts
 from ussd_app.ussd import hop as ussd
 from ussd_app.core.errors import BadRequest, Unauthorized
 from ussd_app.gateways import africastalking as dialect
 from ussd_app.ussd.types import Reply
 from ussd_app.core.msisdn import mask
 from ussd_app.sms import keywords
-from ussd_app.web import services
+from ussd_app.web import errors, services
 
 bp = Blueprint("gateway", __name__)
 log = logging.getLogger("ussd_app.hops")
@@ -48,7 +48,7 @@ def form() -> dict[str, str]:
     length = env.get("CONTENT_LENGTH")
     if request.mimetype != URLENCODED or not length:
         return request.form.to_dict()
-    if not length.isdigit() or int(length) > MAX_BODY:
+    if digits.number(length, 0, MAX_BODY) is None:
         raise BadRequest(f"body must be at most {MAX_BODY} bytes with a valid Content-Length")
     fields = {}
     for pair in env["wsgi.input"].read(int(length)).decode("utf-8", "replace").split("&"):
@@ -62,24 +62,23 @@ def form() -> dict[str, str]:
     return fields
 
 
-@bp.errorhandler(BadRequest)
-def bad_request(e):
-    return Response(str(e), 400, mimetype="text/plain")
-
-
-@bp.errorhandler(Unauthorized)
-def unauthorized(e):
-    return Response(str(e), 401, mimetype="text/plain")
-
-
-@bp.errorhandler(Exception)
-def failure(e):
-    """Never a stack trace on a phone: a failed hop ends politely (and is logged)."""
-    log.exception("hop failed")
-    if request.path == "/ussd":
+def ussd_error(status: int, message: str) -> Response:
+    """Africa's Talking USSD: a bad request is a plain-text 4xx naming the field;
+    a failure never reaches the phone as a stack trace or a 5xx (which would
+    end the session with the network's generic error): it ends politely."""
+    if status >= 500:
         return Response(dialect.render(Reply(texts.t(texts.DEFAULT, "error.unavailable"), end=True)),
                         200, content_type=dialect.CONTENT_TYPE)
-    return Response("internal error", 500, mimetype="text/plain")
+    return Response(message, status, mimetype="text/plain")
+
+
+def sms_error(status: int, message: str) -> Response:
+    """Africa's Talking SMS callbacks: plain text; a 5xx makes the gateway retry."""
+    return Response(message, status, mimetype="text/plain")
+
+
+errors.renders(bp, "/ussd", ussd_error)
+errors.renders(bp, "/sms", sms_error)
 
 
 @bp.post("/ussd")
