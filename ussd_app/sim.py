@@ -6,6 +6,7 @@ import os
 import sys
 import time
 import uuid
+from urllib.parse import quote
 
 import click
 
@@ -104,7 +105,7 @@ class Client:
         return status, data if isinstance(data, dict) else {"answer": data}
 
     def outbox(self, msisdn: str) -> list[dict]:
-        status, data = self.api("GET", f"/api/v1/outbox?to={normalize(msisdn)}")
+        status, data = self.api("GET", f"/api/v1/outbox?to={quote(normalize(msisdn))}")
         if status != 200:
             raise ClientError(f"GET /api/v1/outbox answered {status}{auth_hint('/api/', status)}: "
                               f"{data.get('error', data)}")
