@@ -119,6 +119,11 @@ def redeem_start(msg: Inbound) -> None:
     reward = rewards.get(r, msg.words[1])
     if reward is None or not reward.active(msg.services.clock()):
         return msg.reply("sms.tukar_unknown", code=msg.words[1].upper()[:24])
+    # Too few points: refuse at once, as the menu does (YA would only refuse later).
+    balance = points.view(r, msg.msisdn, msg.services.clock()).balance
+    if balance < reward.points:
+        return msg.reply("sms.tukar_refused", reason=redemptions.refusal_text(
+            msg.lang, redemptions.Outcome("short", balance), reward))
     redemptions.quote(r, msg.msisdn, reward, msg.sms.message_id)
     msg.reply("sms.tukar_confirm", reward=reward.label(msg.lang),
               points=formats.points(reward.points, msg.lang))
