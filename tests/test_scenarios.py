@@ -248,3 +248,34 @@ def test_the_readme_example_passes_the_schema():
     example = readme.split("```yaml\n", 1)[1].split("```", 1)[0]
     scenario = schema.load_text(example, "README.md")
     assert [s.kind for s in scenario.steps][:3] == ["dial", "input", "choose"]
+
+
+def test_the_phone_without_the_admin_token_still_dials_and_says_why_no_sms(config, redis_url, capsys,
+                                                                          monkeypatch):
+    from ussd_app import create_app
+    app = create_app({**config, "ADMIN_TOKEN": "adm"})
+    demo.seed(app.extensions["ussd"])
+    keys = iter(["1", "/sms POIN", "/quit"])
+    monkeypatch.setattr("builtins.input", lambda prompt="": next(keys))
+    assert sim.TerminalPhone(sim.Client(app=app), "+6281234567890", 160).run("*700#") == 0
+    out, err = capsys.readouterr()
+    assert "| Poin Anda: 12.500" in out
+    assert err.count("outbox answered 401 (set ADMIN_TOKEN") == 1 and "SMS will not be shown" in err
+
+
+def test_ctrl_c_at_the_prompt_does_not_leave_the_phone(app, capsys, monkeypatch):
+    demo.seed(app.extensions["ussd"])
+
+    def keys():
+        yield "1"
+        raise KeyboardInterrupt
+    typed = keys()
+
+    def read(prompt=""):
+        try:
+            return next(typed)
+        except StopIteration:
+            raise EOFError from None
+    monkeypatch.setattr("builtins.input", read)
+    assert sim.TerminalPhone(sim.Client(app=app), "+6281234567890", 160).run("*700#") == 0
+    assert "(/quit to leave)" in capsys.readouterr().out

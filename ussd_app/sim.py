@@ -126,13 +126,27 @@ anything else is typed on the phone's keypad"""
 class TerminalPhone:
     def __init__(self, client: Client, msisdn: str, limit: int):
         self.client, self.msisdn, self.limit = client, msisdn, limit
-        self.inbox = Inbox(client.outbox)
+        self.inbox = Inbox(self.outbox)
+        self.sms_warned = False
         self.session: str | None = None
         self.code, self.text = client.service_code, ""
 
+    def outbox(self, msisdn: str) -> list[dict]:
+        """The number's SMS; when the server will not show them (a token), the
+        phone still works and says once why no SMS appear."""
+        try:
+            return self.client.outbox(msisdn)
+        except ClientError as e:
+            if str(e).startswith("cannot reach"):
+                raise
+            if not self.sms_warned:
+                click.secho(f"error: {e}; SMS will not be shown", fg="red", err=True)
+                self.sms_warned = True
+            return []
+
     def run(self, dialled: str) -> int:
         try:
-            old = self.client.outbox(self.msisdn)
+            old = self.outbox(self.msisdn)
             self.inbox.mark(self.msisdn)
             for m in old:
                 self.show_sms(m)
@@ -180,7 +194,8 @@ class TerminalPhone:
                     raise ClientError(f"/sms/inbound answered {status}{auth_hint('/sms', status)}")
                 click.secho(f"[SMS sent to the short code: {arg.strip()}]", fg="cyan")
         elif word == "/inbox":
-            messages = self.client.outbox(self.msisdn)
+            self.sms_warned = False
+            messages = self.outbox(self.msisdn)
             for m in messages:
                 self.show_sms(m)
             if not messages:
