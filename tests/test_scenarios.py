@@ -279,3 +279,16 @@ def test_ctrl_c_at_the_prompt_does_not_leave_the_phone(app, capsys, monkeypatch)
     monkeypatch.setattr("builtins.input", read)
     assert sim.TerminalPhone(sim.Client(app=app), "+6281234567890", 160).run("*700#") == 0
     assert "(/quit to leave)" in capsys.readouterr().out
+
+
+def test_a_hang_up_the_app_refuses_to_hear_is_warned_not_failed(app):
+    class Refusing(sim.Client):
+        def end(self, *args, **session):
+            self.told = session
+            return 400, "missing hopsCount"
+    client = Refusing(app=app)
+    warnings = []
+    scenario = schema.from_data({"steps": [{"dial": "081234567890"}, {"input": 1}, {"hangup": True}]})
+    assert sim.play(client, scenario, warn=warnings.append) == 3
+    assert warnings == ["warning: step 3 (line 4): /ussd/events answered 400: missing hopsCount"]
+    assert client.told["hops"] == 2 and client.told["text"] == "1" and client.told["last_reply"].startswith("CON")

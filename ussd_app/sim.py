@@ -12,7 +12,7 @@ import click
 
 from ussd_app.core.errors import BadRequest, ConfigError
 from ussd_app.core.msisdn import normalize
-from ussd_app.scenarios import junit
+from ussd_app.scenarios import junit, wire
 from ussd_app.scenarios.play import Inbox, Mismatch, auth_hint, play, screen_warnings, split_dial
 from ussd_app.scenarios.schema import ScenarioError, load_file
 
@@ -84,17 +84,11 @@ class Client:
         return self._call("POST", "/sms/inbound", headers=self.gateway_headers, data={
             "from": sender, "to": to, "text": text, "id": uuid.uuid4().hex, "date": ""})[0]
 
-    def end(self, session_id: str, msisdn: str, code: str, reason: str) -> None:
-        """The network ends the session (``hangup`` by the user, or ``timeout``):
-        Africa's Talking tells the app through its end-of-session notification;
-        a server without that route (404/405) is simply not told."""
-        status, body = self._call("POST", "/ussd/events", headers=self.gateway_headers, data={
-            "sessionId": session_id, "phoneNumber": msisdn, "serviceCode": code,
-            "status": "Incomplete" if reason == "hangup" else "Failed",
-            "errorMessage": "" if reason == "hangup" else "session timed out",
-            "date": time.strftime("%Y-%m-%d %H:%M:%S")})
-        if status not in (200, 404, 405):
-            raise ClientError(f"/ussd/events answered {status}{auth_hint('/ussd', status)}: {body[:120]}")
+    def end(self, session_id: str, msisdn: str, code: str, reason: str, **session) -> tuple[int, str]:
+        """The network ends the session (``hangup`` by the user, or ``timeout``);
+        ``session`` may carry text, hops, last_reply, started (see scenarios.wire)."""
+        return self._call("POST", wire.EVENTS_PATH, headers=self.gateway_headers,
+                          data=wire.africastalking_end(session_id, msisdn, code, reason, **session))
 
     def api(self, method: str, path: str, body=None) -> tuple[int, dict]:
         status, text = self._call(method, path, headers=self.headers, json=body)
@@ -205,8 +199,12 @@ class TerminalPhone:
             if self.session is None:
                 click.secho("no session to end", fg="yellow")
             else:
-                self.client.end(self.session, self.msisdn, self.code, word[1:])
+                status, body = self.client.end(self.session, self.msisdn, self.code, word[1:],
+                                               text=self.text, hops=self.hops, last_reply=self.last)
                 self.session = None
+                if wire.told(status) is False:
+                    raise ClientError(f"{wire.EVENTS_PATH} answered {status}"
+                                      f"{auth_hint('/ussd', status)}: {body[:120]}")
                 click.secho("[hung up]" if word == "/hangup" else "[the session timed out]", fg="cyan")
         elif word == "/dial":
             self.dial(arg.strip() or self.client.service_code)
@@ -215,7 +213,7 @@ class TerminalPhone:
         return None
 
     def dial(self, dialled: str) -> None:
-        self.session = uuid.uuid4().hex
+        self.session, self.hops, self.last = uuid.uuid4().hex, 0, ""
         self.code, self.text = split_dial(dialled, self.client.service_code)
         click.secho(f"\n[{self.msisdn} dials {dialled}]", fg="cyan")
         self.send()
@@ -229,6 +227,7 @@ class TerminalPhone:
         if status != 200:
             self.session = None
             raise ClientError(f"/ussd answered {status}{auth_hint('/ussd', status)}: {body[:120]}")
+        self.hops, self.last = self.hops + 1, body
         for w in screen_warnings(body, self.limit):
             click.secho(f"warning: {w}", fg="yellow")
         click.echo(f"+{'-' * 30}\n| " + body[4:].replace("\n", "\n| ") + f"\n+{'-' * 30}")

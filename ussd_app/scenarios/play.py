@@ -16,6 +16,7 @@ from collections.abc import Callable
 from ussd_app.core import gsm7
 from ussd_app.core.errors import BadRequest
 from ussd_app.scenarios.given import Given, GivenError, Names, auth_hint
+from ussd_app.scenarios import wire
 from ussd_app.scenarios.schema import Scenario, Step
 
 ITEM = re.compile(r"^([0-9]+) (.*)$")
@@ -83,6 +84,7 @@ class Player:
         self.inbox = Inbox(client.outbox)
         self.msisdn = self.session = self.code = None
         self.text = self.body = ""
+        self.hops = 0
         self.where = ""
 
     def run(self) -> int:
@@ -118,7 +120,7 @@ class Player:
             self.msisdn = self.names.msisdn(value["msisdn"])
         dialled = self.names.sub(value.get("code") or self.client.service_code)
         self.code, self.text = split_dial(dialled, self.client.service_code)
-        self.session = uuid.uuid4().hex
+        self.session, self.hops = uuid.uuid4().hex, 0
         if self.msisdn not in self.inbox.seen:
             self.inbox.mark(self.msisdn)
         self.hop(step)
@@ -173,7 +175,12 @@ class Player:
 
     def end(self, reason: str) -> None:
         if hasattr(self.client, "end"):
-            self.client.end(self.session, self.msisdn, self.code, reason)
+            status, body = self.client.end(self.session, self.msisdn, self.code, reason, text=self.text,
+                                           hops=self.hops, last_reply=self.body)
+            if status == 401:
+                raise Mismatch(f"{self.where}: {wire.EVENTS_PATH} answered 401{auth_hint('/ussd', 401)}")
+            if wire.told(status) is False:  # the app's concern, not this scenario's: say so
+                self.warn(f"warning: {self.where}: {wire.EVENTS_PATH} answered {status}: {body[:120]}")
         self.session = None
 
     # -- hops and checks --------------------------------------------------------------
@@ -187,7 +194,7 @@ class Player:
             raise Mismatch(f"{self.where}: /ussd answered {status}{auth_hint('/ussd', status)}: {body}")
         for w in screen_warnings(body, self.limit):
             self.warn(f"warning: {self.where}: {w}")
-        self.body = body
+        self.body, self.hops = body, self.hops + 1
         if body.startswith("END "):
             self.session = None
 

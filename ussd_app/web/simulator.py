@@ -18,7 +18,7 @@ from ussd_app.core.errors import BadRequest
 from ussd_app.core.msisdn import normalize
 from ussd_app.loyalty import points
 from ussd_app.offers import consents
-from ussd_app.scenarios import record
+from ussd_app.scenarios import record, wire
 from ussd_app.scenarios.play import screen_warnings, split_dial
 from ussd_app.scenarios.schema import ScenarioError
 from ussd_app.web import menu_graph, services
@@ -51,12 +51,9 @@ class Relay:
         return self.http.post("/ussd", headers=self.gateway, data={
             "sessionId": session_id, "serviceCode": code, "phoneNumber": msisdn, "text": text})
 
-    def end_africastalking(self, session_id: str, msisdn: str, code: str, reason: str):
-        return self.http.post("/ussd/events", headers=self.gateway, data={
-            "sessionId": session_id, "phoneNumber": msisdn, "serviceCode": code,
-            "status": "Incomplete" if reason == "hangup" else "Failed",
-            "errorMessage": "" if reason == "hangup" else "session timed out",
-            "date": time.strftime("%Y-%m-%d %H:%M:%S")})
+    def end_africastalking(self, session_id: str, msisdn: str, code: str, reason: str, **session):
+        return self.http.post(wire.EVENTS_PATH, headers=self.gateway,
+                              data=wire.africastalking_end(session_id, msisdn, code, reason, **session))
 
     def sms(self, sender: str, text: str):
         return self.http.post("/sms/inbound", headers=self.gateway, data={
@@ -158,10 +155,12 @@ def api_end():
     if reason not in ("hangup", "timeout"):
         raise BadRequest("reason must be hangup or timeout")
     msisdn = normalize(_text(data, "msisdn"), "msisdn")
-    resp = getattr(Relay(), f"end_{_dialect(data)}")(_text(data, "session"), msisdn,
-                                                      _text(data, "code"), reason)
-    told = resp.status_code == 200  # a server without the events route is simply not told
-    return jsonify(ended=True, notified=told)
+    hops = data.get("hops")
+    resp = getattr(Relay(), f"end_{_dialect(data)}")(
+        _text(data, "session"), msisdn, _text(data, "code"), reason,
+        text=_text(data, "text", required=False), last_reply=str(data.get("last") or "")[:500],
+        hops=hops if isinstance(hops, int) and not isinstance(hops, bool) else 0)
+    return jsonify(ended=True, notified=wire.told(resp.status_code))
 
 
 @bp.post("/api/sms")

@@ -5,7 +5,8 @@
   "use strict";
   const SIM = window.SIM;
   const $ = (id) => document.getElementById(id);
-  const state = { session: null, code: SIM.code, text: "", hops: 0, inbox: [], recording: null };
+  const state = { session: null, code: SIM.code, text: "", hops: 0, inbox: [], recording: null,
+                  sessionHops: 0, last: "" };
 
   async function call(path, body) {
     const opts = body === undefined ? {} : {
@@ -86,6 +87,8 @@
     state.session = reply.session;
     state.code = reply.code;
     state.text = reply.text;
+    state.sessionHops = 1;
+    state.last = reply.body;
     show(reply);
     logHop(dialled, reply);
     setSession(!reply.end);
@@ -99,6 +102,8 @@
     const reply = await call("/ussd", { msisdn: msisdn(), session: state.session, code: state.code,
                                         text: text, dialect: dialect() });
     state.text = text;
+    state.sessionHops += 1;
+    state.last = reply.body;
     show(reply);
     logHop(typed, reply);
     setSession(!reply.end);
@@ -108,8 +113,8 @@
 
   async function end(reason) {
     if (!state.session) { showError("no session to end"); return; }
-    await call("/end", { msisdn: msisdn(), session: state.session, code: state.code,
-                         reason: reason, dialect: dialect() });
+    await call("/end", { msisdn: msisdn(), session: state.session, code: state.code, reason: reason,
+                         text: state.text, hops: state.sessionHops, last: state.last, dialect: dialect() });
     $("screen").textContent = reason === "hangup" ? "(hung up)" : "(the session timed out)";
     logNote(reason === "hangup" ? "hung up" : "the session timed out");
     setSession(false);
