@@ -1,4 +1,4 @@
-"""The main menu, in the order of the contract (BRIEF: Main menu)."""
+"""The main menu: points, rewards, offers, help, language, in this order."""
 from ussd_app.ussd.screens import Option, Screen
 
 MAIN = "main"

@@ -172,7 +172,7 @@ class TestConsentBySms:
         assert NIK not in json.dumps(record)
 
     @pytest.mark.parametrize("text, reply", [
-        ("YA", "Tidak ada yang perlu dikonfirmasi"),
+        ("YA", "Untuk setuju penawaran Bank A, ketik YA KTA <NIK 16 angka>"),
         ("YA 1 2 3", "Format salah."),
         ("YA 12345", "NIK harus 16 angka."),
         ("YA 9971014506900001", "NIK tidak valid: kode provinsi salah."),
@@ -230,8 +230,8 @@ class TestOptOutAndLeads:
     def test_stop_withdraws_consents_not_yet_received(self, offered, sub, phone, api, services, client):
         sub.sms(f"YA {NIK}")
         sub.sms("STOP")
-        assert sub.inbox()[-1].startswith("Anda berhenti menerima penawaran keuangan. "
-                                          "Persetujuan yang belum diteruskan dibatalkan: 1.")
+        assert sub.inbox()[-1] == ("Anda berhenti menerima penawaran keuangan. 1 persetujuan yang "
+                                   "belum diteruskan dibatalkan. Ketik MULAI untuk menerima lagi.")
         assert leads(api)["leads"] == []
         kinds = [e["type"] for e in consents.log(services.r, "+6281100000001")]
         assert kinds == ["consent", "optout", "withdrawal"]
@@ -240,7 +240,7 @@ class TestOptOutAndLeads:
         sub.sms(f"YA {NIK}")
         assert len(leads(api)["leads"]) == 1  # received by the institution now
         sub.sms("BERHENTI")
-        assert sub.inbox()[-1].endswith("dibatalkan: 0. Ketik MULAI untuk menerima lagi.")
+        assert sub.inbox()[-1] == "Anda berhenti menerima penawaran keuangan. Ketik MULAI untuk menerima lagi."
         assert len(leads(api)["leads"]) == 1
         stored = json.loads(services.r.hget(keys.consents("+6281100000001"),
                                             consents.consent_id("+6281100000001", "kta-nov")))
@@ -283,8 +283,8 @@ class TestConsentByUssd:
         phone.msisdn = "081100000002"  # English
         assert phone.dial(text="3").startswith("Offers for you:\n1 Kredit Multiguna - Bank A\n9 Stop all offers")
         assert phone.type(1).startswith("Bank A: Kredit Multiguna. Code KTA.\n1 Continue\n2 Decline")
-        assert phone.type(1).startswith("Your number, credit score & NIK go to Bank A, who answers for the "
-                                        "product. Approval not guaranteed.\n1 Agree")
+        assert phone.type(1).startswith("Your number, credit score & NIK go to Bank A, the product's "
+                                        "provider. Approval not guaranteed.\n1 Agree")
         assert phone.type(1).startswith("Type your NIK")
         phone.type(NIK2)
         assert phone.end and phone.screen.startswith("Thank you. Your data goes to Bank A.")

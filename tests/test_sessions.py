@@ -58,7 +58,7 @@ def test_gateway_sending_only_the_latest_input(client):
     client.post("/ussd", data={**form, "text": ""})
     client.post("/ussd", data={**form, "text": "4"})
     body = client.post("/ussd", data={**form, "text": "3"}).get_data(as_text=True)
-    assert "Poin hangus 31 Des" in body
+    assert "Poin berlaku sampai akhir tahun" in body
 
 
 def test_redis_down_ends_politely(app, phone, services, monkeypatch):

@@ -16,8 +16,8 @@ def enrolled(api):
     ("poin", "Poin Anda: 2.500"),
     ("#Poin#", "Poin Anda: 2.500"),
     ("HANGUS", "2.500 poin Anda hangus 31-12-2035 23:59 WIB."),
-    ("info", "ketik POIN (cek poin)"),
-    ("BANTUAN", "ketik POIN (cek poin)"),
+    ("info", "Ketik POIN (cek poin)"),
+    ("BANTUAN", "TUKAR <kode> (tukar hadiah)"),
     ("halo apa kabar", "perintah tidak dikenal"),
     ("", "perintah tidak dikenal"),
 ])

@@ -1,6 +1,7 @@
 """``ussd-app``: run the service, lint the menus, seed demo data, run jobs."""
 from __future__ import annotations
 
+import json
 import os
 import sys
 
@@ -20,6 +21,17 @@ def _app():
 
 def _services():
     return _app().extensions["ussd"]
+
+
+def _stored_services():
+    """The services of a command that acts on data: never a throwaway store."""
+    if not os.environ.get("REDIS_URL"):
+        command = click.get_current_context().command_path.removeprefix("ussd-app ").removeprefix("main ")
+        raise click.ClickException(
+            f"REDIS_URL is unset: '{command}' would act on a throwaway in-process store, gone "
+            "when it exits. Set REDIS_URL to the service's Redis (`ussd-app run` without it "
+            "seeds its own embedded store).")
+    return _services()
 
 
 @click.group()
@@ -49,7 +61,7 @@ def seed_demo():
     """Load demo subscribers with points (idempotent)."""
     from ussd_app import demo as demo_data
 
-    for msisdn in demo_data.seed(_services()):
+    for msisdn in demo_data.seed(_stored_services()):
         click.echo(f"seeded {msisdn}")
 
 
@@ -57,11 +69,12 @@ def seed_demo():
 @click.option("--burst", is_flag=True, help="Stop when the queue is empty.")
 @click.option("--every", default=30, show_default=True, help="Seconds between housekeeping rounds.")
 def worker(burst, every):
-    """Run background jobs (remote SMS, fulfilment) and, every few seconds, send
-    offer SMS whose window has opened and settle redemptions a crash left pending."""
+    """Run background jobs (remote SMS, fulfilment) and, every 30 s (--every),
+    send offer SMS whose window has opened and settle redemptions a crash left
+    pending."""
     from ussd_app import jobs
 
-    services = _services()
+    services = _stored_services()
     if not burst:
         jobs.housekeeping(services, every)
     jobs.work(services, burst=burst)
@@ -83,7 +96,10 @@ def menus_check():
     from ussd_app.ussd import walk
 
     os.environ.pop("REDIS_URL", None)  # the walk acts: never on real data
-    services = create_app({"REDIS_URL": None}).extensions["ussd"]
+    try:  # a lint of texts and screens: the same wherever it runs, production included
+        services = create_app({"REDIS_URL": None, "USSD_APP_ENV": "development"}).extensions["ussd"]
+    except ConfigError as e:
+        raise click.ClickException(str(e)) from None
     report = walk.check(services, demo.seed, demo.WALKED)
     for f in report.problems:
         click.echo(f, err=True)
@@ -104,7 +120,7 @@ def catalog_load(file):
     from ussd_app.core.errors import BadRequest
 
     try:
-        loaded = rewards.load_file(_services().r, file.read())
+        loaded = rewards.load_file(_stored_services().r, file.read())
     except BadRequest as e:
         raise click.ClickException(str(e)) from None
     click.echo(f"loaded {len(loaded)} rewards: " + ", ".join(w.code for w in loaded))
@@ -121,7 +137,7 @@ def points_expire(batch):
     """Write off every bucket past its date, with an 'expire' ledger entry."""
     from ussd_app.loyalty import expiry
 
-    total, subs = expiry.expire_all(_services(), batch)
+    total, subs = expiry.expire_all(_stored_services(), batch)
     click.echo(f"expired {total} points of {subs} subscribers")
 
 
@@ -132,7 +148,7 @@ def points_notify(days, batch):
     """SMS every subscriber about each bucket expiring within DAYS (once per bucket)."""
     from ussd_app.loyalty import expiry
 
-    sent = expiry.notify_all(_services(), days, batch)
+    sent = expiry.notify_all(_stored_services(), days, batch)
     click.echo(f"sent {sent} expiry warnings")
 
 
@@ -147,7 +163,7 @@ def redemptions_recover(older_than):
     """Settle redemptions a crash left pending (re-fulfil, or release held stock)."""
     from ussd_app.loyalty import redemptions as r
 
-    counts = r.recover(_services(), older_than)
+    counts = r.recover(_stored_services(), older_than)
     click.echo(", ".join(f"{k}: {v}" for k, v in counts.items()))
 
 
@@ -164,7 +180,7 @@ def offers_send(campaign_id, batch):
     from ussd_app.offers import campaigns, sending
     from ussd_app.core.errors import Conflict
 
-    services = _services()
+    services = _stored_services()
     campaign = campaigns.get(services.r, campaign_id)
     if campaign is None:
         raise click.ClickException(f"no campaign {campaign_id}")
@@ -172,7 +188,7 @@ def offers_send(campaign_id, batch):
         result = sending.send(services, campaign, batch=batch, progress=True)
     except Conflict as e:
         raise click.ClickException(str(e)) from None
-    click.echo(result)
+    click.echo(json.dumps(result))
 
 
 @offers.command("flush")
@@ -180,7 +196,7 @@ def offers_flush():
     """Send the offer SMS held for the sending window, where it is open now."""
     from ussd_app.offers import sending
 
-    click.echo(f"sent {sending.flush(_services())} scheduled SMS")
+    click.echo(f"sent {sending.flush(_stored_services())} scheduled SMS")
 
 
 @main.group()

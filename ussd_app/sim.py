@@ -3,24 +3,43 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sys
+import time
 import uuid
-from pathlib import Path
+from urllib.parse import quote
 
 import click
-import yaml
 
-from ussd_app.core import gsm7
+from ussd_app.core.errors import BadRequest, ConfigError
 from ussd_app.core.msisdn import normalize
+from ussd_app.scenarios import junit, wire
+from ussd_app.scenarios.play import Inbox, Mismatch, auth_hint, play, screen_warnings, split_dial
+from ussd_app.scenarios.schema import ScenarioError, load_file
+
+__all__ = ["Client", "ClientError", "Mismatch", "play", "screen_warnings", "split_dial", "main"]
+
+DIALECTS = ("africastalking",)
+
+
+def dialects() -> tuple[str, ...]:
+    """The gateway dialects the simulator can speak (the gateways' registry, when there is one)."""
+    from ussd_app import gateways
+
+    found = getattr(gateways, "DIALECTS", None) or getattr(gateways, "REGISTRY", None)
+    return tuple(found) if found else DIALECTS
+
+
+class ClientError(Exception):
+    """The service could not be reached or answered nonsense: one line saying which."""
 
 
 class Client:
     """Talks to the service in-process (embedded Redis or REDIS_URL) or at ``url``."""
 
     def __init__(self, url: str | None = None, token: str | None = None,
-                 gateway_token: str | None = None, app=None):
+                 gateway_token: str | None = None, app=None, dialect: str = "africastalking"):
         self.url = url.rstrip("/") if url else None
+        self.dialect = dialect
         self.headers = {}
         if token or os.environ.get("ADMIN_TOKEN"):
             self.headers["Authorization"] = f"Bearer {token or os.environ['ADMIN_TOKEN']}"
@@ -30,6 +49,7 @@ class Client:
             import requests
 
             self.http = requests.Session()
+            self.service_code = os.environ.get("USSD_SERVICE_CODE") or "*700#"
         else:
             if app is None:
                 from ussd_app import create_app
@@ -37,6 +57,7 @@ class Client:
                 app = create_app()
             self.app = app
             self.http = app.test_client()
+            self.service_code = self.services.config.USSD_SERVICE_CODE
 
     @property
     def services(self):
@@ -44,7 +65,13 @@ class Client:
 
     def _call(self, method: str, path: str, **kw) -> tuple[int, str]:
         if self.url:
-            resp = self.http.request(method, self.url + path, timeout=20, **kw)
+            import requests
+
+            try:
+                resp = self.http.request(method, self.url + path, timeout=20, **kw)
+            except requests.RequestException as e:
+                reason = str(e.__context__ or e).split(": ")[-1][:120] or type(e).__name__
+                raise ClientError(f"cannot reach {self.url}: {reason}") from None
             return resp.status_code, resp.text
         resp = self.http.open(path, method=method, **kw)
         return resp.status_code, resp.get_data(as_text=True)
@@ -57,175 +84,266 @@ class Client:
         return self._call("POST", "/sms/inbound", headers=self.gateway_headers, data={
             "from": sender, "to": to, "text": text, "id": uuid.uuid4().hex, "date": ""})[0]
 
+    def end(self, session_id: str, msisdn: str, code: str, reason: str, **session) -> tuple[int, str]:
+        """The network ends the session (``hangup`` by the user, or ``timeout``);
+        ``session`` may carry text, hops, last_reply, started (see scenarios.wire)."""
+        return self._call("POST", wire.EVENTS_PATH, headers=self.gateway_headers,
+                          data=wire.africastalking_end(session_id, msisdn, code, reason, **session))
+
     def api(self, method: str, path: str, body=None) -> tuple[int, dict]:
         status, text = self._call(method, path, headers=self.headers, json=body)
-        return status, json.loads(text) if text else {}
+        try:
+            data = json.loads(text) if text else {}
+        except ValueError:
+            data = {"error": text[:200]}
+        return status, data if isinstance(data, dict) else {"answer": data}
 
     def outbox(self, msisdn: str) -> list[dict]:
-        status, data = self.api("GET", f"/api/v1/outbox?to={normalize(msisdn)}")
-        return data.get("messages", []) if status == 200 else []
+        status, data = self.api("GET", f"/api/v1/outbox?to={quote(normalize(msisdn))}")
+        if status != 200:
+            raise ClientError(f"GET /api/v1/outbox answered {status}{auth_hint('/api/', status)}: "
+                              f"{data.get('error', data)}")
+        return data.get("messages", [])
 
 
-def screen_warnings(body: str, limit: int) -> list[str]:
-    text = body[4:] if body[:4] in ("CON ", "END ") else body
-    out = gsm7.problems(text, limit)
-    if body[:4] not in ("CON ", "END "):
-        out.append("reply starts with neither CON nor END")
-    return out
+# -- the phone in the terminal ----------------------------------------------------
+HELP = """commands (at any time):
+  /sms TEXT    send TEXT by SMS to the short code
+  /inbox       every SMS this number received
+  /hangup      hang up (the network ends the session)
+  /timeout     let the session time out
+  /dial [CODE] dial again (default: the service code; *700*3# types 3 in advance)
+  /quit        leave (also Ctrl-D)
+anything else is typed on the phone's keypad"""
 
 
-# -- scenarios ----------------------------------------------------------------
-class Mismatch(Exception):
-    pass
+class TerminalPhone:
+    def __init__(self, client: Client, msisdn: str, limit: int):
+        self.client, self.msisdn, self.limit = client, msisdn, limit
+        self.inbox = Inbox(self.outbox)
+        self.sms_warned = False
+        self.session: str | None = None
+        self.code, self.text = client.service_code, ""
 
+    def outbox(self, msisdn: str) -> list[dict]:
+        """The number's SMS; when the server will not show them (a token), the
+        phone still works and says once why no SMS appear."""
+        try:
+            return self.client.outbox(msisdn)
+        except ClientError as e:
+            if str(e).startswith("cannot reach"):
+                raise
+            if not self.sms_warned:
+                click.secho(f"error: {e}; SMS will not be shown", fg="red", err=True)
+                self.sms_warned = True
+            return []
 
-def _check_text(what: str, got: str, step: dict) -> None:
-    expect = step.get("expect")
-    for part in ([expect] if isinstance(expect, str) else expect or []):
-        if part not in got:
-            raise Mismatch(f"{what}: expected to contain\n    {part!r}\n  got\n    {got!r}")
-    for pattern in ([step["expect_regex"]] if isinstance(step.get("expect_regex"), str)
-                    else step.get("expect_regex") or []):
-        if not re.search(pattern, got):
-            raise Mismatch(f"{what}: expected to match /{pattern}/\n  got\n    {got!r}")
+    def run(self, dialled: str) -> int:
+        try:
+            old = self.outbox(self.msisdn)
+            self.inbox.mark(self.msisdn)
+            for m in old:
+                self.show_sms(m)
+            self.dial(dialled)
+        except ClientError as e:
+            click.secho(f"error: {e}", fg="red", err=True)
+            return 1
+        click.secho("(/help for the commands)", dim=True)
+        while True:
+            try:
+                line = input("> " if self.session else f"[no session: Enter dials {self.client.service_code}] > ")
+            except EOFError:
+                click.echo()
+                return 0
+            except KeyboardInterrupt:
+                click.echo("\n(/quit to leave)")
+                continue
+            try:
+                if self.command(line.strip()) == "quit":
+                    return 0
+                self.show_new_sms()
+            except ClientError as e:
+                click.secho(f"error: {e}", fg="red", err=True)
 
+    def command(self, line: str) -> str | None:
+        word, _, arg = line.partition(" ")
+        if not line.startswith("/"):
+            if self.session:
+                self.type(line)
+            elif line == "" or line.endswith("#"):
+                self.dial(line or self.client.service_code)
+            else:
+                click.secho("no session: press Enter to dial, or /help", fg="yellow")
+            return None
+        if word == "/quit":
+            return "quit"
+        if word == "/help":
+            click.echo(HELP)
+        elif word == "/sms":
+            if not arg.strip():
+                click.secho("usage: /sms TEXT", fg="yellow")
+            else:
+                status = self.client.sms(self.msisdn, arg.strip())
+                if status != 200:
+                    raise ClientError(f"/sms/inbound answered {status}{auth_hint('/sms', status)}")
+                click.secho(f"[SMS sent to the short code: {arg.strip()}]", fg="cyan")
+        elif word == "/inbox":
+            self.sms_warned = False
+            messages = self.outbox(self.msisdn)
+            for m in messages:
+                self.show_sms(m)
+            if not messages:
+                click.echo("(no SMS)")
+            self.inbox.mark(self.msisdn)
+        elif word in ("/hangup", "/timeout"):
+            if self.session is None:
+                click.secho("no session to end", fg="yellow")
+            else:
+                status, body = self.client.end(self.session, self.msisdn, self.code, word[1:],
+                                               text=self.text, hops=self.hops, last_reply=self.last)
+                self.session = None
+                if wire.told(status) is False:
+                    raise ClientError(f"{wire.EVENTS_PATH} answered {status}"
+                                      f"{auth_hint('/ussd', status)}: {body[:120]}")
+                click.secho("[hung up]" if word == "/hangup" else "[the session timed out]", fg="cyan")
+        elif word == "/dial":
+            self.dial(arg.strip() or self.client.service_code)
+        else:
+            click.secho(f"unknown command {word}; /help lists them", fg="yellow")
+        return None
 
-def play(client: Client, scenario: dict, limit: int = 160, warn=print) -> int:
-    """Play one scenario; raises Mismatch on the first difference. Returns steps run."""
-    phone = {"msisdn": None, "session": None, "text": None, "code": "*700#"}
-    sms_seen: dict[str, int] = {}
-    n = 0
-    for n, step in enumerate(scenario.get("steps", []), 1):
-        where = f"step {n}"
-        if "api" in step:
-            method, path = step["api"].split(" ", 1)
-            status, data = client.api(method.upper(), path, step.get("json"))
-            if status != step.get("status", status) or status >= 400 and "status" not in step:
-                raise Mismatch(f"{where}: {method} {path} answered {status}: {data}")
-            _check_text(where, json.dumps(data), step)
-        elif "sms" in step:
-            sender = step["sms"].get("from", phone["msisdn"])
-            client.sms(sender, step["sms"]["text"])
-        elif "dial" in step:
-            dial = step["dial"] if isinstance(step["dial"], dict) else {"msisdn": step["dial"]}
-            phone.update(msisdn=dial.get("msisdn", phone["msisdn"]), session=uuid.uuid4().hex,
-                         code=dial.get("code", "*700#"))
-            phone["text"] = dial.get("text", "")
-            sms_seen[phone["msisdn"]] = len(client.outbox(phone["msisdn"]))
-            _ussd(client, phone, where, step, limit, warn)
-        elif "input" in step:
-            typed = str(step["input"])
-            phone["text"] = typed if phone["text"] == "" else f"{phone['text']}*{typed}"
-            _ussd(client, phone, where, step, limit, warn)
-        if "expect_sms" in step:
-            want = step["expect_sms"]
-            to = want.get("to", phone["msisdn"]) if isinstance(want, dict) else phone["msisdn"]
-            contains = want.get("contains") if isinstance(want, dict) else want
-            msgs = client.outbox(to)
-            new = msgs[sms_seen.get(to, 0):]
-            sms_seen[to] = len(msgs)
-            texts = [m["text"] for m in new]
-            if not any(contains in t for t in texts):
-                raise Mismatch(f"{where}: expected an SMS to {to} containing\n    {contains!r}\n"
-                               f"  got\n    " + ("\n    ".join(map(repr, texts)) or "(no SMS)"))
-    return n
+    def dial(self, dialled: str) -> None:
+        self.session, self.hops, self.last = uuid.uuid4().hex, 0, ""
+        self.code, self.text = split_dial(dialled, self.client.service_code)
+        click.secho(f"\n[{self.msisdn} dials {dialled}]", fg="cyan")
+        self.send()
 
+    def type(self, typed: str) -> None:
+        self.text = typed if self.text == "" else f"{self.text}*{typed}"
+        self.send()
 
-def _ussd(client, phone, where, step, limit, warn):
-    status, body = client.ussd(phone["session"], phone["msisdn"], phone["text"], phone["code"])
-    if status != 200:
-        raise Mismatch(f"{where}: /ussd answered {status}: {body}")
-    for w in screen_warnings(body, limit):
-        warn(f"warning: {where}: {w}")
-    _check_text(where, body, step)
-    if "end" in step and body.startswith("END ") != bool(step["end"]):
-        raise Mismatch(f"{where}: expected {'END' if step['end'] else 'CON'}, got\n    {body!r}")
+    def send(self) -> None:
+        status, body = self.client.ussd(self.session, self.msisdn, self.text, self.code)
+        if status != 200:
+            self.session = None
+            raise ClientError(f"/ussd answered {status}{auth_hint('/ussd', status)}: {body[:120]}")
+        self.hops, self.last = self.hops + 1, body
+        for w in screen_warnings(body, self.limit):
+            click.secho(f"warning: {w}", fg="yellow")
+        click.echo(f"+{'-' * 30}\n| " + body[4:].replace("\n", "\n| ") + f"\n+{'-' * 30}")
+        if not body.startswith("CON "):
+            self.session = None
+
+    def show_new_sms(self) -> None:
+        for m in self.inbox.new(self.msisdn):
+            self.show_sms(m)
+
+    @staticmethod
+    def show_sms(m: dict) -> None:
+        click.secho(f"SMS from {m.get('from')} ({m.get('sent_at', '')}): {m.get('text')}", fg="green")
 
 
 # -- command line ---------------------------------------------------------------
+def _client(url: str | None, seed: bool | None = None) -> Client:
+    """The client for ``--url`` or an app in this process (never on production data)."""
+    if not url and os.environ.get("USSD_APP_ENV") == "production":
+        raise click.ClickException("USSD_APP_ENV=production: ussd-sim does not run the app in-process "
+                                   "on production data; use --url to reach a test server")
+    try:
+        client = Client(url)
+    except ConfigError as e:
+        raise click.ClickException(str(e)) from None
+    if not url and (seed or (seed is None and not client.services.config.REDIS_URL)):
+        from ussd_app import demo
+
+        demo.seed(client.services)
+    return client
+
+
+def _limit() -> int:
+    try:
+        return int(os.environ.get("USSD_MAX_CHARS", 160))
+    except ValueError:
+        raise click.ClickException("USSD_MAX_CHARS must be a whole number") from None
+
+
 @click.group(invoke_without_command=True)
 @click.option("--url", help="A running service (default: in-process).")
 @click.option("--msisdn", default="081234567890", show_default=True)
-@click.option("--code", default="*700#", show_default=True, help="Service code dialled.")
+@click.option("--code", default=None, help="What is dialled (default: the service code); "
+                                           "*700*3# dials with 3 typed in advance.")
 @click.option("--seed/--no-seed", default=None,
               help="Seed demo data (default: the phone, in-process on the embedded store; "
                    "`run` seeds only when asked).")
 @click.pass_context
 def main(ctx, url, msisdn, code, seed):
-    """A phone in the terminal: dial, read the screen, type, see the SMS that arrive."""
+    """A phone in the terminal: dial, read the screen, type, send and read SMS.
+
+    Type /help at the prompt for the commands (/sms TEXT, /inbox, /hangup,
+    /timeout, /dial CODE, /quit)."""
     ctx.obj = {"url": url, "seed": seed}
     if ctx.invoked_subcommand:
         return
+    try:
+        msisdn = normalize(msisdn, "--msisdn")
+    except BadRequest as e:
+        raise click.ClickException(str(e)) from None
     client = _client(url, seed)
-    limit = int(os.environ.get("USSD_MAX_CHARS", 160))
-    for m in client.outbox(msisdn):
-        click.secho(f"SMS from {m['from']} ({m['sent_at']}): {m['text']}", fg="green")
-    while True:
-        seen = len(client.outbox(msisdn))
-        session, text = uuid.uuid4().hex, ""
-        click.secho(f"\n[{msisdn} dials {code}]", fg="cyan")
-        while True:
-            status, body = client.ussd(session, msisdn, text, code)
-            for w in screen_warnings(body, limit):
-                click.secho(w, fg="yellow")
-            click.echo(f"+{'-' * 30}\n| " + body[4:].replace("\n", "\n| ") + f"\n+{'-' * 30}")
-            if status != 200 or not body.startswith("CON "):
-                break
-            typed = click.prompt(">", default="", show_default=False)
-            text = typed if text == "" else f"{text}*{typed}"
-        for m in client.outbox(msisdn)[seen:]:
-            click.secho(f"SMS from {m['from']}: {m['text']}", fg="green")
-        action = click.prompt("[d]ial again, [s]ms, [q]uit", default="d")
-        if action.startswith("q"):
-            return
-        if action.startswith("s"):
-            client.sms(msisdn, click.prompt("SMS to 62168"))
-            for m in client.outbox(msisdn)[seen:]:
-                click.secho(f"SMS from {m['from']}: {m['text']}", fg="green")
-
-
-def _embedded(client: Client) -> bool:
-    """The app runs in this process on the embedded store (nobody else's data)."""
-    return client.services is not None and not client.services.config.REDIS_URL
-
-
-def _seed_demo(client: Client) -> None:
-    from ussd_app import demo
-
-    demo.seed(client.services)
-
-
-def _client(url, seed) -> Client:
-    client = Client(url)
-    if not url and (seed or (seed is None and _embedded(client))):
-        _seed_demo(client)
-    return client
+    sys.exit(TerminalPhone(client, msisdn, _limit()).run(code or client.service_code))
 
 
 @main.command("run")
-@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.argument("files", nargs=-1, required=True)
+@click.option("--junit", "junit_path", type=click.Path(dir_okay=False),
+              help="Also write the results as JUnit XML to this file.")
 @click.pass_context
-def run_files(ctx, files):
-    """Play YAML scenarios; exit 1 with a diff on the first mismatch.
+def run_files(ctx, files, junit_path):
+    """Play YAML scenarios: one line per file, then 'N passed, M failed'.
 
-    On the embedded store each file starts from an empty one (plus the demo
-    data with --seed), as pytest plays them; against REDIS_URL or --url the
-    data is left as it is."""
-    seed = bool(ctx.obj["seed"])
-    client = Client(ctx.obj["url"])
-    embedded = _embedded(client)
-    if seed and not embedded and not ctx.obj["url"]:  # in-process on REDIS_URL: once
-        _seed_demo(client)
-    limit = int(os.environ.get("USSD_MAX_CHARS", 160))
+    Every file is checked before anything runs; each creates the data it
+    declares under given: with names of its own, so files pass in any order,
+    repeatedly, in-process or against --url. Exits 1 when any file failed."""
+    checked, results = [], []
+    known = dialects()
     for f in files:
-        if embedded:
-            client.services.r.flushall()
-            if seed:
-                _seed_demo(client)
-        scenario = yaml.safe_load(Path(f).read_text())
         try:
-            steps = play(client, scenario, limit, warn=lambda w: click.secho(w, fg="yellow", err=True))
-        except Mismatch as e:
-            click.secho(f"FAIL {f} ({scenario.get('name', '')})\n  {e}", fg="red", err=True)
-            sys.exit(1)
-        click.secho(f"ok   {f} ({steps} steps)", fg="green")
+            checked.append(load_file(f, known))
+        except ScenarioError as e:
+            checked.append(e)
+    client = None
+    if any(not isinstance(s, ScenarioError) for s in checked):
+        client = _client(ctx.obj["url"], bool(ctx.obj["seed"]))
+    limit = _limit()
+    for f, scenario in zip(files, checked):
+        started = time.perf_counter()
+        if isinstance(scenario, ScenarioError):
+            result = junit.Result(f, f, 0.0, failure="\n".join(scenario.lines()))
+        else:
+            result = junit.Result(f, scenario.name, 0.0)
+            try:
+                result.steps = play(client, scenario, limit,
+                                    warn=lambda w, f=f: click.secho(f"  {f}: {w}", fg="yellow", err=True))
+            except (Mismatch, ClientError) as e:
+                result.failure = str(e)
+            result.seconds = time.perf_counter() - started
+        results.append(result)
+        _report(result)
+    passed = sum(r.passed for r in results)
+    click.echo(f"{passed} passed, {len(results) - passed} failed")
+    if junit_path:
+        try:
+            junit.write(junit_path, results)
+        except OSError as e:
+            raise click.ClickException(f"cannot write {junit_path}: {e.strerror}") from None
+    sys.exit(0 if passed == len(results) else 1)
+
+
+def _report(r: junit.Result) -> None:
+    if r.passed:
+        click.secho(f"ok    {r.path} ({r.steps} steps, {r.seconds:.2f} s)", fg="green")
+        return
+    first, *rest = r.failure.splitlines()
+    click.secho(f"FAIL  {first}" if first.startswith(r.path + ":") else f"FAIL  {r.path}: {first}",
+                fg="red")
+    for line in rest:
+        click.secho(f"      {line}", fg="red", err=True)

@@ -1,4 +1,4 @@
-"""Configuration, read once from the environment (see BRIEF: Configuration)."""
+"""Configuration, read once from the environment (README: Settings)."""
 from __future__ import annotations
 
 import os

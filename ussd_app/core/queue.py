@@ -8,6 +8,8 @@ no job reaches for a module global to find its Redis.
 """
 from __future__ import annotations
 
+import threading
+from contextlib import contextmanager
 from typing import Any
 
 import redis
@@ -34,15 +36,36 @@ class Jobs:
         self.job_class = type("BoundJob", (ServicesJob,), {"services": services})
         self.queue = rq.Queue(QUEUE, connection=connection, is_async=not sync,
                               job_class=self.job_class)
+        self._held = threading.local()
 
     @property
     def sync(self) -> bool:
         return not self.queue.is_async
 
+    @contextmanager
+    def after(self):
+        """Jobs that would run at once (``sync``) inside this block run when it
+        ends instead, as a worker would run them after the request: the
+        subscriber reads "being processed" before "delivered"."""
+        if not self.sync or getattr(self._held, "jobs", None) is not None:
+            yield
+            return
+        self._held.jobs = []
+        try:
+            yield
+        finally:
+            held, self._held.jobs = self._held.jobs, None
+            for func, args, kwargs in held:
+                self.enqueue(func, *args, **kwargs)
+
     def enqueue(self, func: str, *args, job_id: str | None = None,
                 retry: tuple[int, ...] | None = RETRY) -> None:
         """Queue ``func(services, *args)``; ``job_id`` makes a second enqueue
         of the same work replace, not add, a job."""
+        held = getattr(self._held, "jobs", None)
+        if held is not None:
+            held.append((func, args, {"job_id": job_id, "retry": retry}))
+            return
         # Queued jobs go out in one round trip (rq alone makes two); a job run at
         # once saves its own outcome, which a later pipeline would overwrite.
         pipe = None if self.sync else self.connection.pipeline()

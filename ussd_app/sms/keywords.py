@@ -56,7 +56,8 @@ def handle(services, sms: InboundSms) -> None:
         lang = subscribers.language(r, sms.sender) or texts.DEFAULT
         inbound = Inbound(services, sms, words, lang)
         handler = HANDLERS.get(words[0].upper(), unknown) if words else unknown
-        handler(inbound)
+        with services.jobs.after():  # jobs run at once (the demo): after the reply, as a worker would
+            handler(inbound)
     except Exception:
         r.delete(seen)  # let the gateway's retry be handled
         raise
@@ -120,6 +121,11 @@ def redeem_start(msg: Inbound) -> None:
         return msg.reply("sms.tukar_unknown")
     if not reward.active(msg.services.clock()):
         return msg.reply("sms.tukar_inactive", code=reward.code)
+    # Too few points: refuse at once, as the menu does (YA would only refuse later).
+    balance = points.view(r, msg.msisdn, msg.services.clock()).balance
+    if balance < reward.points:
+        return msg.reply("sms.tukar_refused", reason=redemptions.refusal_text(
+            msg.lang, redemptions.Outcome("short", balance), reward))
     redemptions.quote(r, msg.msisdn, reward, msg.sms.message_id)
     msg.reply("sms.tukar_confirm", reward=reward.label(msg.lang),
               points=formats.points(reward.points, msg.lang))
@@ -148,7 +154,21 @@ def yes(msg: Inbound) -> None:
     if len(msg.words) > 1:
         return consent_by_sms(msg)
     if not redeem_confirm(msg):
-        msg.reply("sms.ya_nothing")
+        offer_hint(msg)
+
+
+def offer_hint(msg: Inbound) -> None:
+    """YA alone with nothing to confirm: how to accept an open offer, if one is held."""
+    offers, camps = _open_offers(msg)
+    now = msg.services.clock()
+    open_ids = sorted((c for c, o in offers.items() if o["status"] == "open" and camps.get(c)
+                       and camps[c].open(now)), key=lambda c: offers[c]["code"])
+    if not open_ids:
+        return msg.reply("sms.ya_nothing")
+    if len(open_ids) > 1:
+        return msg.reply("sms.which_offer", codes=", ".join(offers[c]["code"] for c in open_ids))
+    campaign = camps[open_ids[0]]
+    msg.reply("sms.ya_offer", institution=campaign.institution["name"], code=offers[campaign.id]["code"])
 
 
 # -- financial offers: YA <NIK>, YA <code> <NIK>, TIDAK, STOP, MULAI -------------
@@ -223,7 +243,9 @@ def decline(msg: Inbound) -> None:
 def opt_out(msg: Inbound) -> None:
     _, withdrawn = consents.opt_out(msg.services.r, msg.msisdn, "sms", msg.sms.message_id,
                                     msg.services.vault.encrypt(msg.sms.text), msg.services.clock())
-    msg.reply("sms.opted_out", withdrawn=withdrawn)
+    if withdrawn:
+        return msg.reply("sms.opted_out_withdrawn", withdrawn=withdrawn)
+    msg.reply("sms.opted_out")
 
 
 @keyword("MULAI", "DAFTAR")
