@@ -18,7 +18,7 @@ def withdrawn(offered, sub, api):
     sub.sms(f"YA KTA {NIK}")
     sub.sms("STOP")
     assert sub.inbox()[-1].startswith("Anda berhenti menerima penawaran keuangan. "
-                                      "Persetujuan yang belum diteruskan dibatalkan: 1.")
+                                      "1 persetujuan yang belum diteruskan dibatalkan.")
     sub.sms("MULAI")
     assert leads(api)["leads"] == []
     return sub

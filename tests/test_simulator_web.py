@@ -40,7 +40,7 @@ def test_the_relay_adds_the_tokens_and_the_page_never_holds_them(secured):
 
 
 @pytest.mark.parametrize("path, body, error", [
-    ("/simulator/api/dial", {"msisdn": "hello"}, "msisdn is not a phone number"),
+    ("/simulator/api/dial", {"msisdn": "hello"}, "msisdn is not an Indonesian mobile number"),
     ("/simulator/api/dial", {"msisdn": "081234567890", "dialect": "nokia"}, "dialect must be one of"),
     ("/simulator/api/ussd", {"msisdn": "081234567890"}, "session must be a text"),
     ("/simulator/api/end", {"msisdn": "081234567890", "reason": "bored"}, "reason must be hangup or timeout"),
