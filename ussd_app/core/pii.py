@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import logging
 
 from cryptography.fernet import Fernet, InvalidToken
@@ -29,6 +30,14 @@ class Vault:
         except (ValueError, TypeError):
             raise ConfigError("PII_KEY must be a Fernet key: url-safe base64 of 32 bytes "
                               "(make one with: ussd-app pii new-key)") from None
+        raw = key.encode() if isinstance(key, str) else key
+        self._digest_key = hashlib.sha256(b"ussd-app digest|" + raw).digest()
+
+    def digest(self, text: str) -> str:
+        """A keyed digest of ``text`` (HMAC-SHA256 under a key derived from
+        PII_KEY, 64 bits): to know a text again (a gateway's retry of a hop)
+        without keeping it, where the text may hold a NIK."""
+        return hmac.digest(self._digest_key, text.encode(), "sha256")[:8].hex()
 
     def encrypt(self, text: str) -> str:
         return self.fernet.encrypt(text.encode()).decode()

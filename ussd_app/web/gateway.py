@@ -1,21 +1,27 @@
-"""Routes the gateways call: ``POST /ussd`` and ``POST /sms/inbound``."""
+"""Routes the gateways call: one per USSD dialect (``POST /ussd`` for Africa's
+Talking, ``POST /ussd/<dialect>`` for the others, made from
+``gateways.DIALECTS``), ``POST /ussd/events`` and ``POST /sms/inbound``.
+
+Every answer to a dialect's route, errors included, is in that dialect's own
+form and content type."""
 from __future__ import annotations
 
 import hmac
 import json
 import logging
+import re
 import time
 from urllib.parse import unquote_plus
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response, g, request
 
 from ussd_app.core import texts
-from ussd_app.ussd import hop as ussd
 from ussd_app.core.errors import BadRequest, Unauthorized
-from ussd_app.gateways import africastalking as dialect
-from ussd_app.ussd.types import Reply
 from ussd_app.core.msisdn import mask
+from ussd_app.gateways import DIALECTS, africastalking
 from ussd_app.sms import keywords
+from ussd_app.ussd import hop as ussd
+from ussd_app.ussd.types import Hop, Reply
 from ussd_app.web import services
 
 bp = Blueprint("gateway", __name__)
@@ -23,16 +29,21 @@ log = logging.getLogger("ussd_app.hops")
 
 URLENCODED = "application/x-www-form-urlencoded"
 MAX_BODY = 8192  # a hop or an SMS notification is a few hundred bytes at most
+BY_PATH = {d.PATH: d for d in DIALECTS.values()}
+_LENGTH = re.compile(r"[0-9]{1,9}")
 
 
 @bp.before_request
 def check_token():
+    g.dialect = BY_PATH.get(request.path)
     token = services().config.GATEWAY_TOKEN
     if token:
         given = request.headers.get("X-Gateway-Token") or request.args.get("token") or ""
         if not hmac.compare_digest(given.encode(), token.encode()):
             raise Unauthorized("missing or wrong gateway token")
-    if request.method == "POST" and request.mimetype not in (URLENCODED, "multipart/form-data"):
+    form_route = g.dialect is None or g.dialect.FORMAT == "form"
+    if (request.method == "POST" and form_route
+            and request.mimetype not in (URLENCODED, "multipart/form-data")):
         raise BadRequest("body must be form-encoded (application/x-www-form-urlencoded)")
 
 
@@ -48,10 +59,8 @@ def form() -> dict[str, str]:
     length = env.get("CONTENT_LENGTH")
     if request.mimetype != URLENCODED or not length:
         return request.form.to_dict()
-    if not length.isdigit() or int(length) > MAX_BODY:
-        raise BadRequest(f"body must be at most {MAX_BODY} bytes with a valid Content-Length")
     fields = {}
-    for pair in env["wsgi.input"].read(int(length)).decode("utf-8", "replace").split("&"):
+    for pair in body(length).decode("utf-8", "replace").split("&"):
         name, _, value = pair.partition("=")
         if "%" in value or "+" in value:
             value = unquote_plus(value)
@@ -62,13 +71,29 @@ def form() -> dict[str, str]:
     return fields
 
 
+def body(length: str | None = None) -> bytes:
+    """The raw body, at most MAX_BODY bytes."""
+    length = request.environ.get("CONTENT_LENGTH") if length is None else length
+    if not length or not _LENGTH.fullmatch(length) or int(length) > MAX_BODY:
+        raise BadRequest(f"body must be at most {MAX_BODY} bytes with a valid Content-Length")
+    return request.environ["wsgi.input"].read(int(length))
+
+
+def _answer(dialect, text: str, status: int) -> Response:
+    return Response(text, status, content_type=dialect.CONTENT_TYPE)
+
+
 @bp.errorhandler(BadRequest)
 def bad_request(e):
+    if getattr(g, "dialect", None) is not None:
+        return _answer(g.dialect, g.dialect.error(str(e), getattr(g, "fields", None)), 400)
     return Response(str(e), 400, mimetype="text/plain")
 
 
 @bp.errorhandler(Unauthorized)
 def unauthorized(e):
+    if getattr(g, "dialect", None) is not None:
+        return _answer(g.dialect, g.dialect.error(str(e), None), 401)
     return Response(str(e), 401, mimetype="text/plain")
 
 
@@ -76,28 +101,51 @@ def unauthorized(e):
 def failure(e):
     """Never a stack trace on a phone: a failed hop ends politely (and is logged)."""
     log.exception("hop failed")
-    if request.path == "/ussd":
-        return Response(dialect.render(Reply(texts.t(texts.DEFAULT, "error.unavailable"), end=True)),
-                        200, content_type=dialect.CONTENT_TYPE)
+    dialect = getattr(g, "dialect", None)
+    if dialect is not None:
+        reply = Reply(texts.t(texts.DEFAULT, "error.unavailable"), end=True)
+        return _answer(dialect, dialect.render(reply, getattr(g, "fields", None)), 200)
     return Response("internal error", 500, mimetype="text/plain")
 
 
-@bp.post("/ussd")
 def ussd_hop():
+    """A hop in any dialect: parse, answer, render."""
     started = time.perf_counter()
-    req = dialect.parse_ussd(form())
-    reply, before, after = ussd.hop(services(), req)
+    dialect = g.dialect
+    g.fields = fields = form() if dialect.FORMAT == "form" else dialect.read(body())
+    h = dialect.parse(fields)
+    result = ussd.hop(services(), h)
+    hopped(h, result, started)
+    return _answer(dialect, dialect.render(result.reply, fields), 200)
+
+
+def hopped(h: Hop, result: ussd.Result, started: float) -> None:
+    """The one place a hop's dialect, screens and outcome are all known
+    (logs now; metrics may hook here)."""
     if log.isEnabledFor(logging.INFO):
-        log.info(json.dumps({"event": "ussd_hop", "session": req.session_id,
-                             "msisdn": mask(req.msisdn), "before": before, "after": after,
-                             "end": reply.end,
+        log.info(json.dumps({"event": "ussd_hop", "dialect": h.dialect, "session": h.session_id,
+                             "msisdn": mask(h.msisdn), "before": result.before,
+                             "after": result.after, "outcome": result.outcome,
+                             "end": result.reply.end,
                              "ms": round((time.perf_counter() - started) * 1000, 2)}))
-    return Response(dialect.render(reply), 200, content_type=dialect.CONTENT_TYPE)
+
+
+for _dialect in DIALECTS.values():
+    bp.add_url_rule(_dialect.PATH, f"ussd_{_dialect.NAME}", ussd_hop, methods=["POST"])
+
+
+@bp.post(africastalking.EVENTS_PATH)
+def ussd_events():
+    """Africa's Talking's end-of-session notification, recorded against the session."""
+    started = time.perf_counter()
+    h = africastalking.parse_event(form())
+    hopped(h, ussd.hop(services(), h), started)
+    return Response("OK", 200, mimetype="text/plain")
 
 
 @bp.post("/sms/inbound")
 def sms_inbound():
-    sms = dialect.parse_sms(form())
+    sms = africastalking.parse_sms(form())
     keywords.handle(services(), sms)
     log.info(json.dumps({"event": "sms_inbound", "id": sms.message_id, "from": mask(sms.sender)}))
     return Response("", 200, mimetype="text/plain")
