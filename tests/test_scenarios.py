@@ -5,16 +5,33 @@ import pytest
 import yaml
 
 from ussd_app import sim
+from ussd_app.gateways import DIALECTS
 
 SCENARIOS = sorted((Path(__file__).parent / "scenarios").glob("*.yaml"))
 
 
+@pytest.mark.parametrize("dialect", list(DIALECTS))
 @pytest.mark.parametrize("path", SCENARIOS, ids=[p.stem for p in SCENARIOS])
-def test_scenario(app, path):
+def test_scenario(app, path, dialect):
+    """Every scenario passes behind every gateway."""
     warnings = []
-    steps = sim.play(sim.Client(app=app), yaml.safe_load(path.read_text()), warn=warnings.append)
+    scenario = {**yaml.safe_load(path.read_text()), "dialect": dialect}
+    steps = sim.play(sim.Client(app=app), scenario, warn=warnings.append)
     assert steps > 0
     assert warnings == []
+
+
+def test_a_scenario_names_its_dialect(app, tmp_path):
+    """`dialect:` in a file: its hops go to that gateway's route, in its format."""
+    scenario = {"dialect": "truroute", "steps": [{"dial": "081234567890", "expect": "Poin Plus"},
+                                                 {"input": 4, "expect": "1 Tentang program"}]}
+    client = sim.Client(app=app)
+    seen = []
+    call = client._call
+    client._call = lambda method, path, **kw: seen.append((path, kw["headers"].get("Content-Type"))) \
+        or call(method, path, **kw)
+    assert sim.play(client, scenario) == 2
+    assert [s for s in seen if s[0].startswith("/ussd")] == [("/ussd/truroute", "application/xml")] * 2
 
 
 def test_a_mismatch_is_reported_with_a_diff(app):

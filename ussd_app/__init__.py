@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 def create_app(config: dict | None = None) -> Flask:
     """Build the app: configuration from the environment, then ``config``."""
     from ussd_app.services import Services
-    from ussd_app.web import api, gateway, ops
+    from ussd_app.web import analytics, api, gateway, ops
 
     cfg = configuration.load(config)
     if not cfg.REDIS_URL:
@@ -32,5 +32,6 @@ def create_app(config: dict | None = None) -> Flask:
     app.extensions["ussd"] = Services(cfg)
     app.register_blueprint(gateway.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(analytics.bp)
     app.register_blueprint(ops.bp)
     return app

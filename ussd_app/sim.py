@@ -13,14 +13,17 @@ import yaml
 
 from ussd_app.core import gsm7
 from ussd_app.core.msisdn import normalize
+from ussd_app.gateways import DIALECTS
 
 
 class Client:
     """Talks to the service in-process (embedded Redis or REDIS_URL) or at ``url``."""
 
     def __init__(self, url: str | None = None, token: str | None = None,
-                 gateway_token: str | None = None, app=None):
+                 gateway_token: str | None = None, app=None, dialect: str = "africastalking"):
         self.url = url.rstrip("/") if url else None
+        self.dialect = dialect
+        self._dialled: set[str] = set()
         self.headers = {}
         if token or os.environ.get("ADMIN_TOKEN"):
             self.headers["Authorization"] = f"Bearer {token or os.environ['ADMIN_TOKEN']}"
@@ -49,9 +52,27 @@ class Client:
         resp = self.http.open(path, method=method, **kw)
         return resp.status_code, resp.get_data(as_text=True)
 
-    def ussd(self, session_id: str, msisdn: str, text: str, code: str) -> tuple[int, str]:
-        return self._call("POST", "/ussd", headers=self.gateway_headers, data={
-            "sessionId": session_id, "serviceCode": code, "phoneNumber": msisdn, "text": text})
+    def ussd(self, session_id: str, msisdn: str, text: str, code: str,
+             dialect: str | None = None) -> tuple[int, str]:
+        """One hop as the gateway ``dialect`` (default: the client's) sends it,
+        ``text`` being every input so far joined by ``*``; the reply as ``CON``/``END``
+        text whatever the dialect."""
+        gateway = DIALECTS[dialect or self.dialect]
+        inputs = text.split("*") if text else []
+        first = session_id not in self._dialled
+        self._dialled.add(session_id)
+        path, content_type, body = gateway.encode(
+            session_id, msisdn, code, inputs if first else inputs[:-1],
+            None if first else (inputs[-1] if inputs else ""), "dial" if first else "input")
+        if content_type == "application/x-www-form-urlencoded":
+            status, reply = self._call("POST", path, headers=self.gateway_headers, data=body)
+        else:
+            status, reply = self._call("POST", path, data=body if isinstance(body, str) else json.dumps(body),
+                                       headers={**self.gateway_headers, "Content-Type": content_type})
+        if gateway.NAME == "africastalking":
+            return status, reply
+        shown, end = gateway.decode(status, content_type, reply)
+        return status, ("END " if end else "CON ") + shown
 
     def sms(self, sender: str, text: str, to: str = "62168") -> int:
         return self._call("POST", "/sms/inbound", headers=self.gateway_headers, data={
@@ -92,7 +113,8 @@ def _check_text(what: str, got: str, step: dict) -> None:
 
 def play(client: Client, scenario: dict, limit: int = 160, warn=print) -> int:
     """Play one scenario; raises Mismatch on the first difference. Returns steps run."""
-    phone = {"msisdn": None, "session": None, "text": None, "code": "*700#"}
+    phone = {"msisdn": None, "session": None, "text": None, "code": "*700#",
+             "dialect": scenario.get("dialect")}
     sms_seen: dict[str, int] = {}
     n = 0
     for n, step in enumerate(scenario.get("steps", []), 1):
@@ -132,7 +154,8 @@ def play(client: Client, scenario: dict, limit: int = 160, warn=print) -> int:
 
 
 def _ussd(client, phone, where, step, limit, warn):
-    status, body = client.ussd(phone["session"], phone["msisdn"], phone["text"], phone["code"])
+    status, body = client.ussd(phone["session"], phone["msisdn"], phone["text"], phone["code"],
+                               phone["dialect"])
     if status != 200:
         raise Mismatch(f"{where}: /ussd answered {status}: {body}")
     for w in screen_warnings(body, limit):
@@ -147,23 +170,27 @@ def _ussd(client, phone, where, step, limit, warn):
 @click.option("--url", help="A running service (default: in-process).")
 @click.option("--msisdn", default="081234567890", show_default=True)
 @click.option("--code", default="*700#", show_default=True, help="Service code dialled.")
+@click.option("--dialect", default="africastalking", show_default=True,
+              type=click.Choice(list(DIALECTS)),
+              help="The gateway the phone is behind (a scenario's `dialect:` wins).")
 @click.option("--seed/--no-seed", default=None,
               help="Seed demo data (default: the phone, in-process on the embedded store; "
                    "`run` seeds only when asked).")
 @click.pass_context
-def main(ctx, url, msisdn, code, seed):
+def main(ctx, url, msisdn, code, dialect, seed):
     """A phone in the terminal: dial, read the screen, type, see the SMS that arrive."""
-    ctx.obj = {"url": url, "seed": seed}
+    ctx.obj = {"url": url, "seed": seed, "dialect": dialect}
     if ctx.invoked_subcommand:
         return
     client = _client(url, seed)
+    client.dialect = dialect
     limit = int(os.environ.get("USSD_MAX_CHARS", 160))
     for m in client.outbox(msisdn):
         click.secho(f"SMS from {m['from']} ({m['sent_at']}): {m['text']}", fg="green")
     while True:
         seen = len(client.outbox(msisdn))
         session, text = uuid.uuid4().hex, ""
-        click.secho(f"\n[{msisdn} dials {code}]", fg="cyan")
+        click.secho(f"\n[{msisdn} dials {code} through {dialect}]", fg="cyan")
         while True:
             status, body = client.ussd(session, msisdn, text, code)
             for w in screen_warnings(body, limit):
@@ -212,7 +239,7 @@ def run_files(ctx, files):
     data with --seed), as pytest plays them; against REDIS_URL or --url the
     data is left as it is."""
     seed = bool(ctx.obj["seed"])
-    client = Client(ctx.obj["url"])
+    client = Client(ctx.obj["url"], dialect=ctx.obj["dialect"])
     embedded = _embedded(client)
     if seed and not embedded and not ctx.obj["url"]:  # in-process on REDIS_URL: once
         _seed_demo(client)
