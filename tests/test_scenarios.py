@@ -64,3 +64,13 @@ def test_run_command_plays_every_project_scenario_on_the_embedded_store(monkeypa
     result = CliRunner().invoke(sim.main, ["run", *map(str, SCENARIOS), *map(str, SCENARIOS)])
     assert result.exit_code == 0, result.output
     assert result.output.count("ok   ") == 2 * len(SCENARIOS)
+
+
+def test_run_command_plays_the_scenarios_as_another_gateway(monkeypatch):
+    from click.testing import CliRunner
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    result = CliRunner().invoke(sim.main, ["--dialect", "nalo", "run", *map(str, SCENARIOS)])
+    assert result.exit_code == 0, result.output
+    assert result.output.count("ok   ") == len(SCENARIOS)
+    bad = CliRunner().invoke(sim.main, ["--dialect", "smoke", "run", *map(str, SCENARIOS)])
+    assert bad.exit_code == 2 and "Invalid value for '--dialect'" in bad.output
