@@ -28,6 +28,7 @@ NEXT, COMPLETED, TIMEOUT, RELEASED, ERROR = "next", "completed", "timeout", "rel
 OUTCOMES = (NEXT, COMPLETED, TIMEOUT, RELEASED, ERROR)
 ENTERED = "entered"
 RETENTION_DAYS = 40
+RETENTION_SECONDS = RETENTION_DAYS * 86400
 WIB_OFFSET = 7 * 3600  # Asia/Jakarta keeps no daylight saving
 # Dwell buckets (lower bounds, seconds): by 1 s under 30 s, by 5 s to 2 min,
 # by 15 s to 5 min, then one bucket.
@@ -37,18 +38,24 @@ MAX_DAYS = 366
 # KEYS[1] the day's counters  KEYS[2] the open sessions
 # ARGV[1] the open entry to remove ('' none)  ARGV[2] the open entry to add ('' none)
 # ARGV[3] its score (the hop's time)  ARGV[4] the day's TTL (s)
-# ARGV[5] n: the first n fields count only if ARGV[1] was still open (it was not
-#         swept, nor closed by an end signal: what leaves a screen counts once)
-# ARGV[6..] fields to increment by one
+# ARGV[5] fields that count only if ARGV[1] was still open (not swept, nor
+#         closed by an end signal: what leaves a screen counts once)
+# ARGV[6] fields that count in any case
+# (fields: each incremented by one, separated by a line break; one argument
+# each costs the hop less to send than one argument a field)
 # Returns 1 if ARGV[1] was open (or none was given), else 0.
 RECORD = Script("""
 local open = 1
 if ARGV[1] ~= '' then open = redis.call('ZREM', KEYS[2], ARGV[1]) end
 if ARGV[2] ~= '' then redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2]) end
-local first = 6
-if open == 0 then first = 6 + tonumber(ARGV[5]) end
-for i = first, #ARGV do redis.call('HINCRBY', KEYS[1], ARGV[i], 1) end
-if #ARGV >= first then redis.call('EXPIRE', KEYS[1], ARGV[4]) end
+local counted = false
+for i = (open == 1 and 5 or 6), 6 do
+  for name in string.gmatch(ARGV[i], '[^\\n]+') do
+    redis.call('HINCRBY', KEYS[1], name, 1)
+    counted = true
+  end
+end
+if counted then redis.call('EXPIRE', KEYS[1], ARGV[4]) end
 return open
 """)
 
@@ -106,8 +113,8 @@ class Tally:
     def command(self, now: float, remove: str, add: str) -> tuple:
         """The script's command, for the round trip that saves the session."""
         return RECORD.command([keys.funnel_day(day(now)), keys.FUNNEL_OPEN],
-                              [remove, add, now, RETENTION_DAYS * 86400, len(self.held),
-                               *self.held, *self.rest])
+                              [remove, add, int(now), RETENTION_SECONDS,
+                               "\n".join(self.held), "\n".join(self.rest)])
 
 
 def sweep(r: redis.Redis, now: float, lifetime: float, batch: int = 1000) -> int:
@@ -124,7 +131,7 @@ def sweep(r: redis.Redis, now: float, lifetime: float, batch: int = 1000) -> int
         for entry, last in stale:
             dialect, screen, _ = entry.split("|", 2)
             RECORD.queue(pipe, [keys.funnel_day(day(last)), keys.FUNNEL_OPEN],
-                         [entry, "", 0, RETENTION_DAYS * 86400, 1, f"{dialect}|{screen}|{TIMEOUT}"])
+                         [entry, "", 0, RETENTION_SECONDS, f"{dialect}|{screen}|{TIMEOUT}", ""])
         total += sum(pipe.execute())
         if len(stale) < batch:
             return total

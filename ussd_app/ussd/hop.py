@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from ussd_app.core import texts
 from ussd_app.ussd import funnel, sessions
@@ -27,8 +27,7 @@ CONTINUE, RESTART = "1", "2"
 _NUMBER = re.compile(r"[0-9]{1,18}")
 
 
-@dataclass(frozen=True)
-class Result:
+class Result(NamedTuple):
     """A hop's reply and what it did: the screen before and after, and an
     outcome (``new``, ``next``, ``same``, ``retry``, ``ended``, ``unknown``,
     or how the session closed: ``completed``, ``released``, ``timeout``, ``error``)."""
@@ -209,7 +208,7 @@ def _resumable(services: Services, session: Session) -> bool:
 
 def _save(services: Services, session: Session, now: float, tally: Tally, old: str) -> None:
     config = services.config
-    pointer = (Pointer(now, session.dialect, session.state, session.id)
+    pointer = (Pointer(int(now), session.dialect, session.state, session.id)
                if config.USSD_RESUME_SECONDS > 0 and _resumable(services, session) else None)
     add = "" if session.closed else funnel.member(session.dialect, session.state, session.msisdn,
                                                   session.id)
@@ -254,4 +253,5 @@ def _ctx(services: Services, session: Session, now: float, account) -> Ctx:
     # A hop's acts are keyed by the session and its hop count, never by what
     # was typed (a latest-input gateway sends the same text for two steps).
     return Ctx(r=services.r, config=services.config, session=session, services=services,
-               now=now, hop_key=f"{session.id}:{session.hops}", cache={"account": account})
+               now=now, hop_key=f"{session.dialect}:{session.id}:{session.hops}",
+               cache={"account": account})
