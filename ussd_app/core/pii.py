@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import hmac
 import logging
 
 from cryptography.fernet import Fernet, InvalidToken
@@ -34,10 +33,12 @@ class Vault:
         self._digest_key = hashlib.sha256(b"ussd-app digest|" + raw).digest()
 
     def digest(self, text: str) -> str:
-        """A keyed digest of ``text`` (HMAC-SHA256 under a key derived from
-        PII_KEY, 64 bits): to know a text again (a gateway's retry of a hop)
-        without keeping it, where the text may hold a NIK."""
-        return hmac.digest(self._digest_key, text.encode(), "sha256")[:8].hex()
+        """A keyed digest of ``text`` (BLAKE2b in its keyed mode, a MAC, under a
+        key derived from PII_KEY; 64 bits): to know a text again (a gateway's
+        retry of a hop) without keeping it, where the text may hold a NIK.
+        (BLAKE2b rather than HMAC-SHA256: OpenSSL 3 looks its digest up on
+        every call, which cost a hop ~5% of its instructions.)"""
+        return hashlib.blake2b(text.encode(), key=self._digest_key, digest_size=8).hexdigest()
 
     def encrypt(self, text: str) -> str:
         return self.fernet.encrypt(text.encode()).decode()

@@ -13,7 +13,7 @@ import re
 import time
 from urllib.parse import unquote_plus
 
-from flask import Blueprint, Response, g, request
+from flask import Blueprint, Response, request
 
 from ussd_app.core import texts
 from ussd_app.core.errors import BadRequest, Unauthorized
@@ -35,16 +35,11 @@ _LENGTH = re.compile(r"[0-9]{1,9}")
 
 @bp.before_request
 def check_token():
-    g.dialect = BY_PATH.get(request.path)
     token = services().config.GATEWAY_TOKEN
     if token:
         given = request.headers.get("X-Gateway-Token") or request.args.get("token") or ""
         if not hmac.compare_digest(given.encode(), token.encode()):
             raise Unauthorized("missing or wrong gateway token")
-    form_route = g.dialect is None or g.dialect.FORMAT == "form"
-    if (request.method == "POST" and form_route
-            and request.mimetype not in (URLENCODED, "multipart/form-data")):
-        raise BadRequest("body must be form-encoded (application/x-www-form-urlencoded)")
 
 
 def form() -> dict[str, str]:
@@ -57,7 +52,10 @@ def form() -> dict[str, str]:
     """
     env = request.environ
     length = env.get("CONTENT_LENGTH")
-    if request.mimetype != URLENCODED or not length:
+    mimetype = request.mimetype
+    if mimetype not in (URLENCODED, "multipart/form-data"):
+        raise BadRequest("body must be form-encoded (application/x-www-form-urlencoded)")
+    if mimetype != URLENCODED or not length:
         return request.form.to_dict()
     fields = {}
     for pair in body(length).decode("utf-8", "replace").split("&"):
@@ -85,38 +83,47 @@ def _answer(dialect, text: str, status: int) -> Response:
 
 @bp.errorhandler(BadRequest)
 def bad_request(e):
-    if getattr(g, "dialect", None) is not None:
-        return _answer(g.dialect, g.dialect.error(str(e), getattr(g, "fields", None)), 400)
+    dialect = BY_PATH.get(request.path)
+    if dialect is not None:
+        return _answer(dialect, dialect.error(str(e), None), 400)
     return Response(str(e), 400, mimetype="text/plain")
 
 
 @bp.errorhandler(Unauthorized)
 def unauthorized(e):
-    if getattr(g, "dialect", None) is not None:
-        return _answer(g.dialect, g.dialect.error(str(e), None), 401)
+    dialect = BY_PATH.get(request.path)
+    if dialect is not None:
+        return _answer(dialect, dialect.error(str(e), None), 401)
     return Response(str(e), 401, mimetype="text/plain")
 
 
 @bp.errorhandler(Exception)
 def failure(e):
-    """Never a stack trace on a phone: a failed hop ends politely (and is logged)."""
-    log.exception("hop failed")
-    dialect = getattr(g, "dialect", None)
-    if dialect is not None:
-        reply = Reply(texts.t(texts.DEFAULT, "error.unavailable"), end=True)
-        return _answer(dialect, dialect.render(reply, getattr(g, "fields", None)), 200)
+    log.exception("request failed")
     return Response("internal error", 500, mimetype="text/plain")
 
 
-def ussd_hop():
-    """A hop in any dialect: parse, answer, render."""
-    started = time.perf_counter()
-    dialect = g.dialect
-    g.fields = fields = form() if dialect.FORMAT == "form" else dialect.read(body())
-    h = dialect.parse(fields)
-    result = ussd.hop(services(), h)
-    hopped(h, result, started)
-    return _answer(dialect, dialect.render(result.reply, fields), 200)
+def _route(dialect):
+    """The view of one dialect's route: parse, answer, render; every error in
+    the dialect's own form (never a stack trace on a phone: a failed hop ends
+    politely, and is logged)."""
+    def view():
+        started = time.perf_counter()
+        fields = None
+        try:
+            fields = form() if dialect.FORMAT == "form" else dialect.read(body())
+            h = dialect.parse(fields)
+        except BadRequest as e:
+            return _answer(dialect, dialect.error(str(e), fields), 400)
+        try:
+            result = ussd.hop(services(), h)
+        except Exception:
+            log.exception("hop failed")
+            busy = Reply(texts.t(texts.DEFAULT, "error.unavailable"), end=True)
+            return _answer(dialect, dialect.render(busy, fields), 200)
+        hopped(h, result, started)
+        return _answer(dialect, dialect.render(result.reply, fields), 200)
+    return view
 
 
 def hopped(h: Hop, result: ussd.Result, started: float) -> None:
@@ -131,7 +138,7 @@ def hopped(h: Hop, result: ussd.Result, started: float) -> None:
 
 
 for _dialect in DIALECTS.values():
-    bp.add_url_rule(_dialect.PATH, f"ussd_{_dialect.NAME}", ussd_hop, methods=["POST"])
+    bp.add_url_rule(_dialect.PATH, f"ussd_{_dialect.NAME}", _route(_dialect), methods=["POST"])
 
 
 @bp.post(africastalking.EVENTS_PATH)
