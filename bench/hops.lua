@@ -33,8 +33,10 @@ function request()
   local hop = hops[step]
   local msisdn = msisdns[session % #msisdns + 1]
   if hop.form then msisdn = msisdn:gsub("+", "%%2B") end
-  local body = hop.body:gsub("SIDXSID", nonce .. "-" .. tid .. "-" .. session)
-  body = body:gsub("MSISDNXMSISDN", msisdn)
+  local sid = nonce .. "-" .. tid .. "-" .. session
+  -- function replacements: a '%' in a replacement string would name a capture
+  local body = hop.body:gsub("SIDXSID", function() return sid end)
+  body = body:gsub("MSISDNXMSISDN", function() return msisdn end)
   return wrk.format("POST", hop.path, {["Content-Type"] = hop.ctype}, body)
 end
 

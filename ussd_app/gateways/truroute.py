@@ -4,8 +4,10 @@ Request: ``<ussd><msisdn/><sessionid/><type/><msg/></ussd>``, ``type`` 1 a new
 session (``msg`` the dialled code, e.g. ``*700*1#``, whose extra digits are
 inputs typed in advance), 2 a response (``msg`` the latest input), 3 released
 by the user, 4 timeout. Reply: the same element with ``type`` 2 (continue) or
-3 (release) and ``msg``. The XML is read with defusedxml: no DTD, no entity
-expansion, no external references.
+3 (release) and ``msg``. The XML is read with the standard library's expat
+parser, refusing any DTD (so no entity is ever declared, expanded or
+fetched): the wire is one flat element, and a tree builder (ElementTree,
+defusedxml) cost a hop a fifth of its time (bench/run.py --dialect truroute).
 
 Retries: TruRoute gives no hop identity and sends only the latest input, so
 every type 2 hop is a step (the same key twice is two steps); a second type 1
@@ -15,10 +17,8 @@ session (away from the main menu, a redial may resume it).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from xml.etree.ElementTree import Element, ParseError, SubElement, tostring
-
-from defusedxml import DefusedXmlException
-from defusedxml.ElementTree import fromstring
+from xml.parsers import expat
+from xml.sax.saxutils import escape
 
 from ussd_app.core import msisdn as msisdns
 from ussd_app.core.errors import BadRequest
@@ -30,17 +30,45 @@ PATH = "/ussd/truroute"
 FORMAT = "xml"
 CONTENT_TYPE = "application/xml; charset=utf-8"
 FIELDS = ("msisdn", "sessionid", "type", "msg")
+NOT_USSD = "body must be a <ussd> XML document"
+
+
+def _refuse(*_):
+    raise BadRequest(NOT_USSD)
 
 
 def read(body: bytes) -> dict:
-    """The ``<ussd>`` element's fields; BadRequest for anything else."""
+    """The ``<ussd>`` element's fields; BadRequest for anything else (a DTD included)."""
+    fields, depth, text, seen = {}, [], [], []
+
+    def start(name, attrs):
+        if not depth and (seen or name != "ussd"):
+            _refuse()
+        seen.append(name)
+        depth.append(name)
+        text.clear()
+
+    def end(name):
+        if len(depth) == 2 and name in FIELDS:
+            fields[name] = "".join(text)
+        depth.pop()
+
+    def chars(data):
+        if len(depth) == 2:
+            text.append(data)
+
+    parser = expat.ParserCreate()
+    parser.StartDoctypeDeclHandler = parser.EntityDeclHandler = _refuse
+    parser.ExternalEntityRefHandler = _refuse
+    parser.StartElementHandler, parser.EndElementHandler = start, end
+    parser.CharacterDataHandler = chars
     try:
-        root = fromstring(body, forbid_dtd=True, forbid_entities=True, forbid_external=True)
-    except (ParseError, DefusedXmlException, ValueError):
-        raise BadRequest("body must be a <ussd> XML document") from None
-    if root.tag != "ussd":
-        raise BadRequest("body must be a <ussd> XML document")
-    return {child.tag: (child.text or "") for child in root if child.tag in FIELDS}
+        parser.Parse(body, True)
+    except expat.ExpatError:
+        raise BadRequest(NOT_USSD) from None
+    if not seen:
+        _refuse()
+    return fields
 
 
 def parse(fields: Mapping) -> Hop:
@@ -61,14 +89,13 @@ def parse(fields: Mapping) -> Hop:
 
 def _xml(fields: Mapping | None, kind: str, msg: str, error: str | None = None) -> str:
     fields = fields or {}
-    root = Element("ussd")
-    for name in ("msisdn", "sessionid"):
-        SubElement(root, name).text = str(fields.get(name) or "")
-    SubElement(root, "type").text = kind
-    SubElement(root, "msg").text = msg
+    out = [f"<ussd><msisdn>{escape(str(fields.get('msisdn') or ''))}</msisdn>"
+           f"<sessionid>{escape(str(fields.get('sessionid') or ''))}</sessionid>"
+           f"<type>{kind}</type><msg>{escape(msg)}</msg>"]
     if error is not None:
-        SubElement(root, "error").text = error
-    return tostring(root, encoding="unicode")
+        out.append(f"<error>{escape(error)}</error>")
+    out.append("</ussd>")
+    return "".join(out)
 
 
 def render(reply: Reply, fields: Mapping | None = None) -> str:
@@ -86,11 +113,9 @@ def encode(session_id: str, msisdn: str, service_code: str, history: list[str],
     a ``release`` (type 3) or a ``timeout`` (type 4)."""
     kinds = {"dial": "1", "input": "2", "release": "3", "timeout": "4"}
     msg = wire.dial_string(service_code, history) if kind == "dial" else (new_input or "")
-    root = Element("ussd")
-    for name, value in (("msisdn", msisdn), ("sessionid", session_id), ("type", kinds[kind]),
-                        ("msg", msg)):
-        SubElement(root, name).text = value
-    return PATH, "application/xml", tostring(root, encoding="unicode")
+    return PATH, "application/xml", (f"<ussd><msisdn>{escape(msisdn)}</msisdn>"
+                                     f"<sessionid>{escape(session_id)}</sessionid>"
+                                     f"<type>{kinds[kind]}</type><msg>{escape(msg)}</msg></ussd>")
 
 
 def decode(status: int, content_type: str, body: str) -> tuple[str, bool]:
