@@ -1,7 +1,7 @@
 """Instructions per hop, counted by valgrind (callgrind): steady where wall
 time is not (a shared machine), to about 1% between runs.
 
-    python bench/hop_cost.py [--hops 300] [--journey check|redeem|consent]
+    python bench/hop_cost.py [--hops 300] [--journey check|redeem|consent] [--dialect hubtel[,...]]
 
 Each peer handles the journey (bench/journeys.py) in-process through its WSGI app
 against a real redis-server, twice (N and 2N sessions) under callgrind; the
@@ -22,36 +22,41 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench.journeys import JOURNEYS, msisdn  # noqa: E402  (run as a script: the package is on ROOT)
+from bench.journeys import JOURNEYS, MSISDN, SID, hops, msisdn  # noqa: E402  (run as a script: the package is on ROOT)
 
 WARM = 20  # sessions played before the counted ones
 PEERS = {"ussd-app": "ussd_app.wsgi:app", "floor (Flask+redis-py)": "bench.apps:floor",
          "ceiling (Flask END ok)": "bench.apps:ceiling"}
 
 
-def environ(session: str, caller: str, text: str) -> dict:
-    body = (f"sessionId={session}&serviceCode=%2A700%23&phoneNumber={caller.replace('+', '%2B')}"
-            f"&text={text.replace('*', '%2A')}").encode()
-    return {"REQUEST_METHOD": "POST", "PATH_INFO": "/ussd", "SERVER_NAME": "bench",
+def environ(session: str, caller: str, hop: tuple[str, str, str]) -> dict:
+    path, content_type, template = hop
+    form = content_type == "application/x-www-form-urlencoded"
+    body = template.replace(SID, session).replace(MSISDN, caller.replace("+", "%2B") if form else caller)
+    body = body.encode()
+    return {"REQUEST_METHOD": "POST", "PATH_INFO": path, "SERVER_NAME": "bench",
             "SERVER_PORT": "80", "SERVER_PROTOCOL": "HTTP/1.1", "wsgi.url_scheme": "http",
             "wsgi.input": io.BytesIO(body), "CONTENT_LENGTH": str(len(body)),
-            "CONTENT_TYPE": "application/x-www-form-urlencoded"}
+            "CONTENT_TYPE": content_type}
 
 
-def play(target: str, journey: str, first: int, sessions: int) -> None:
+def play(target: str, journey: str, first: int, sessions: int, dialect: str = "africastalking") -> None:
     """Run ``sessions`` journeys through the WSGI app ``target``, each for its
-    own bench subscriber from the ``first``."""
+    own bench subscriber from the ``first``, as ``dialect``'s gateway sends them."""
     module, name = target.split(":")
     app = getattr(__import__(module, fromlist=[name]), name)
+    requests = hops(journey, dialect)
     for i in range(first, first + sessions):
         sid = uuid.uuid4().hex
-        for text in JOURNEYS[journey]:
-            b"".join(app(environ(sid, msisdn(i), text), lambda *a: None))
+        for hop in requests:
+            b"".join(app(environ(sid, msisdn(i), hop), lambda *a: None))
 
 
 def count(target: str, journey: str, first: int, sessions: int, env: dict) -> int:
+    target, _, dialect = target.partition("@")
     out = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
-                          sys.executable, __file__, "--play", target, journey, str(first), str(sessions)],
+                          sys.executable, __file__, "--play", target, journey, str(first), str(sessions),
+                          dialect or "africastalking"],
                          env=env, cwd=ROOT, capture_output=True, text=True, check=True).stderr
     return int(re.search(r"Collected : (\d+)", out).group(1))
 
@@ -60,12 +65,18 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--hops", type=int, default=300)
     ap.add_argument("--journey", default="check", choices=list(JOURNEYS))
-    ap.add_argument("--play", nargs=4, help=argparse.SUPPRESS)
+    ap.add_argument("--dialect", default="",
+                    help="gateway dialects (comma separated) to count ours through, beside Africa's Talking")
+    ap.add_argument("--play", nargs=5, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.play:
-        target, journey, first, sessions = args.play[0], args.play[1], int(args.play[2]), int(args.play[3])
-        play(target, journey, first, WARM)  # imports, connections, scripts
-        return play(target, journey, first + WARM, sessions)
+        target, journey, first, sessions, dialect = args.play
+        play(target, journey, int(first), WARM, dialect)  # imports, connections, scripts
+        return play(target, journey, int(first) + WARM, int(sessions), dialect)
+    peers = dict(PEERS)
+    for dialect in filter(None, args.dialect.split(",")):
+        peers = {"ussd-app": PEERS["ussd-app"], f"ussd-app ({dialect})": f"{PEERS['ussd-app']}@{dialect}",
+                 **{k: v for k, v in peers.items() if k != "ussd-app"}}
     from bench.run import seed, start_redis
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -73,17 +84,17 @@ def main() -> None:
         try:
             seed(url)
             env = {**os.environ, "REDIS_URL": url, "LOG_LEVEL": "WARNING", "PYTHONPATH": str(ROOT)}
-            hops = len(JOURNEYS[args.journey])
-            n = max(1, args.hops // hops)
+            per_session = len(JOURNEYS[args.journey])
+            n = max(1, args.hops // per_session)
             # Every session is a new subscriber's (a consent takes the offer).
-            firsts = iter(range(0, len(PEERS) * 2 * (WARM + 2 * n), WARM + 2 * n))
+            firsts = iter(range(0, len(peers) * 2 * (WARM + 2 * n), WARM + 2 * n))
             rows = {name: (count(t, args.journey, next(firsts), 2 * n, env)
-                           - count(t, args.journey, next(firsts), n, env)) / (n * hops)
-                    for name, t in PEERS.items()}
+                           - count(t, args.journey, next(firsts), n, env)) / (n * per_session)
+                    for name, t in peers.items()}
         finally:
             proc.terminate()
     floor = rows["floor (Flask+redis-py)"]
-    print(f"{args.journey} journey, instructions per hop in the app process ({n * hops} hops)")
+    print(f"{args.journey} journey, instructions per hop in the app process ({n * per_session} hops)")
     for name, cost in rows.items():
         print(f"{name:26}{cost:12,.0f}{floor / cost:8.2f} x floor's hops per instruction")
 

@@ -1,7 +1,8 @@
 -- wrk script: every wrk thread holds one connection and plays one subscriber
 -- at a time, each hop sent after the previous reply (run with -t N -c N).
--- args: pause_ms nonce texts (the session's text after each hop, joined by
--- commas: bench/journeys.py)
+-- args: pause_ms nonce file (the journey's hops as a dialect sends them, one
+-- a line: path TAB content type TAB body with SIDXSID and MSISDNXMSISDN for
+-- the session and the caller: bench/journeys.py)
 local threads, counter = {}, 0
 
 function setup(thread)
@@ -14,7 +15,11 @@ function init(args)
   pause = tonumber(args[1] or "0")
   nonce = args[2] or "x"
   hops = {}
-  for text in ((args[3] or "") .. ","):gmatch("([^,]*),") do hops[#hops + 1] = text end
+  for line in io.lines(args[3]) do
+    local path, ctype, body = line:match("^([^\t]*)\t([^\t]*)\t(.*)$")
+    hops[#hops + 1] = {path = path, ctype = ctype, body = body,
+                       form = ctype == "application/x-www-form-urlencoded"}
+  end
   -- bench/seed.py made 5000 subscribers with an open offer: each thread takes
   -- its own 156, a new one per session (a consent journey needs an open offer).
   msisdns = {}
@@ -25,15 +30,20 @@ end
 function request()
   step = step + 1
   if step > #hops then step, session = 1, session + 1 end
+  local hop = hops[step]
   local msisdn = msisdns[session % #msisdns + 1]
-  local body = "sessionId=" .. nonce .. "-" .. tid .. "-" .. session ..
-    "&serviceCode=%2A700%23&phoneNumber=" .. msisdn:gsub("+", "%%2B") ..
-    "&text=" .. hops[step]:gsub("%*", "%%2A")
-  return wrk.format("POST", "/ussd", {["Content-Type"] = "application/x-www-form-urlencoded"}, body)
+  if hop.form then msisdn = msisdn:gsub("+", "%%2B") end
+  local sid = nonce .. "-" .. tid .. "-" .. session
+  -- function replacements: a '%' in a replacement string would name a capture
+  local body = hop.body:gsub("SIDXSID", function() return sid end)
+  body = body:gsub("MSISDNXMSISDN", function() return msisdn end)
+  return wrk.format("POST", hop.path, {["Content-Type"] = hop.ctype}, body)
 end
 
 function response(status, headers, body)
-  if status ~= 200 or not (body:sub(1, 4) == "CON " or body:sub(1, 4) == "END ") then
+  -- a reply in the dialect's form; a failed hop answers 200 with the busy text
+  if status ~= 200 or body:find("sedang sibuk", 1, true) or
+     (hops[1].form and not (body:sub(1, 4) == "CON " or body:sub(1, 4) == "END ")) then
     bad = bad + 1
   end
 end

@@ -1,7 +1,7 @@
 """The hop benchmark: our /ussd beside its floor and ceiling, one run, one server stack.
 
     python bench/run.py [--seconds 5] [--rounds 3] [--sessions 32] [--journey check|redeem|consent]
-                        [--server procfile|gunicorn|granian|'COMMAND {app} $PORT']
+                        [--dialect hubtel[,nalo,...]] [--server procfile|gunicorn|granian|'COMMAND {app} $PORT']
                         [--max-steal 5] [--retries 3]
 
 Starts a real redis-server, serves each app with the Procfile's web command
@@ -10,7 +10,8 @@ separate process (one connection per session, each hop after the previous
 reply), first back to back, then with a 20 ms pause between hops as phones do.
 For the check-points journey it also measures the Node peer the issue names,
 ussd-menu-builder with Redis sessions in one Node process (bench/node, its
-packages installed with npm ci on the first run).
+packages installed with npm ci on the first run). ``--dialect`` adds a row of
+ours per gateway dialect named, beside the Africa's Talking one (``/ussd``).
 """
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench.journeys import JOURNEYS  # noqa: E402  (run as a script: the package is on ROOT)
+from bench.journeys import JOURNEYS, hops  # noqa: E402  (run as a script: the package is on ROOT)
 
 OURS = "ussd_app.wsgi:app"
 PEERS = {"ussd-app": OURS, "floor (Flask+redis-py)": "bench.apps:floor",
@@ -154,11 +155,15 @@ def steal(before: list[int], after: list[int]) -> float:
     return 100 * spent[7] / max(1, sum(spent))
 
 
-def wrk(port: int, seconds: int, sessions: int, pause_ms: int, journey: str) -> dict:
-    out = subprocess.run(["wrk", f"-t{sessions}", f"-c{sessions}", f"-d{seconds}s", "--timeout", "5s",
-                          "-s", str(ROOT / "bench" / "hops.lua"), f"http://127.0.0.1:{port}",
-                          "--", str(pause_ms), uuid.uuid4().hex[:8], ",".join(JOURNEYS[journey])],
-                         capture_output=True, text=True, check=True).stdout
+def wrk(port: int, seconds: int, sessions: int, pause_ms: int, journey: str,
+        dialect: str = "africastalking") -> dict:
+    with tempfile.NamedTemporaryFile("w", suffix=".hops") as f:
+        f.write("".join("\t".join(hop) + "\n" for hop in hops(journey, dialect)))
+        f.flush()
+        out = subprocess.run(["wrk", f"-t{sessions}", f"-c{sessions}", f"-d{seconds}s", "--timeout", "5s",
+                              "-s", str(ROOT / "bench" / "hops.lua"), f"http://127.0.0.1:{port}",
+                              "--", str(pause_ms), uuid.uuid4().hex[:8], f.name],
+                             capture_output=True, text=True, check=True).stdout
     m = re.search(r"RESULT (.*)", out)
     row = {k: float(v) for k, v in (kv.split("=") for kv in m.group(1).split())}
     row["rps"] = row["requests"] / row["seconds"]
@@ -170,6 +175,8 @@ def main() -> None:
     ap.add_argument("--seconds", type=int, default=5)
     ap.add_argument("--sessions", type=int, default=32)
     ap.add_argument("--journey", default="check", choices=list(JOURNEYS))
+    ap.add_argument("--dialect", default="",
+                    help="gateway dialects (comma separated) to measure ours through, beside Africa's Talking")
     ap.add_argument("--server", default="procfile",
                     help=f"procfile, {', '.join(SERVERS)}, or a command line with {{app}} and $PORT")
     ap.add_argument("--pauses", default="0,20", help="ms between hops, one run each")
@@ -186,6 +193,9 @@ def main() -> None:
         try:
             seed(url)
             peers = dict(PEERS)
+            for dialect in filter(None, args.dialect.split(",")):
+                peers = {"ussd-app": OURS, f"ussd-app ({dialect})": OURS,
+                         **{k: v for k, v in peers.items() if k != "ussd-app"}}
             if args.journey == "check" and node_peer():  # it has the check-points menu only
                 peers[NODE] = None
             print(f"server: {' '.join(command(args.server, '<app>', 0)).replace(' 0 ', ' $PORT ')}")
@@ -217,11 +227,12 @@ def measure(name: str, app: str | None, args, pause: int, url: str, rproc) -> di
     server's and Redis's CPU per hop, and the host's steal meanwhile."""
     port = free_port()
     argv = ["node", str(NODE_DIR / "peer.js")] if name == NODE else command(args.server, app, port)
+    dialect = name[len("ussd-app ("):-1] if name.startswith("ussd-app (") else "africastalking"
     proc = serve(argv, url, port)
     try:
-        wrk(port, 1, args.sessions, pause, args.journey)  # warm-up
+        wrk(port, 1, args.sessions, pause, args.journey, dialect)  # warm-up
         before = cpu_seconds(proc.pid), cpu_seconds(rproc.pid), cpu_times()
-        row = wrk(port, args.seconds, args.sessions, pause, args.journey)
+        row = wrk(port, args.seconds, args.sessions, pause, args.journey, dialect)
         row["steal"] = steal(before[2], cpu_times())
         # CPU per hop is steadier than hops/s where the machine is shared.
         row["cpu_us"] = (cpu_seconds(proc.pid) - before[0]) / row["requests"] * 1e6
@@ -248,6 +259,8 @@ def report(rows: dict, pause: int, rounds: int) -> None:
               f"{r['cpu_us']:16.0f}{r['redis_us']:14.0f}{cpu_floor / r['cpu_us']:16.2f}{r['steal']:9.1f}")
     ours = rows["ussd-app"]
     goals = [f"hops/s {ours['rps'] / floor:.2f}x the floor (goal 0.8x)"]
+    goals += [f"{name} {r['rps'] / ours['rps']:.2f}x Africa's Talking's hops/s (goal within 10%)"
+              for name, r in rows.items() if name.startswith("ussd-app (")]
     if pause:
         goals.append(f"p99 {ours['p99_us'] / 1000:.1f} ms (goal under 10 ms)")
     if NODE in rows:

@@ -21,6 +21,8 @@ def test_production_starts_when_complete():
     ({"USSD_MAX_CHARS": "abc"}, "USSD_MAX_CHARS must be a whole number"),
     ({"USSD_MAX_CHARS": "500"}, "USSD_MAX_CHARS must be between"),
     ({"SMS_PROVIDER": "pigeon"}, "SMS_PROVIDER must be console or africastalking"),
+    ({"USSD_RESUME_SECONDS": "-1"}, "USSD_RESUME_SECONDS must be 0 or more"),
+    ({"USSD_RESUME_SECONDS": "2m"}, "USSD_RESUME_SECONDS must be a whole number"),
 ])
 def test_bad_values_are_named(env, message):
     with pytest.raises(ConfigError, match=message):
@@ -31,6 +33,7 @@ def test_defaults_follow_the_brief():
     cfg = config.load(environ={})
     assert (cfg.USSD_SERVICE_CODE, cfg.USSD_MAX_CHARS, cfg.SMS_PROVIDER) == ("*700#", 160, "console")
     assert cfg.OFFER_SEND_WINDOW == "Mon-Sat 08:00-18:00"
+    assert cfg.USSD_RESUME_SECONDS == 120
 
 
 def test_factory_refuses_incomplete_production(monkeypatch):

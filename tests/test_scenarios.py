@@ -10,6 +10,7 @@ from click.testing import CliRunner
 from ussd_app import demo, sim
 from ussd_app.scenarios import schema
 from ussd_app.scenarios.play import Inbox, split_dial
+from ussd_app.gateways import DIALECTS
 
 SCENARIOS = sorted((Path(__file__).parent / "scenarios").glob("*.yaml"))
 
@@ -27,12 +28,27 @@ def run_cli(*args, input=None):
     return CliRunner().invoke(sim.main, list(args), input=input)
 
 
+@pytest.mark.parametrize("dialect", list(DIALECTS))
 @pytest.mark.parametrize("path", SCENARIOS, ids=[p.stem for p in SCENARIOS])
-def test_scenario(app, path):
+def test_scenario(app, path, dialect):
+    """Every scenario passes behind every gateway."""
     warnings = []
-    steps = sim.play(sim.Client(app=app), schema.load_file(path), warn=warnings.append)
+    steps = sim.play(sim.Client(app=app, dialect=dialect), schema.load_file(path), warn=warnings.append)
     assert steps > 0
     assert warnings == []
+
+
+def test_a_scenario_names_its_dialect(app):
+    """`dialect:` in a file: its hops go to that gateway's route, in its format."""
+    scenario = schema.from_data({"dialect": "truroute", "steps": [
+        {"dial": "081234567890", "expect": "Poin Plus"}, {"input": 4, "expect": "1 Tentang program"}]})
+    client = sim.Client(app=app)
+    seen = []
+    call = client._call
+    client._call = lambda method, path, **kw: seen.append((path, kw.get("headers", {}).get("Content-Type"))) \
+        or call(method, path, **kw)
+    assert sim.play(client, scenario) == 2
+    assert [s for s in seen if s[0].startswith("/ussd")] == [("/ussd/truroute", "application/xml")] * 2
 
 
 def test_the_shipped_scenarios_pass_in_any_order_repeatedly_without_touching_demo_data(app, services):
@@ -292,3 +308,11 @@ def test_a_hang_up_the_app_refuses_to_hear_is_warned_not_failed(app):
     assert sim.play(client, scenario, warn=warnings.append) == 3
     assert warnings == ["warning: step 3 (line 4): /ussd/events answered 400: missing hopsCount"]
     assert client.told["hops"] == 2 and client.told["text"] == "1" and client.told["last_reply"].startswith("CON")
+
+
+def test_run_command_plays_the_scenarios_as_another_gateway(embedded):
+    result = run_cli("--dialect", "nalo", "run", *map(str, SCENARIOS))
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[-1] == f"{len(SCENARIOS)} passed, 0 failed"
+    bad = run_cli("--dialect", "smoke", "run", *map(str, SCENARIOS))
+    assert bad.exit_code == 2 and "Invalid value for '--dialect'" in bad.output

@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 def create_app(config: dict | None = None) -> Flask:
     """Build the app: configuration from the environment, then ``config``."""
     from ussd_app.services import Services
-    from ussd_app.web import api, errors, gateway, ops, simulator
+    from ussd_app.web import analytics, api, errors, gateway, ops, simulator
 
     cfg = configuration.load(config)
     if not cfg.REDIS_URL:
@@ -34,6 +34,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.extensions["ussd"] = Services(cfg)
     app.register_blueprint(gateway.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(analytics.bp)
     app.register_blueprint(ops.bp)
     if not cfg.production:
         app.register_blueprint(simulator.bp)  # a phone in the browser, for QA and demos

@@ -200,6 +200,44 @@ def offers_flush():
 
 
 @main.group()
+def report():
+    """Reports."""
+
+
+@report.command("funnel")
+@click.option("--from", "start", help="ISO 8601 time (default: today's start, WIB).")
+@click.option("--to", "end", help="ISO 8601 time (default: now).")
+@click.option("--dialect", help="Only sessions through this gateway dialect.")
+@click.option("--json", "as_json", is_flag=True, help="The API's JSON instead of a table.")
+def report_funnel(start, end, dialect, as_json):
+    """Per screen: sessions that entered it, how they left it, median seconds on it
+    (whole WIB days; silently expired sessions are swept in first)."""
+    import json
+
+    from ussd_app.core.errors import BadRequest
+    from ussd_app.web.analytics import funnel_report, window
+
+    services = _services()
+    args = {k: v for k, v in (("from", start), ("to", end), ("dialect", dialect)) if v}
+    try:
+        data = funnel_report(services, *window(args, services.clock()))
+    except BadRequest as e:
+        raise click.ClickException(str(e)) from None
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    click.echo(f"{data['days'][0]} .. {data['days'][-1]} (WIB), dialect: {dialect or 'all'}; "
+               f"{data['swept']} silently expired sessions swept now")
+    columns = ("entered", "next", "completed", "timeout", "released", "error", "still_open")
+    click.echo(f"{'screen':20}" + "".join(f"{c:>11}" for c in columns) + f"{'median s':>10}")
+    for row in data["screens"]:
+        median = "-" if row["median_seconds"] is None else str(row["median_seconds"])
+        click.echo(f"{row['screen']:20}" + "".join(f"{row[c]:>11}" for c in columns) + f"{median:>10}")
+    if not data["screens"]:
+        click.echo("(no sessions)")
+
+
+@main.group()
 def pii():
     """Personal-data encryption."""
 

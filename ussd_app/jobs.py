@@ -12,13 +12,14 @@ import rq
 
 from ussd_app.loyalty import redemptions
 from ussd_app.offers import sending
+from ussd_app.ussd import funnel, hop
 
 log = logging.getLogger(__name__)
 
 
 def housekeeping(services, every: float, stop: threading.Event | None = None) -> threading.Thread:
     """Every ``every`` seconds (until ``stop`` is set): flush due offer SMS,
-    settle stuck redemptions."""
+    settle stuck redemptions, count silently expired USSD sessions as timeouts."""
     stop = stop or threading.Event()
 
     def loop():
@@ -26,6 +27,7 @@ def housekeeping(services, every: float, stop: threading.Event | None = None) ->
             try:
                 sending.flush(services)
                 redemptions.recover(services, older_than=300)
+                funnel.sweep(services.r, services.clock(), hop.lifetime(services.config))
             except Exception:  # keep the loop alive; the next round retries
                 log.exception("housekeeping round failed")
             stop.wait(every)

@@ -12,21 +12,16 @@ import click
 
 from ussd_app.core.errors import BadRequest, ConfigError
 from ussd_app.core.msisdn import normalize
+from ussd_app.gateways import DIALECTS
 from ussd_app.scenarios import junit, wire
 from ussd_app.scenarios.play import Inbox, Mismatch, auth_hint, play, screen_warnings, split_dial
 from ussd_app.scenarios.schema import ScenarioError, load_file
 
 __all__ = ["Client", "ClientError", "Mismatch", "play", "screen_warnings", "split_dial", "main"]
 
-DIALECTS = ("africastalking",)
-
-
 def dialects() -> tuple[str, ...]:
-    """The gateway dialects the simulator can speak (the gateways' registry, when there is one)."""
-    from ussd_app import gateways
-
-    found = getattr(gateways, "DIALECTS", None) or getattr(gateways, "REGISTRY", None)
-    return tuple(found) if found else DIALECTS
+    """The gateway dialects the simulator can speak."""
+    return tuple(DIALECTS)
 
 
 class ClientError(Exception):
@@ -40,6 +35,7 @@ class Client:
                  gateway_token: str | None = None, app=None, dialect: str = "africastalking"):
         self.url = url.rstrip("/") if url else None
         self.dialect = dialect
+        self._dialled: set[str] = set()
         self.headers = {}
         if token or os.environ.get("ADMIN_TOKEN"):
             self.headers["Authorization"] = f"Bearer {token or os.environ['ADMIN_TOKEN']}"
@@ -76,9 +72,27 @@ class Client:
         resp = self.http.open(path, method=method, **kw)
         return resp.status_code, resp.get_data(as_text=True)
 
-    def ussd(self, session_id: str, msisdn: str, text: str, code: str) -> tuple[int, str]:
-        return self._call("POST", "/ussd", headers=self.gateway_headers, data={
-            "sessionId": session_id, "serviceCode": code, "phoneNumber": msisdn, "text": text})
+    def ussd(self, session_id: str, msisdn: str, text: str, code: str,
+             dialect: str | None = None) -> tuple[int, str]:
+        """One hop as the gateway ``dialect`` (default: the client's) sends it,
+        ``text`` being every input so far joined by ``*``; the reply as ``CON``/``END``
+        text whatever the dialect."""
+        gateway = DIALECTS[dialect or self.dialect]
+        inputs = text.split("*") if text else []
+        first = session_id not in self._dialled
+        self._dialled.add(session_id)
+        path, content_type, body = gateway.encode(
+            session_id, msisdn, code, inputs if first else inputs[:-1],
+            None if first else (inputs[-1] if inputs else ""), "dial" if first else "input")
+        if content_type == "application/x-www-form-urlencoded":
+            status, reply = self._call("POST", path, headers=self.gateway_headers, data=body)
+        else:
+            status, reply = self._call("POST", path, data=body if isinstance(body, str) else json.dumps(body),
+                                       headers={**self.gateway_headers, "Content-Type": content_type})
+        if gateway.NAME == "africastalking":
+            return status, reply
+        shown, end = gateway.decode(status, content_type, reply)
+        return status, ("END " if end else "CON ") + shown
 
     def sms(self, sender: str, text: str, to: str = "62168") -> int:
         return self._call("POST", "/sms/inbound", headers=self.gateway_headers, data={
@@ -86,9 +100,17 @@ class Client:
 
     def end(self, session_id: str, msisdn: str, code: str, reason: str, **session) -> tuple[int, str]:
         """The network ends the session (``hangup`` by the user, or ``timeout``);
-        ``session`` may carry text, hops, last_reply, started (see scenarios.wire)."""
-        return self._call("POST", wire.EVENTS_PATH, headers=self.gateway_headers,
-                          data=wire.africastalking_end(session_id, msisdn, code, reason, **session))
+        ``session`` may carry text, hops, last_reply, started (see scenarios.wire).
+        Africa's Talking tells it by its end-of-session notification; other
+        dialects by their own release or timeout request, where they send one."""
+        gateway = DIALECTS[self.dialect]
+        if gateway.NAME == "africastalking":
+            return self._call("POST", wire.EVENTS_PATH, headers=self.gateway_headers,
+                              data=wire.africastalking_end(session_id, msisdn, code, reason, **session))
+        text = session.get("text") or ""
+        request = gateway.encode(session_id, msisdn, code, text.split("*") if text else [], "",
+                                 "release" if reason == "hangup" else "timeout")
+        return (200, "") if request is None else self._post(*request)
 
     def api(self, method: str, path: str, body=None) -> tuple[int, dict]:
         status, text = self._call(method, path, headers=self.headers, json=body)
@@ -244,13 +266,14 @@ class TerminalPhone:
 
 
 # -- command line ---------------------------------------------------------------
-def _client(url: str | None, seed: bool | None = None) -> Client:
-    """The client for ``--url`` or an app in this process (never on production data)."""
+def _client(url: str | None, seed: bool | None = None, dialect: str = "africastalking") -> Client:
+    """The client for ``--url`` or an app in this process (never on production data),
+    behind the gateway ``dialect``."""
     if not url and os.environ.get("USSD_APP_ENV") == "production":
         raise click.ClickException("USSD_APP_ENV=production: ussd-sim does not run the app in-process "
                                    "on production data; use --url to reach a test server")
     try:
-        client = Client(url)
+        client = Client(url, dialect=dialect)
     except ConfigError as e:
         raise click.ClickException(str(e)) from None
     if not url and (seed or (seed is None and not client.services.config.REDIS_URL)):
@@ -272,23 +295,25 @@ def _limit() -> int:
 @click.option("--msisdn", default="081234567890", show_default=True)
 @click.option("--code", default=None, help="What is dialled (default: the service code); "
                                            "*700*3# dials with 3 typed in advance.")
+@click.option("--dialect", type=click.Choice(list(DIALECTS)), default="africastalking",
+              show_default=True, help="The gateway the phone is behind (a scenario's `dialect:` wins).")
 @click.option("--seed/--no-seed", default=None,
               help="Seed demo data (default: the phone, in-process on the embedded store; "
                    "`run` seeds only when asked).")
 @click.pass_context
-def main(ctx, url, msisdn, code, seed):
+def main(ctx, url, msisdn, code, dialect, seed):
     """A phone in the terminal: dial, read the screen, type, send and read SMS.
 
     Type /help at the prompt for the commands (/sms TEXT, /inbox, /hangup,
     /timeout, /dial CODE, /quit)."""
-    ctx.obj = {"url": url, "seed": seed}
+    ctx.obj = {"url": url, "seed": seed, "dialect": dialect}
     if ctx.invoked_subcommand:
         return
     try:
         msisdn = normalize(msisdn, "--msisdn")
     except BadRequest as e:
         raise click.ClickException(str(e)) from None
-    client = _client(url, seed)
+    client = _client(url, seed, dialect)
     sys.exit(TerminalPhone(client, msisdn, _limit()).run(code or client.service_code))
 
 
@@ -312,7 +337,7 @@ def run_files(ctx, files, junit_path):
             checked.append(e)
     client = None
     if any(not isinstance(s, ScenarioError) for s in checked):
-        client = _client(ctx.obj["url"], bool(ctx.obj["seed"]))
+        client = _client(ctx.obj["url"], bool(ctx.obj["seed"]), ctx.obj["dialect"])
     limit = _limit()
     for f, scenario in zip(files, checked):
         started = time.perf_counter()

@@ -25,6 +25,7 @@ class Config:
     USSD_SERVICE_CODE: str = "*700#"
     USSD_MAX_CHARS: int = 160
     USSD_SESSION_TTL: int = 180
+    USSD_RESUME_SECONDS: int = 120  # a dropped session may be resumed this long (0: never)
     OFFER_SEND_WINDOW: str = "Mon-Sat 08:00-18:00"
     OFFER_HOLIDAYS: str = ""  # extra non-sending dates (YYYY-MM-DD, comma separated)
     OFFER_SENDER_IDS: str = "GeneRate,Rate-Kredit,KreditSmart"
@@ -83,5 +84,7 @@ def check(config: Config) -> None:
         raise ConfigError(f"SMS_PROVIDER must be console or africastalking, got {config.SMS_PROVIDER!r}")
     if config.POINTS_EXPIRY_POLICY not in ("calendar", "rolling"):
         raise ConfigError("POINTS_EXPIRY_POLICY must be calendar or rolling")
+    if config.USSD_RESUME_SECONDS < 0:
+        raise ConfigError("USSD_RESUME_SECONDS must be 0 or more")
     if not 40 <= config.USSD_MAX_CHARS <= 182:
         raise ConfigError("USSD_MAX_CHARS must be between 40 and 182")

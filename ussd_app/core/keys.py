@@ -13,10 +13,18 @@ def _sub(msisdn: str, what: str) -> str:
     return f"{PREFIX}:{{{msisdn}}}:{what}"
 
 
-# -- USSD sessions -----------------------------------------------------------
-def session(session_id: str) -> str:
+# -- USSD sessions (in the subscriber's slot, so a hop writes its session and
+# the resume pointer in one script) ---------------------------------------------
+def session(msisdn: str, session_id: str) -> str:
     """One JSON document per USSD session, expiring with the session."""
-    return f"{PREFIX}:session:{session_id}"
+    return _sub(msisdn, f"session:{session_id}")
+
+
+def resume(msisdn: str) -> str:
+    """String '<last hop or drop time>|<closed 0/1>|<dialect>|<screen>|<session id>':
+    the subscriber's latest session that left the main menu and did not end,
+    which a plain redial may resume; expires with the resume window."""
+    return _sub(msisdn, "resume")
 
 
 # -- one subscriber (all in the slot of {msisdn}) ------------------------------
@@ -145,6 +153,20 @@ def voucher_pool(code: str) -> str:
 def voucher_claims(code: str) -> str:
     """Hash: redemption id -> the voucher code it received."""
     return _reward(code, "claims")
+
+
+# -- the USSD funnel (one hash slot, {funnel}: a hop updates a day's counters
+# and the open sessions in one script) -------------------------------------------
+FUNNEL_OPEN = f"{PREFIX}:{{funnel}}:open"
+"""Sorted set: '<dialect>|<screen>|<msisdn>|<session id>' of every open session,
+scored by its last hop: what has had no hop for a session's lifetime expired
+silently (swept as a timeout)."""
+
+
+def funnel_day(day: str) -> str:
+    """Hash of one day's (WIB, ``YYYY-MM-DD``) counters: '<dialect>|<screen>|<outcome>'
+    and '<dialect>|<screen>|~<seconds>' (the dwell histogram); expires."""
+    return f"{PREFIX}:{{funnel}}:day:{day}"
 
 
 # -- campaigns and leads ---------------------------------------------------------

@@ -29,6 +29,16 @@ class Vault:
         except (ValueError, TypeError):
             raise ConfigError("PII_KEY must be a Fernet key: url-safe base64 of 32 bytes "
                               "(make one with: ussd-app pii new-key)") from None
+        raw = key.encode() if isinstance(key, str) else key
+        self._digest_key = hashlib.sha256(b"ussd-app digest|" + raw).digest()
+
+    def digest(self, text: str) -> str:
+        """A keyed digest of ``text`` (BLAKE2b in its keyed mode, a MAC, under a
+        key derived from PII_KEY; 64 bits): to know a text again (a gateway's
+        retry of a hop) without keeping it, where the text may hold a NIK.
+        (BLAKE2b rather than HMAC-SHA256: OpenSSL 3 looks its digest up on
+        every call, which cost a hop ~5% of its instructions.)"""
+        return hashlib.blake2b(text.encode(), key=self._digest_key, digest_size=8).hexdigest()
 
     def encrypt(self, text: str) -> str:
         return self.fernet.encrypt(text.encode()).decode()

@@ -1,41 +1,91 @@
-"""Africa's Talking dialect: form-encoded hops, ``CON``/``END`` plain-text replies."""
+"""Africa's Talking: form-encoded hops, ``CON``/``END`` plain-text replies.
+
+``POST /ussd``: ``sessionId``, ``serviceCode``, ``phoneNumber``, ``text``,
+optional ``networkCode``. ``text`` is every input so far joined by ``*``
+(``""`` on dial, then ``"1"``, then ``"1*2"``); a shortcut dial (``*700*1#``)
+arrives with inputs in its first ``text``.
+
+Retries: the hop carries the whole history, so the machinery takes only what
+it has not seen; the same history again (or an earlier one) is a retry and is
+answered with the stored reply, acting on nothing. A gateway that posts only
+the latest input here is still served where the input differs from the last
+one; the same key twice is then a retry (use a latest-input dialect).
+
+``POST /ussd/events``: the end-of-session notification (``status``
+``Success``, ``Incomplete`` or ``Failed``), recorded against the session.
+"""
 from __future__ import annotations
 
 from collections.abc import Mapping
 
 from ussd_app.core import msisdn as msisdns
 from ussd_app.core.errors import BadRequest
-from ussd_app.ussd.types import Reply, UssdRequest
+from ussd_app.gateways import wire
 from ussd_app.sms.types import InboundSms
+from ussd_app.ussd.types import COMPLETED, FAILED, RELEASED, TIMEOUT, Hop, Reply
 
-MAX_TEXT = 200
+NAME = "africastalking"
+PATH = "/ussd"
+EVENTS_PATH = "/ussd/events"
+FORMAT = "form"
 CONTENT_TYPE = "text/plain; charset=utf-8"
+MAX_TEXT = wire.MAX_INPUT
 
 
-def _required(form: Mapping[str, str], name: str) -> str:
-    value = form.get(name)
-    if value is None or not value.strip():
-        raise BadRequest(f"missing {name}")
-    return value.strip()
-
-
-def parse_ussd(form: Mapping[str, str]) -> UssdRequest:
+def parse(form: Mapping[str, str]) -> Hop:
     """Validate one USSD hop; BadRequest names the offending field."""
-    session_id = _required(form, "sessionId")
-    if len(session_id) > 128:
-        raise BadRequest("sessionId is over 128 characters")
+    session_id = wire.session_id(form, "sessionId")
     phone = msisdns.normalize(form.get("phoneNumber"), "phoneNumber")
     text = form.get("text") or ""
     if len(text) > MAX_TEXT:
         raise BadRequest(f"text is over {MAX_TEXT} characters")
-    return UssdRequest(session_id=session_id,
-                       service_code=(form.get("serviceCode") or "").strip(),
-                       msisdn=phone, text=text.strip(),
-                       network_code=form.get("networkCode"))
+    text = text.strip()
+    return Hop(session_id=session_id, msisdn=phone,
+               service_code=(form.get("serviceCode") or "").strip(),
+               inputs=tuple(text.split("*")) if text else (), history=True,
+               dialect=NAME, network=form.get("networkCode"))
 
 
-def render(reply: Reply) -> str:
+def render(reply: Reply, form: Mapping | None = None) -> str:
     return ("END " if reply.end else "CON ") + reply.text
+
+
+def error(message: str, form: Mapping | None = None) -> str:
+    return message
+
+
+# -- the end-of-session notification -------------------------------------------------
+_STATUS = {"success": COMPLETED, "failed": FAILED}
+
+
+def parse_event(form: Mapping[str, str]) -> Hop:
+    """``POST /ussd/events``: how the session ended, as an end signal. Its
+    ``input`` and ``lastAppResponse`` are not kept (an input may be a NIK)."""
+    session_id = wire.session_id(form, "sessionId")
+    phone = msisdns.normalize(form.get("phoneNumber"), "phoneNumber")
+    status = wire.text(form, "status")
+    why = (form.get("errorMessage") or "").strip()[:200]
+    end = _STATUS.get(status.lower())
+    if end is None:
+        if status.lower() != "incomplete":
+            raise BadRequest("status must be Success, Incomplete or Failed")
+        end = TIMEOUT if "time" in why.lower() else RELEASED
+    event = {"status": status, "hops": _number(form, "hopsCount"),
+             "duration_ms": _number(form, "durationInMillis"),
+             "error": why or None, "cost": (form.get("cost") or "").strip()[:40] or None,
+             "date": (form.get("date") or "").strip()[:40] or None}
+    return Hop(session_id=session_id, msisdn=phone,
+               service_code=(form.get("serviceCode") or "").strip(),
+               end=end, dialect=NAME, event=event)
+
+
+def _number(form: Mapping[str, str], name: str) -> int | None:
+    value = (form.get(name) or "").strip()
+    if not value:
+        return None
+    if not wire.DIGITS.fullmatch(value):
+        raise BadRequest(f"{name} must be a whole number")
+    return int(value)
 
 
 def parse_sms(form: Mapping[str, str]) -> InboundSms:
@@ -47,5 +97,30 @@ def parse_sms(form: Mapping[str, str]) -> InboundSms:
     if len(text) > 1600:
         raise BadRequest("text is over 1600 characters")
     return InboundSms(sender=sender, to=(form.get("to") or "").strip(), text=text,
-                      message_id=_required(form, "id"), date=form.get("date"),
+                      message_id=wire.text(form, "id"), date=form.get("date"),
                       link_id=form.get("linkId"))
+
+
+# -- the gateway's side (the simulator and tests act as Africa's Talking) -----------
+def encode(session_id: str, msisdn: str, service_code: str, history: list[str],
+           new_input: str | None, kind: str) -> tuple[str, str, dict]:
+    """The request Africa's Talking would send: ``kind`` is ``dial`` (``history``
+    typed in advance), ``input`` (``new_input`` after ``history``), or ``release``
+    / ``timeout`` (its end-of-session notification)."""
+    if kind in ("release", "timeout"):
+        return EVENTS_PATH, "application/x-www-form-urlencoded", {
+            "sessionId": session_id, "phoneNumber": msisdn, "serviceCode": service_code,
+            "status": "Incomplete", "hopsCount": str(len(history) + 1),
+            "errorMessage": "Session timed out" if kind == "timeout" else "User cancelled",
+            "durationInMillis": "1000", "input": "", "lastAppResponse": "", "date": "", "cost": ""}
+    inputs = list(history) + ([] if new_input is None else [new_input])
+    return PATH, "application/x-www-form-urlencoded", {
+        "sessionId": session_id, "serviceCode": service_code, "phoneNumber": msisdn,
+        "text": "*".join(inputs)}
+
+
+def decode(status: int, content_type: str, body: str) -> tuple[str, bool]:
+    """What the phone shows, and whether the session ended."""
+    if status != 200 or body[:4] not in ("CON ", "END "):
+        return body, True
+    return body[4:], body.startswith("END ")

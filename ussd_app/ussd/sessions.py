@@ -1,10 +1,16 @@
-"""USSD sessions in Redis: one JSON document per session, with a TTL."""
+"""USSD sessions in Redis: one JSON document per session, with a TTL, in the
+subscriber's hash slot beside the pointer a plain redial resumes from.
+
+The document keeps no input a subscriber typed (a NIK would sit in clear in
+Redis and its dumps): a gateway's retry is known by the hop's identity, or by
+how many inputs of the history were seen and a keyed digest of them."""
 from __future__ import annotations
 
 import msgspec
 import redis
 
 from ussd_app.core import keys, store
+from ussd_app.core.store import Script
 from ussd_app.ussd.types import Account, Accounts
 
 
@@ -18,36 +24,86 @@ class Session(msgspec.Struct):
     history: list[str] = []
     page: int = 0
     data: dict = {}
-    last_text: str | None = None
+    dialect: str = "africastalking"
+    seen: int = 0  # how many inputs of a gateway's history were taken
+    mark: str | None = None  # keyed digest of that history (never the inputs)
+    seq: str | None = None  # the gateway's identity of the last hop
     last_reply: str | None = None
     last_end: bool = False
     hops: int = 0
+    at: float = 0.0  # the last hop, or the gateway's end signal
+    entered: float = 0.0  # when the current screen was entered
+    closed: str | None = None  # how the session ended (completed, released, timeout, error)
+    resume: str | None = None  # the dropped session this one offered to resume
+    event: dict | None = None  # the gateway's end-of-session notification
 
 
 _decode = msgspec.json.Decoder(Session).decode
 _encode = msgspec.json.Encoder().encode
 
+# KEYS[1] the session  KEYS[2] the subscriber's resume pointer
+# ARGV[1] the session document  ARGV[2] its TTL (s)
+# ARGV[3] the pointer's value ('': this session is not resumable)  ARGV[4] the pointer's TTL (s)
+# ARGV[5] the session id (a pointer is removed only when it points to this session)
+SAVE = Script("""
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+if ARGV[3] ~= '' then
+  redis.call('SET', KEYS[2], ARGV[3], 'EX', ARGV[4])
+else
+  local held = redis.call('GET', KEYS[2])
+  if held and string.sub(held, -#ARGV[5] - 1) == '|' .. ARGV[5] then redis.call('DEL', KEYS[2]) end
+end
+return 1
+""")
 
-def load(r: redis.Redis, accounts: Accounts, session_id: str, msisdn: str, now: float
-         ) -> tuple[Session | None, Account]:
-    """The session and the caller's account (status, language, points), in one round trip."""
-    raw, account = store.roundtrip(r, ("GET", keys.session(session_id)),
-                                   accounts.command(msisdn, now))
-    return (_decode(raw) if raw else None), accounts.parse(account)
+
+class Pointer(msgspec.Struct, frozen=True):
+    """Where a plain redial may resume: the subscriber's latest session that
+    left the main menu and did not end (``keys.resume``)."""
+    at: float
+    dialect: str
+    state: str
+    session_id: str
+
+    def value(self) -> str:
+        return f"{self.at}|{self.dialect}|{self.state}|{self.session_id}"
+
+    @classmethod
+    def parse(cls, raw: str | None) -> Pointer | None:
+        if not raw:
+            return None
+        at, dialect, state, session_id = raw.split("|", 3)
+        return cls(float(at), dialect, state, session_id)
 
 
-def save(r: redis.Redis, session: Session, ttl: int) -> None:
-    store.roundtrip(r, ("SET", keys.session(session.id), _encode(session), "EX", ttl))
+def load(r: redis.Redis, accounts: Accounts, msisdn: str, session_id: str, now: float,
+         resume: bool = True) -> tuple[Session | None, Account, Pointer | None]:
+    """The session, the caller's account (status, language, points) and the
+    resume pointer, in one round trip."""
+    if resume:
+        (raw, held), account = store.roundtrip(
+            r, ("MGET", keys.session(msisdn, session_id), keys.resume(msisdn)),
+            accounts.command(msisdn, now))
+    else:
+        raw, account = store.roundtrip(r, ("GET", keys.session(msisdn, session_id)),
+                                       accounts.command(msisdn, now))
+        held = None
+    return (_decode(raw) if raw else None), accounts.parse(account), Pointer.parse(held)
 
 
-def new_input(last_text: str, text: str) -> str:
-    """What ``text`` adds to the history seen so far.
+def get(r: redis.Redis, msisdn: str, session_id: str) -> Session | None:
+    (raw,) = store.roundtrip(r, ("GET", keys.session(msisdn, session_id)))
+    return _decode(raw) if raw else None
 
-    Africa's Talking sends every input joined by ``*``; a gateway that sends
-    only the latest input is handled too (its text is taken whole).
-    """
-    if last_text == "":
-        return text
-    if text.startswith(last_text + "*"):
-        return text[len(last_text) + 1:]
-    return text
+
+def save(r: redis.Redis, session: Session, ttl: int, pointer: Pointer | None = None,
+         resume_ttl: int = 0, also: tuple = ()) -> None:
+    """Write the session (and, where resuming is on, the pointer: set to it,
+    or removed if it pointed here), with ``also`` in the same round trip."""
+    doc = _encode(session)
+    if resume_ttl > 0:
+        save_cmd = SAVE.command([keys.session(session.msisdn, session.id), keys.resume(session.msisdn)],
+                                [doc, ttl, pointer.value() if pointer else "", resume_ttl, session.id])
+    else:
+        save_cmd = ("SET", keys.session(session.msisdn, session.id), doc, "EX", ttl)
+    store.roundtrip(r, save_cmd, *also)

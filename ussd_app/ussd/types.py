@@ -13,13 +13,39 @@ from ussd_app.core.pii import Vault
 from ussd_app.core.store import Kept
 
 
+# What a gateway says of a session besides its inputs (``Hop.end``).
+RELEASED, TIMEOUT, FAILED, COMPLETED = "released", "timeout", "error", "completed"
+
+
 @dataclass(frozen=True)
-class UssdRequest:
+class Hop:
+    """One hop as every gateway dialect hands it to the machinery, which never
+    sees a dialect's own text.
+
+    ``inputs`` are this hop's inputs: on the first hop of a shortcut dial
+    (``*700*1*2#``) the inputs typed in advance. Where ``history`` is set
+    they are instead every input of the session so far (Africa's Talking's
+    cumulative ``text``): the machinery takes what it has not seen yet, and the
+    same history again is a retry. ``new`` is the gateway saying the session
+    starts (None: it does not say). ``end`` is the gateway closing the session
+    (released, timeout, error, completed): nothing is typed, nothing shown.
+    ``seq`` is the gateway's identity of the hop (Hubtel's ``Sequence``): the
+    same twice is a retry. Without ``seq`` or ``history`` a hop is never taken
+    for a retry (the same key twice is two steps), except a second ``new``.
+    """
     session_id: str
-    service_code: str
     msisdn: str
-    text: str
-    network_code: str | None = None
+    service_code: str = ""
+    inputs: tuple[str, ...] = ()
+    history: bool = False
+    new: bool | None = None
+    end: str | None = None
+    seq: str | None = None
+    dialect: str = "africastalking"
+    network: str | None = None
+    event: dict | None = None
+    """What an end-of-session notification says (status, hops, duration...),
+    kept with the session; never a subscriber's input."""
 
 
 @dataclass(frozen=True)

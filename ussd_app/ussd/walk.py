@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from ussd_app.core import digits, gsm7, texts
 from ussd_app.ussd import hop as ussd
 from ussd_app.ussd.engine import NEXT
-from ussd_app.ussd.types import UssdRequest
+from ussd_app.ussd.types import Hop
 
 
 EXPANSIONS = 12
@@ -60,8 +60,9 @@ def walk(services, msisdn: str, reset, max_paths: int = 3000) -> Iterator[Seen]:
             count += 1
             sid = f"walk-{lang}-{count}"
             reset()
-            reply, _, state = ussd.hop(services, UssdRequest(
-                sid, services.config.USSD_SERVICE_CODE, msisdn, "*".join(path)))
+            result = ussd.hop(services, Hop(sid, msisdn, services.config.USSD_SERVICE_CODE,
+                                            inputs=path, history=True))
+            reply, state = result.reply, result.after
             if (state, reply.text) in shown:
                 continue
             shown.add((state, reply.text))

@@ -1,21 +1,27 @@
-"""Routes the gateways call: ``POST /ussd`` and ``POST /sms/inbound``."""
+"""Routes the gateways call: one per USSD dialect (``POST /ussd`` for Africa's
+Talking, ``POST /ussd/<dialect>`` for the others, made from
+``gateways.DIALECTS``), ``POST /ussd/events`` and ``POST /sms/inbound``.
+
+Every answer to a dialect's route, errors included, is in that dialect's own
+form and content type."""
 from __future__ import annotations
 
 import hmac
 import json
 import logging
+import re
 import time
 from urllib.parse import unquote_plus
 
 from flask import Blueprint, Response, request
 
-from ussd_app.core import digits, texts
-from ussd_app.ussd import hop as ussd
+from ussd_app.core import texts
 from ussd_app.core.errors import BadRequest, Unauthorized
-from ussd_app.gateways import africastalking as dialect
-from ussd_app.ussd.types import Reply
 from ussd_app.core.msisdn import mask
+from ussd_app.gateways import DIALECTS, africastalking
 from ussd_app.sms import keywords
+from ussd_app.ussd import hop as ussd
+from ussd_app.ussd.types import Hop, Reply
 from ussd_app.web import errors, services
 
 bp = Blueprint("gateway", __name__)
@@ -23,6 +29,8 @@ log = logging.getLogger("ussd_app.hops")
 
 URLENCODED = "application/x-www-form-urlencoded"
 MAX_BODY = 8192  # a hop or an SMS notification is a few hundred bytes at most
+BY_PATH = {d.PATH: d for d in DIALECTS.values()}
+_LENGTH = re.compile(r"[0-9]{1,9}")
 
 
 @bp.before_request
@@ -32,8 +40,6 @@ def check_token():
         given = request.headers.get("X-Gateway-Token") or request.args.get("token") or ""
         if not hmac.compare_digest(given.encode(), token.encode()):
             raise Unauthorized("missing or wrong gateway token")
-    if request.method == "POST" and request.mimetype not in (URLENCODED, "multipart/form-data"):
-        raise BadRequest("body must be form-encoded (application/x-www-form-urlencoded)")
 
 
 def form() -> dict[str, str]:
@@ -46,12 +52,13 @@ def form() -> dict[str, str]:
     """
     env = request.environ
     length = env.get("CONTENT_LENGTH")
-    if request.mimetype != URLENCODED or not length:
+    mimetype = request.mimetype
+    if mimetype not in (URLENCODED, "multipart/form-data"):
+        raise BadRequest("body must be form-encoded (application/x-www-form-urlencoded)")
+    if mimetype != URLENCODED or not length:
         return request.form.to_dict()
-    if digits.number(length, 0, MAX_BODY) is None:
-        raise BadRequest(f"body must be at most {MAX_BODY} bytes with a valid Content-Length")
     fields = {}
-    for pair in env["wsgi.input"].read(int(length)).decode("utf-8", "replace").split("&"):
+    for pair in body(length).decode("utf-8", "replace").split("&"):
         name, _, value = pair.partition("=")
         if "%" in value or "+" in value:
             value = unquote_plus(value)
@@ -62,14 +69,28 @@ def form() -> dict[str, str]:
     return fields
 
 
-def ussd_error(status: int, message: str) -> Response:
-    """Africa's Talking USSD: a bad request is a plain-text 4xx naming the field;
-    a failure never reaches the phone as a stack trace or a 5xx (which would
-    end the session with the network's generic error): it ends politely."""
-    if status >= 500:
-        return Response(dialect.render(Reply(texts.t(texts.DEFAULT, "error.unavailable"), end=True)),
-                        200, content_type=dialect.CONTENT_TYPE)
-    return Response(message, status, mimetype="text/plain")
+def body(length: str | None = None) -> bytes:
+    """The raw body, at most MAX_BODY bytes."""
+    length = request.environ.get("CONTENT_LENGTH") if length is None else length
+    if not length or not _LENGTH.fullmatch(length) or int(length) > MAX_BODY:
+        raise BadRequest(f"body must be at most {MAX_BODY} bytes with a valid Content-Length")
+    return request.environ["wsgi.input"].read(int(length))
+
+
+def _answer(dialect, text: str, status: int) -> Response:
+    return Response(text, status, content_type=dialect.CONTENT_TYPE)
+
+
+def _dialect_error(dialect):
+    """Errors outside a hop's view (a wrong token, a route's 404/405, a body too
+    large) in the dialect's own form; never a 5xx on a phone, which would end
+    the session with the network's generic error: it ends politely."""
+    def render(status: int, message: str) -> Response:
+        if status >= 500:
+            busy = Reply(texts.t(texts.DEFAULT, "error.unavailable"), end=True)
+            return _answer(dialect, dialect.render(busy, None), 200)
+        return _answer(dialect, dialect.error(message, None), status)
+    return render
 
 
 def sms_error(status: int, message: str) -> Response:
@@ -77,26 +98,61 @@ def sms_error(status: int, message: str) -> Response:
     return Response(message, status, mimetype="text/plain")
 
 
-errors.renders(bp, "/ussd", ussd_error)
+for _dialect in DIALECTS.values():
+    errors.renders(bp, _dialect.PATH, _dialect_error(_dialect))
 errors.renders(bp, "/sms", sms_error)
 
 
-@bp.post("/ussd")
-def ussd_hop():
-    started = time.perf_counter()
-    req = dialect.parse_ussd(form())
-    reply, before, after = ussd.hop(services(), req)
+def _route(dialect):
+    """The view of one dialect's route: parse, answer, render; every error in
+    the dialect's own form (never a stack trace on a phone: a failed hop ends
+    politely, and is logged)."""
+    def view():
+        started = time.perf_counter()
+        fields = None
+        try:
+            fields = form() if dialect.FORMAT == "form" else dialect.read(body())
+            h = dialect.parse(fields)
+        except BadRequest as e:
+            return _answer(dialect, dialect.error(str(e), fields), 400)
+        try:
+            result = ussd.hop(services(), h)
+        except Exception:
+            log.exception("hop failed")
+            busy = Reply(texts.t(texts.DEFAULT, "error.unavailable"), end=True)
+            return _answer(dialect, dialect.render(busy, fields), 200)
+        hopped(h, result, started)
+        return _answer(dialect, dialect.render(result.reply, fields), 200)
+    return view
+
+
+def hopped(h: Hop, result: ussd.Result, started: float) -> None:
+    """The one place a hop's dialect, screens and outcome are all known
+    (logs now; metrics may hook here)."""
     if log.isEnabledFor(logging.INFO):
-        log.info(json.dumps({"event": "ussd_hop", "session": req.session_id,
-                             "msisdn": mask(req.msisdn), "before": before, "after": after,
-                             "end": reply.end,
+        log.info(json.dumps({"event": "ussd_hop", "dialect": h.dialect, "session": h.session_id,
+                             "msisdn": mask(h.msisdn), "before": result.before,
+                             "after": result.after, "outcome": result.outcome,
+                             "end": result.reply.end,
                              "ms": round((time.perf_counter() - started) * 1000, 2)}))
-    return Response(dialect.render(reply), 200, content_type=dialect.CONTENT_TYPE)
+
+
+for _dialect in DIALECTS.values():
+    bp.add_url_rule(_dialect.PATH, f"ussd_{_dialect.NAME}", _route(_dialect), methods=["POST"])
+
+
+@bp.post(africastalking.EVENTS_PATH)
+def ussd_events():
+    """Africa's Talking's end-of-session notification, recorded against the session."""
+    started = time.perf_counter()
+    h = africastalking.parse_event(form())
+    hopped(h, ussd.hop(services(), h), started)
+    return Response("OK", 200, mimetype="text/plain")
 
 
 @bp.post("/sms/inbound")
 def sms_inbound():
-    sms = dialect.parse_sms(form())
+    sms = africastalking.parse_sms(form())
     keywords.handle(services(), sms)
     log.info(json.dumps({"event": "sms_inbound", "id": sms.message_id, "from": mask(sms.sender)}))
     return Response("", 200, mimetype="text/plain")

@@ -1,0 +1,130 @@
+"""The drop-off funnel: per screen, entries and how each left, fed by every
+dialect's hops and end signals, the events callback and silent expiry."""
+import pytest
+from click.testing import CliRunner
+
+from conftest import Phone
+from ussd_app import cli, demo
+from ussd_app.core import store
+from ussd_app.ussd import funnel, hop
+from ussd_app.ussd.types import Hop
+
+MSISDN = "+6281234567890"
+
+
+@pytest.fixture
+def demo_data(services, clock):
+    demo.seed(services)
+    return services
+
+
+def table(client, **query) -> dict:
+    resp = client.get("/api/v1/analytics/funnel", query_string=query)
+    assert resp.status_code == 200, resp.get_data(as_text=True)
+    return {row.pop("screen"): row for row in resp.get_json()["screens"]}
+
+
+def test_every_dialect_and_signal_feeds_the_funnel(client, demo_data, clock):
+    redeemer = Phone(client, msisdn=MSISDN, dialect="hubtel")
+    redeemer.dial()
+    redeemer.type(2, 1, 1, 1, 1)  # completed on reward_done
+    timed_out = Phone(client, msisdn="081311110001", dialect="truroute")
+    timed_out.dial()
+    clock.now += 12
+    timed_out.type(4)
+    clock.now += 30
+    timed_out.hang_up("timeout")  # 30 s on help
+    released = Phone(client, msisdn="081311110002", dialect="hubtel")
+    released.dial()
+    released.type(5)
+    released.hang_up("release")
+    silent = Phone(client, msisdn="081311110003", dialect="nalo")
+    silent.dial()
+    silent.type(4, 1)  # then nothing: Nalo never says
+    rows = table(client)
+    assert rows["main"]["entered"] == 4 and rows["main"]["next"] == 4
+    assert rows["reward_done"] == {"entered": 1, "next": 0, "completed": 1, "timeout": 0, "released": 0,
+                                   "error": 0, "still_open": 0, "median_seconds": 0}
+    assert (rows["help"]["entered"], rows["help"]["timeout"], rows["help"]["next"]) == (2, 1, 1)
+    assert rows["help"]["median_seconds"] == 0  # 30 s and 0 s: the lower middle
+    assert rows["language"]["released"] == 1
+    assert rows["help_about"]["still_open"] == 1
+    assert rows["main"]["median_seconds"] == 0
+    clock.now += hop.lifetime(demo_data.config) + 1  # the Nalo session expires silently
+    rows = table(client)
+    assert (rows["help_about"]["timeout"], rows["help_about"]["still_open"]) == (1, 0)
+    assert table(client)["help_about"]["timeout"] == 1  # swept once
+    assert table(client, dialect="nalo").keys() == {"main", "help", "help_about"}
+
+
+def test_the_events_callback_closes_the_session_once(client, demo_data, services):
+    phone = Phone(client, msisdn=MSISDN)
+    phone.dial()
+    phone.type(4)
+    form = {"sessionId": phone.session, "phoneNumber": "081234567890", "serviceCode": "*700#",
+            "status": "Incomplete", "input": "4", "hopsCount": "2", "durationInMillis": "25000",
+            "errorMessage": "Session timed out", "lastAppResponse": "CON Bantuan", "date": "2025-01-01",
+            "cost": "KES 0.1"}
+    for _ in range(2):
+        resp = client.post("/ussd/events", data=form)
+        assert (resp.status_code, resp.get_data(as_text=True)) == (200, "OK")
+    assert table(client)["help"]["timeout"] == 1
+    doc = services.r.get(f"ussd:{{{MSISDN}}}:session:{phone.session}")
+    assert '"event":{"status":"Incomplete","hops":2,"duration_ms":25000' in doc
+    assert "CON Bantuan" not in doc  # what the gateway echoes is not kept
+    resp = client.post("/ussd/events", data={**form, "status": "Lost"})
+    assert (resp.status_code, resp.get_data(as_text=True)) == (400, "status must be Success, Incomplete or Failed")
+
+
+def test_a_failed_hop_counts_an_error(client, demo_data, services, monkeypatch):
+    phone = Phone(client, msisdn=MSISDN, dialect="arkesel")
+    phone.dial()
+
+    def broken(ctx, text):
+        raise RuntimeError("boom")
+    monkeypatch.setattr(services.engine, "step", broken)
+    assert phone.type(4).startswith("Maaf, layanan sedang sibuk") and phone.end
+    assert table(client)["main"]["error"] == 1
+
+
+def test_report_funnel_prints_the_table(demo_data, monkeypatch, redis_url):
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    hop.hop(demo_data, Hop("cli", MSISDN, "*700#", inputs=("4",), history=True))
+    result = CliRunner().invoke(cli.main, ["report", "funnel", "--dialect", "africastalking"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[1].split() == ["screen", "entered", "next", "completed", "timeout", "released",
+                                "error", "still_open", "median", "s"]
+    assert lines[2].split() == ["help", "1", "0", "0", "0", "0", "0", "1", "-"]
+    assert lines[3].split() == ["main", "1", "1", "0", "0", "0", "0", "0", "0"]
+    bad = CliRunner().invoke(cli.main, ["report", "funnel", "--from", "yesterday"])
+    assert bad.exit_code == 1 and "from must be an ISO 8601 time" in bad.output
+
+
+def test_bad_queries_are_refused(client):
+    assert client.get("/api/v1/analytics/funnel?dialect=smoke").get_json() == {
+        "error": "dialect must be one of africastalking, hubtel, nalo, arkesel, truroute"}
+    resp = client.get("/api/v1/analytics/funnel?from=2020-01-01&to=2025-01-01")
+    assert (resp.status_code, resp.get_json()) == (400, {"error": "at most 366 days at a time"})
+
+
+def test_dwell_buckets_and_days():
+    assert [funnel.bucket(s) for s in (0, 29.9, 30, 34, 119, 121, 299, 3000)] == \
+        [0, 29, 30, 30, 115, 120, 285, 300]
+    assert len(funnel.BUCKETS) == 61
+    jakarta_midnight = 1735664400  # 2025-01-01 00:00 WIB
+    assert funnel.day(jakarta_midnight - 1) == "2024-12-31" and funnel.day(jakarta_midnight) == "2025-01-01"
+    assert funnel.days(jakarta_midnight - 1, jakarta_midnight) == ["2024-12-31", "2025-01-01"]
+
+
+def test_a_hop_is_two_round_trips_of_two_commands(client, demo_data, monkeypatch):
+    """The session, account and resume pointer read in one; the session (with
+    the pointer) and the funnel written in the other."""
+    sent = []
+    real = store.roundtrip
+    monkeypatch.setattr(store, "roundtrip", lambda r, *commands: sent.append(
+        [c[0] for c in commands]) or real(r, *commands))
+    phone = Phone(client, msisdn="081311110009")
+    phone.dial()
+    phone.type(4)
+    assert sent == [["MGET", "EVALSHA"], ["EVALSHA", "EVALSHA"]] * 2

@@ -1,0 +1,94 @@
+"""Hubtel: JSON hops, JSON replies.
+
+Request: ``SessionId``, ``Mobile``, ``ServiceCode``, ``Type`` (``Initiation``,
+``Response``, ``Release``, ``Timeout``; any case), ``Message`` (on
+``Initiation`` the whole dialled string, e.g. ``*700*1#``, whose extra digits
+are inputs typed in advance; later the latest input), ``Operator``,
+``Sequence`` (the hop's number). Reply: ``{"Type": "Response"|"Release",
+"Message", "Label", "DataType": "input"|"display", "FieldType": "text"}``.
+
+Retries: ``Sequence`` identifies the hop, so the same ``Sequence`` again (or an
+earlier one) is a retry, answered with the stored reply; the same key typed
+twice arrives with two Sequences and is two steps. A second ``Initiation`` of
+a live session is a retry of its first hop. ``Release`` and ``Timeout`` close
+the session (a ``Timeout`` or a ``Release`` away from the main menu may be
+resumed by redialling).
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from ussd_app.core import msisdn as msisdns
+from ussd_app.core.errors import BadRequest
+from ussd_app.gateways import wire
+from ussd_app.ussd.types import RELEASED, TIMEOUT, Hop, Reply
+
+NAME = "hubtel"
+PATH = "/ussd/hubtel"
+FORMAT = "json"
+CONTENT_TYPE = "application/json"
+TYPES = ("initiation", "response", "release", "timeout")
+
+
+def read(body: bytes) -> dict:
+    return wire.json_object(body)
+
+
+def parse(fields: Mapping) -> Hop:
+    session_id = wire.session_id(fields, "SessionId")
+    phone = msisdns.normalize(wire.text(fields, "Mobile"), "Mobile")
+    kind = wire.text(fields, "Type").lower()
+    if kind not in TYPES:
+        raise BadRequest("Type must be Initiation, Response, Release or Timeout")
+    sequence = fields.get("Sequence")
+    if sequence is not None and (isinstance(sequence, bool)
+                                 or not wire.DIGITS.fullmatch(str(sequence).strip())):
+        raise BadRequest("Sequence must be a whole number")
+    message = wire.text(fields, "Message", required=False)
+    code = wire.text(fields, "ServiceCode", required=False)
+    hop = dict(session_id=session_id, msisdn=phone, dialect=NAME,
+               network=wire.text(fields, "Operator", required=False) or None,
+               seq=None if sequence is None else str(int(str(sequence).strip())))
+    if kind == "initiation":
+        return Hop(**hop, service_code=code or wire.service_code(message), new=True,
+                   inputs=wire.typed_ahead(message))
+    if kind == "response":
+        return Hop(**hop, service_code=code, new=False, inputs=(message,))
+    return Hop(**hop, service_code=code, end=RELEASED if kind == "release" else TIMEOUT)
+
+
+def render(reply: Reply, fields: Mapping | None = None) -> str:
+    return wire.json_reply({"Type": "Release" if reply.end else "Response", "Message": reply.text,
+                            "Label": reply.text.split("\n", 1)[0][:60],
+                            "DataType": "display" if reply.end else "input", "FieldType": "text"})
+
+
+def error(message: str, fields: Mapping | None = None) -> str:
+    return wire.json_reply({"Type": "Release", "Message": message, "Label": "Error",
+                            "DataType": "display", "FieldType": "text", "error": message})
+
+
+# -- the gateway's side (the simulator and tests act as Hubtel) -------------------------
+def encode(session_id: str, msisdn: str, service_code: str, history: list[str],
+           new_input: str | None, kind: str) -> tuple[str, str, dict]:
+    """Hubtel's request: a ``dial`` (``history`` typed in advance), an ``input``
+    after ``history``, a ``release`` or a ``timeout``. Each hop's ``Sequence``
+    follows from the history (the same hop sent again has the same one)."""
+    body = {"SessionId": session_id, "Mobile": msisdn, "ServiceCode": service_code,
+            "Operator": "telkomsel", "ClientState": "", "Platform": "USSD"}
+    if kind == "dial":
+        body.update(Type="Initiation", Message=wire.dial_string(service_code, history), Sequence=1)
+    else:
+        body.update(Type={"input": "Response", "release": "Release", "timeout": "Timeout"}[kind],
+                    Message=new_input or "", Sequence=len(history) + 2)
+    return PATH, CONTENT_TYPE, body
+
+
+def decode(status: int, content_type: str, body: str) -> tuple[str, bool]:
+    try:
+        data = wire.json_object(body.encode())
+    except BadRequest:
+        return body, True
+    if status != 200:
+        return str(data.get("error") or data.get("Message") or body), True
+    return str(data.get("Message", "")), data.get("Type") != "Response"

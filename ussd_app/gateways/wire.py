@@ -1,0 +1,92 @@
+"""What every dialect's wire has in common: required fields, a session id,
+the dialled string of a shortcut dial, a bounded JSON body."""
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from ussd_app.core.errors import BadRequest
+
+MAX_SESSION_ID = 128
+MAX_INPUT = 200  # a gateway's own limit on what one hop carries
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+DIGITS = re.compile(r"[0-9]+")
+_DIAL = re.compile(r"\*[0-9*]*#")
+
+
+def text(fields: Mapping[str, Any], name: str, required: bool = True) -> str:
+    """The string field ``name`` (numbers taken as their digits); BadRequest names it."""
+    value = fields.get(name)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        if required:
+            raise BadRequest(f"missing {name}")
+        return ""
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise BadRequest(f"{name} must be a string")
+    value = str(value).strip()
+    if len(value) > MAX_INPUT:
+        raise BadRequest(f"{name} is over {MAX_INPUT} characters")
+    return value
+
+
+def session_id(fields: Mapping[str, Any], name: str) -> str:
+    value = text(fields, name)
+    if len(value) > MAX_SESSION_ID:
+        raise BadRequest(f"{name} is over {MAX_SESSION_ID} characters")
+    if _CONTROL.search(value):
+        raise BadRequest(f"{name} holds control characters")
+    return value
+
+
+def flag(fields: Mapping[str, Any], name: str) -> bool:
+    """A boolean field; JSON true/false, or the strings and numbers gateways use for them."""
+    value = fields.get(name)
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (str, int)) and str(value).strip().lower() in ("true", "1", "false", "0"):
+        return str(value).strip().lower() in ("true", "1")
+    if value is None:
+        raise BadRequest(f"missing {name}")
+    raise BadRequest(f"{name} must be true or false")
+
+
+def is_dial(value: str) -> bool:
+    """Whether ``value`` is a dialled string (``*700#``, ``*700*1*2#``)."""
+    return bool(_DIAL.fullmatch(value))
+
+
+def typed_ahead(dialled: str) -> tuple[str, ...]:
+    """The inputs typed in advance in a dialled string: ``*700*1*2#`` -> ('1', '2')."""
+    if not is_dial(dialled):
+        return ()
+    return tuple(part for part in dialled[1:-1].split("*")[1:] if part)
+
+
+def service_code(dialled: str) -> str:
+    """The service code of a dialled string: ``*700*1#`` -> ``*700#``."""
+    if not is_dial(dialled):
+        return ""
+    return f"*{dialled[1:-1].split('*')[0]}#"
+
+
+def dial_string(code: str, inputs: list[str] | tuple[str, ...]) -> str:
+    """What a phone dials to type ``inputs`` in advance: ``*700#``, ('1',) -> ``*700*1#``."""
+    base = code.strip().rstrip("#")
+    return "*".join([base, *inputs]) + "#"
+
+
+def json_object(body: bytes) -> dict:
+    """A JSON object from a request body; BadRequest otherwise."""
+    try:
+        data = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise BadRequest("body must be a JSON object") from None
+    if not isinstance(data, dict):
+        raise BadRequest("body must be a JSON object")
+    return data
+
+
+def json_reply(data: dict) -> str:
+    return json.dumps(data, ensure_ascii=False)
