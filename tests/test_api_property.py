@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from ussd_app.core import formats, gsm7
 from ussd_app.ussd import hop as ussd
-from ussd_app.ussd.types import UssdRequest
+from ussd_app.ussd.types import Hop
 
 DAY = 86400.0
 NOW = time.time()
@@ -224,9 +224,9 @@ def screens(services, msisdn: str, reset, roots=("1", "2", "3"), depth=5, limit=
             path = todo.pop(0)
             count += 1
             reset()
-            reply, _, state = ussd.hop(services, UssdRequest(
-                f"prop-{lang}-{count}", services.config.USSD_SERVICE_CODE, msisdn,
-                "*".join(("5", choice, "00") + path)))
+            result = ussd.hop(services, Hop(f"prop-{lang}-{count}", msisdn, services.config.USSD_SERVICE_CODE,
+                                            inputs=("5", choice, "00") + path, history=True))
+            reply, state = result.reply, result.after
             if (state, reply.text) in seen:
                 continue
             seen.add((state, reply.text))

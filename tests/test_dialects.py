@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from conftest import Phone, send
+from phones import Phone, send
 from ussd_app import demo
 from ussd_app.gateways import DIALECTS, wire
 
@@ -60,7 +60,7 @@ def test_shortcut_dial_takes_the_digits_as_inputs(client, dialect):
     ("hubtel", {"Mobile": MSISDN, "Type": "Initiation", "Message": "*700#"}, "missing SessionId"),
     ("hubtel", {"SessionId": "x", "Mobile": MSISDN, "Type": "Begin"},
      "Type must be Initiation, Response, Release or Timeout"),
-    ("hubtel", {"SessionId": "x", "Mobile": "not-a-number", "Type": "Initiation"}, "Mobile is not a phone number"),
+    ("hubtel", {"SessionId": "x", "Mobile": "not-a-number", "Type": "Initiation"}, "Mobile is not an Indonesian mobile number (+628 and 9 to 12 more digits, or 08... / 628...)"),
     ("hubtel", {"SessionId": "x", "Mobile": MSISDN, "Type": "Response", "Sequence": "two"},
      "Sequence must be a whole number"),
     ("nalo", {"USERID": "u", "MSISDN": MSISDN, "USERDATA": "*700#", "SESSIONID": "x"}, "missing MSGTYPE"),

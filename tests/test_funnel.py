@@ -3,7 +3,7 @@ dialect's hops and end signals, the events callback and silent expiry."""
 import pytest
 from click.testing import CliRunner
 
-from conftest import Phone
+from phones import Phone
 from ussd_app import cli, demo
 from ussd_app.core import store
 from ussd_app.ussd import funnel, hop

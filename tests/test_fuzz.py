@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import send
+from phones import send
 from ussd_app import demo
 from ussd_app.core import gsm7
 from ussd_app.gateways import DIALECTS

@@ -3,7 +3,7 @@ again to a plain redial, in every dialect; never after an end, from the main
 menu, on a shortcut dial, or after USSD_RESUME_SECONDS."""
 import pytest
 
-from conftest import Phone
+from phones import Phone
 from ussd_app import demo
 from ussd_app.core import gsm7, texts
 from ussd_app.gateways import DIALECTS

@@ -33,6 +33,8 @@ from typing import Any
 
 import yaml
 
+from ussd_app.gateways import DIALECTS
+
 from ussd_app.core.errors import BadRequest
 from ussd_app.core.msisdn import normalize
 
@@ -114,7 +116,7 @@ class Scenario:
 
 
 # -- reading ------------------------------------------------------------------------
-def load_file(path: str | Path, dialects=("africastalking",)) -> Scenario:
+def load_file(path: str | Path, dialects=None) -> Scenario:
     path = Path(path)
     try:
         text = path.read_text("utf-8")
@@ -123,7 +125,7 @@ def load_file(path: str | Path, dialects=("africastalking",)) -> Scenario:
     return load_text(text, str(path), dialects)
 
 
-def load_text(text: str, path: str = "<scenario>", dialects=("africastalking",)) -> Scenario:
+def load_text(text: str, path: str = "<scenario>", dialects=None) -> Scenario:
     """The scenario in ``text``, checked; ScenarioError lists every problem."""
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
@@ -133,7 +135,7 @@ def load_text(text: str, path: str = "<scenario>", dialects=("africastalking",))
         raise ScenarioError(path, [(mark.line + 1 if mark else 0, f"not valid YAML: {problem}")]) from None
     if node is None:
         raise ScenarioError(path, [(0, "empty file: a scenario needs steps")])
-    checker = _Checker(tuple(dialects))
+    checker = _Checker(tuple(DIALECTS if dialects is None else dialects))
     checker.top(node)
     if checker.problems:
         raise ScenarioError(path, sorted(checker.problems))
@@ -148,7 +150,7 @@ def load_text(text: str, path: str = "<scenario>", dialects=("africastalking",))
                     given=data.get("given") or {}, dialect=data.get("dialect"), lines=checker.lines)
 
 
-def from_data(data: dict, path: str = "<scenario>", dialects=("africastalking",)) -> Scenario:
+def from_data(data: dict, path: str = "<scenario>", dialects=None) -> Scenario:
     """A scenario from plain values (as a test writes one), checked the same way."""
     return load_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), path, dialects)
 

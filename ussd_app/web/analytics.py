@@ -2,19 +2,15 @@
 from __future__ import annotations
 
 from flask import Blueprint, jsonify, request
-from werkzeug.exceptions import HTTPException
 
 from ussd_app.core import formats
-from ussd_app.core.errors import BadRequest, Unauthorized
+from ussd_app.core.errors import BadRequest
 from ussd_app.gateways import DIALECTS
 from ussd_app.ussd import funnel, hop
 from ussd_app.web import api, services
 
 bp = Blueprint("analytics", __name__, url_prefix="/api/v1/analytics")
-bp.before_request(api.check_token)
-for _error in (BadRequest, Unauthorized):
-    bp.register_error_handler(_error, api.known_error)
-bp.register_error_handler(HTTPException, api.http_error)
+bp.before_request(api.check_token)  # errors: the app's one handler answers in JSON
 
 
 def window(args, now: float) -> tuple[float, float, str | None]:
