@@ -1,4 +1,5 @@
-"""Personal data at rest: the NIK (and raw inputs holding it) encrypted with PII_KEY.
+"""Secrets at rest: the NIK (and raw inputs holding it) and voucher codes,
+encrypted with PII_KEY; a keyed hash of a secret finds its duplicates.
 
 PII_KEY is a Fernet key: url-safe base64 of 32 random bytes. Make one with
 ``ussd-app pii new-key`` (or ``Fernet.generate_key()``). Outside production an
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import logging
 
 from cryptography.fernet import Fernet, InvalidToken
@@ -29,9 +31,16 @@ class Vault:
         except (ValueError, TypeError):
             raise ConfigError("PII_KEY must be a Fernet key: url-safe base64 of 32 bytes "
                               "(make one with: ussd-app pii new-key)") from None
+        raw = key.encode() if isinstance(key, str) else key
+        self._digest_key = hashlib.sha256(b"ussd-app digest|" + raw).digest()
 
     def encrypt(self, text: str) -> str:
         return self.fernet.encrypt(text.encode()).decode()
+
+    def digest(self, text: str) -> str:
+        """A keyed hash of ``text`` (HMAC-SHA256 under a key derived from PII_KEY):
+        the same secret gives the same digest, which tells nothing without the key."""
+        return hmac.new(self._digest_key, text.encode(), hashlib.sha256).hexdigest()
 
     def decrypt(self, token: str) -> str:
         try:
