@@ -146,6 +146,10 @@ def confirm_text(ctx: Ctx, quote: redemptions.Quote) -> str:
 
 
 def confirm_body(ctx: Ctx) -> str:
+    """The quoted terms, as quoted (shown again, e.g. after an invalid input,
+    they are not quoted afresh: new terms are shown only by a confirmation
+    that found them changed, so a screen never re-quotes where the error line
+    takes the place of its text)."""
     quote = quote_of(ctx)
     if quote is None:
         return ctx.t("rewards.refused.inactive")

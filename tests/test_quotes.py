@@ -150,3 +150,13 @@ class TestSms:
         phone.sms("YA")
         assert phone.inbox()[-1].startswith("Tidak ada yang perlu dikonfirmasi")
         assert balance(api) == 12_500
+
+
+def test_the_confirmation_shown_again_keeps_its_terms_until_confirmed(seeded, phone, api):
+    phone.dial(text="2*1*1*1")
+    api("PUT", "/api/v1/rewards/DATA1GB", {**DATA1GB, "points": 3000}, status=200)
+    assert "dengan 2.500 poin?" in phone.type(9)  # not an option: the same terms again
+    assert "baru saja berubah" in phone.type(1)  # the confirmation finds them changed
+    assert "dengan 3.000 poin?" in phone.screen and balance(api) == 12_500
+    phone.type(1)
+    assert phone.end and "Sisa poin: 9.500" in phone.screen
