@@ -208,3 +208,12 @@ class TestRecovery:
         assert len(sms(services)) == 1
         done = redemptions.listing(services.r, "done")[0]
         assert [r["id"] for r in done] == [rid]
+
+
+@pytest.mark.parametrize("value", ["5,x", "-1", ",".join(["1"] * 21), "90000"])
+def test_a_bad_retry_schedule_is_refused(value):
+    from ussd_app.core import config as configuration
+    from ussd_app.core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="FULFILMENT_RETRY"):
+        configuration.load({"FULFILMENT_RETRY": value}, environ={})

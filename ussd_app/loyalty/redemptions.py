@@ -28,8 +28,8 @@ import hashlib
 import json
 import logging
 import math
-import uuid
-from dataclasses import asdict, dataclass
+import os
+from dataclasses import dataclass
 from datetime import datetime
 
 import redis
@@ -171,7 +171,8 @@ class Quote:
         return self.points * self.quantity
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        return {"id": self.id, "reward": self.reward, "revision": self.revision,
+                "points": self.points, "quantity": self.quantity}
 
     @classmethod
     def from_dict(cls, d: dict) -> Quote:
@@ -181,7 +182,7 @@ class Quote:
 
 def new_quote(reward: Reward, qty: int) -> Quote:
     """The terms of ``qty`` of ``reward`` as they stand, under a fresh id."""
-    return Quote(uuid.uuid4().hex, reward.code, reward.revision, reward.points, qty)
+    return Quote(os.urandom(16).hex(), reward.code, reward.revision, reward.points, qty)
 
 
 def refusal_text(lang: str, outcome: Outcome, reward: Reward | None, qty: int = 1) -> str:
