@@ -1,5 +1,4 @@
 """Journey 2: redeem a reward (category -> reward -> quantity -> confirm)."""
-import hashlib
 
 from ussd_app.core import digits, formats, texts
 from ussd_app.loyalty import redemptions, rewards
@@ -50,6 +49,10 @@ def chosen(ctx: Ctx) -> rewards.Reward | None:
     return ctx.cache["reward"]
 
 
+def forget_reward(ctx: Ctx) -> None:
+    ctx.cache.pop("reward", None)
+
+
 def refusal(ctx: Ctx, qty: int = 1) -> str | None:
     """Why the caller cannot redeem ``qty`` of the chosen reward now, or None."""
     reward = chosen(ctx)
@@ -58,7 +61,7 @@ def refusal(ctx: Ctx, qty: int = 1) -> str | None:
         return account
     if reward is None or not reward.active(ctx.now):
         return ctx.t("rewards.refused.inactive")
-    if reward.stock is not None and reward.stock < qty:
+    if reward.left is not None and reward.left < qty:
         return ctx.t("rewards.refused.out_of_stock")
     if reward.monthly_limit is not None:
         used = redemptions.monthly_used(ctx.r, ctx.msisdn, reward.code, ctx.now)
@@ -96,6 +99,7 @@ def _can(multi: bool):
 def reset_quantity(ctx: Ctx) -> None:
     ctx.data["reward_qty"] = 1
     ctx.data.pop("redeemed", None)
+    ctx.data.pop("quote", None)
 
 
 def quantity_body(ctx: Ctx) -> str:
@@ -113,20 +117,66 @@ def parse_quantity(ctx: Ctx, text: str) -> int:
     return qty
 
 
+# -- the confirmation: its terms are a quote, and the quote is what is charged ----
+def make_quote(ctx: Ctx) -> redemptions.Quote | None:
+    """Quote the chosen reward as it stands, under a fresh id (the redemption's
+    idempotency key): the confirmation shows these terms, the redemption charges them."""
+    reward = chosen(ctx)
+    if reward is None:
+        ctx.data.pop("quote", None)
+        return None
+    quote = redemptions.new_quote(reward, min(ctx.data.get("reward_qty", 1), reward.max_per_transaction))
+    ctx.data["reward_qty"] = quote.quantity
+    ctx.data["quote"] = quote.as_dict()
+    return quote
+
+
+def quote_of(ctx: Ctx) -> redemptions.Quote | None:
+    """The terms on the confirmation screen (quoted now if none are held)."""
+    held = ctx.data.get("quote")
+    return redemptions.Quote.from_dict(held) if held else make_quote(ctx)
+
+
+def enter_confirm(ctx: Ctx) -> None:
+    ctx.data.pop("redeemed", None)
+    make_quote(ctx)
+
+
+def confirm_text(ctx: Ctx, quote: redemptions.Quote) -> str:
+    return ctx.t("rewards.confirm", qty=quote.quantity, name=chosen(ctx).label(ctx.lang),
+                 points=formats.points(quote.total, ctx.lang))
+
+
 def confirm_body(ctx: Ctx) -> str:
-    reward, qty = chosen(ctx), ctx.data.get("reward_qty", 1)
-    return ctx.t("rewards.confirm", qty=qty, name=reward.label(ctx.lang),
-                 points=formats.points(reward.points * qty, ctx.lang))
+    """The quoted terms, as quoted (shown again, e.g. after an invalid input,
+    they are not quoted afresh: new terms are shown only by a confirmation
+    that found them changed, so a screen never re-quotes where the error line
+    takes the place of its text)."""
+    quote = quote_of(ctx)
+    if quote is None:
+        return ctx.t("rewards.refused.inactive")
+    return confirm_text(ctx, quote)
 
 
 def redeem(ctx: Ctx) -> None:
-    # The hop key holds the gateway's whole text history, a NIK typed earlier in
-    # the session too; the idempotency key is kept (and shown in the ledger): a digest.
-    key = "hop-" + hashlib.sha256(ctx.hop_key.encode()).hexdigest()[:32]
-    outcome = redemptions.redeem(ctx.services, ctx.msisdn, chosen(ctx), ctx.data.get("reward_qty", 1),
-                                 key, "ussd")
+    quote = quote_of(ctx)
+    if quote is None:
+        ctx.data["redeemed"] = ["inactive", 0]
+        return
+    outcome = redemptions.redeem(ctx.services, ctx.msisdn, chosen(ctx), quote, "ussd")
     ctx.forget_account()
+    if outcome.status == "changed":  # the reward changed since the screen: show the new terms
+        forget_reward(ctx)
+        make_quote(ctx)
+    elif not outcome.accepted:
+        ctx.data.pop("quote", None)  # refused: a next try is quoted afresh
     ctx.data["redeemed"] = [outcome.status, outcome.balance]
+
+
+def _changed(ctx: Ctx) -> bool:
+    """The reward changed under the confirmation and can be redeemed on its new terms."""
+    return (ctx.data.get("redeemed", [None])[0] == "changed" and chosen(ctx) is not None
+            and refusal(ctx, ctx.data.get("reward_qty", 1)) is None)
 
 
 def done_body(ctx: Ctx) -> str:
@@ -134,6 +184,12 @@ def done_body(ctx: Ctx) -> str:
     if outcome.accepted:
         return ctx.t("rewards.done", name=chosen(ctx).label(ctx.lang),
                      balance=formats.points(outcome.balance, ctx.lang))
+    if outcome.status == "changed":
+        reward = chosen(ctx)
+        if reward is None or not reward.active(ctx.now):
+            return ctx.t("rewards.refused.inactive")
+        why = refusal(ctx, ctx.data.get("reward_qty", 1))
+        return ctx.t("rewards.changed") + "\n" + (why or confirm_text(ctx, quote_of(ctx)))
     return redemptions.refusal_text(ctx.lang, outcome, chosen(ctx), ctx.data.get("reward_qty", 1))
 
 
@@ -147,7 +203,11 @@ SCREENS = [
     )),
     Screen("reward_qty", body=quantity_body, parse=parse_quantity, parse_to="reward_confirm",
            examples=("1", "2")),
-    Screen("reward_confirm", body=confirm_body, options=(Option("1", "rewards.accept", "reward_done"),)),
+    Screen("reward_confirm", body=confirm_body, enter=enter_confirm,
+           options=(Option("1", "rewards.accept", "reward_done"),)),
+    # Terms changed under the confirmation: this screen shows the new ones, and
+    # its "1" confirms them (a fresh quote).
     Screen("reward_done", body=done_body, enter=redeem, in_history=False,
+           options=(Option("1", "rewards.accept", "reward_done", when=_changed),),
            end=lambda ctx: ctx.data["redeemed"][0] in ("ok", "dup")),
 ]

@@ -17,6 +17,12 @@ def reward(services, code="PULSA10", points_=100, **extra):
     return rewards.put(services.r, rewards.validate(code, body))
 
 
+def redeem(services, w, key, qty=1, channel="ussd"):
+    """Redeem ``qty`` of ``w`` on its terms as they stand, ``key`` naming the quote."""
+    return redemptions.redeem(services, M, w, redemptions.Quote(key, w.code, w.revision, w.points, qty),
+                              channel)
+
+
 def credit(services, pts, ref="t", expires=math.inf):
     now = services.clock()
     points.earn(services.r, M, pts, "topup", ref, expires, now)
@@ -38,7 +44,7 @@ def test_fifty_concurrent_redemptions_take_exactly_what_the_balance_covers(servi
 
     def one(i):
         barrier.wait()
-        outcomes.append(redemptions.redeem(services, M, w, 1, f"hop-{i}", "ussd").status)
+        outcomes.append(redeem(services, w, f"hop-{i}", 1).status)
 
     threads = [threading.Thread(target=one, args=(i,)) for i in range(50)]
     [t.start() for t in threads]
@@ -56,7 +62,7 @@ def test_stock_never_goes_negative(services):
     w = reward(services, stock=5)
     results = []
     threads = [threading.Thread(target=lambda i=i: results.append(
-        redemptions.redeem(services, M, w, 1, f"s-{i}", "ussd").status)) for i in range(30)]
+        redeem(services, w, f"s-{i}", 1).status)) for i in range(30)]
     [t.start() for t in threads]
     [t.join() for t in threads]
     assert results.count("ok") == 5 and results.count("out_of_stock") == 25
@@ -67,8 +73,8 @@ def test_stock_never_goes_negative(services):
 def test_the_same_key_redeems_once(services):
     credit(services, 1000)
     w = reward(services, stock=10)
-    first = redemptions.redeem(services, M, w, 1, "sess:2*1*1*1*1", "ussd")
-    again = redemptions.redeem(services, M, w, 1, "sess:2*1*1*1*1", "ussd")
+    first = redeem(services, w, "sess:2*1*1*1*1", 1)
+    again = redeem(services, w, "sess:2*1*1*1*1", 1)
     assert (first.status, again.status) == ("ok", "dup")
     assert first.redemption == again.redemption
     assert balance(services) == 900
@@ -82,7 +88,7 @@ def test_soonest_expiring_points_go_first_never_expiring_last(services, clock):
     points.earn(services.r, M, 70, "topup", "late", now + 9000, now)
     points.earn(services.r, M, 40, "topup", "soon", now + 100, now)
     w = reward(services, points_=100)
-    redemptions.redeem(services, M, w, 1, "k1", "ussd")
+    redeem(services, w, "k1", 1)
     left = {b.id: b.points for b in points.view(services.r, M, now).buckets}
     assert left == {"b0000000001": 50, "b0000000002": 10}  # soon: 40 gone, late: 60 gone
     entry = points.ledger(services.r, M)[-1]
@@ -97,21 +103,21 @@ def test_soonest_expiring_points_go_first_never_expiring_last(services, clock):
 def test_refusals(services, status, setup):
     setup(services)
     w = reward(services, stock=3)
-    assert redemptions.redeem(services, M, w, 1, "k", "ussd").status == status
+    assert redeem(services, w, "k", 1).status == status
     assert rewards.get(services.r, "PULSA10").stock == 3  # the held unit went back
 
 
 def test_monthly_limit(services):
     credit(services, 1000)
     w = reward(services, monthly_limit=2)
-    got = [redemptions.redeem(services, M, w, 1, f"k{i}", "ussd").status for i in range(3)]
+    got = [redeem(services, w, f"k{i}", 1).status for i in range(3)]
     assert got == ["ok", "ok", "limit"]
 
 
 def test_inactive_reward(services, clock):
     credit(services, 1000)
     w = reward(services, active_until=formats.iso(clock.now - 86400))
-    assert redemptions.redeem(services, M, w, 1, "k", "ussd").status == "inactive"
+    assert redeem(services, w, "k", 1).status == "inactive"
 
 
 class TestFailedFulfilment:
@@ -124,7 +130,7 @@ class TestFailedFulfilment:
         credit(services, 500, "b")
         before = {b.id: b.points for b in points.view(services.r, M, services.clock()).buckets}
         w = reward(services, points_=700, stock=4)
-        out = redemptions.redeem(services, M, w, 1, "k", "ussd")
+        out = redeem(services, w, "k", 1)
         assert out.status == "ok"
         assert balance(services) == 1000
         assert {b.id: b.points for b in points.view(services.r, M, services.clock()).buckets} == before
@@ -148,7 +154,7 @@ class TestCrashes:
     def test_pending_redemption_is_fulfilled_by_recovery_once(self, services, client):
         credit(services, 1000)
         w = reward(services, stock=2)
-        out = redemptions.redeem(services, M, w, 1, "k", "ussd")
+        out = redeem(services, w, "k", 1)
         assert redemptions.get(services.r, M, out.redemption)["status"] == "pending"
         services.raw.delete("rq:queue:ussd")  # the worker crashed and the job was lost
         assert redemptions.recover(services, older_than=0) == {"refulfilled": 1, "released": 0, "settled": 0}
@@ -161,9 +167,9 @@ class TestCrashes:
         assert rewards.get(services.r, "PULSA10").stock == 1
 
     def test_crash_between_holding_stock_and_debit_is_released(self, services):
-        reward(services, stock=2)
+        w = reward(services, stock=2)
         services.r.zadd(keys.PENDING_REDEMPTIONS, {f"{M}|rid1|PULSA10": 0})
-        assert rewards.RESERVE(services.r, *rewards.reserve_args("PULSA10", "rid1", 1)) == 1
+        assert rewards.RESERVE(services.r, *rewards.reserve_args(w, "rid1", 1, w.revision)) == 1
         assert rewards.get(services.r, "PULSA10").stock == 1
         assert redemptions.recover(services, older_than=0)["released"] == 1
         assert rewards.get(services.r, "PULSA10").stock == 2
@@ -173,13 +179,16 @@ def test_vouchers_come_from_the_pool_once_each(services, client):
     credit(services, 1000)
     w = rewards.put(services.r, rewards.validate("KOPI", {
         "name": "Voucher kopi", "category": "voucher", "points": 100, "fulfilment": "voucher"}))
-    rewards.add_vouchers(services.r, "KOPI", ["V-1", "V-2"])
-    got = [redemptions.redeem(services, M, w, 1, f"k{i}", "ussd").status for i in range(3)]
-    assert got == ["ok", "ok", "ok"]
+    assert rewards.add_vouchers(services.r, services.vault, "KOPI", ["V-1", "V-2"]) == {
+        "added": 2, "duplicates": 0, "available": 2}
+    w = rewards.get(services.r, "KOPI")
+    got = [redeem(services, w, f"k{i}").status for i in range(3)]
+    assert got == ["ok", "ok", "out_of_stock"]  # the pool is the stock: said before any point moves
     texts = [m["text"] for m in client.get(f"/api/v1/outbox?to={M}").get_json()["messages"]]
+    assert len(texts) == 2
     assert "Kode voucher: V-1" in texts[0] and "Kode voucher: V-2" in texts[1]
-    assert "gagal dikirim" in texts[2]  # pool empty: refunded
     assert balance(services) == 800
+    assert [e["type"] for e in points.ledger(services.r, M)] == ["earn", "redeem", "redeem"]
 
 
 class TestHttpProvisioning:
@@ -195,8 +204,8 @@ class TestHttpProvisioning:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
                 body = _json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                calls.append(body)
-                status = 503 if body["msisdn"].endswith("0") and Handler.fail else 200
+                calls.append((body, self.headers.get("Idempotency-Key")))
+                status = Handler.fail or 200
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.end_headers()
@@ -204,7 +213,7 @@ class TestHttpProvisioning:
 
             def log_message(self, *a):
                 pass
-        Handler.fail = False
+        Handler.fail = 0
         server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         yield f"http://127.0.0.1:{server.server_port}/provision", calls, Handler
@@ -218,16 +227,27 @@ class TestHttpProvisioning:
     def test_success_carries_the_redemption_id(self, services, stub, client):
         _, calls, _ = stub
         credit(services, 1000)
-        out = redemptions.redeem(services, M, reward(services), 2, "k", "ussd")
-        assert calls == [{"reference": out.redemption, "msisdn": M, "reward": "PULSA10",
-                          "quantity": 2, "kind": "airtime"}]
+        out = redeem(services, reward(services), "k", 2)
+        assert calls == [({"reference": out.redemption, "msisdn": M, "reward": "PULSA10",
+                           "quantity": 2, "kind": "airtime"}, out.redemption)]
         rec = redemptions.get(services.r, M, out.redemption)
         assert (rec["status"], rec["delivered"]) == ("done", "PRV-1")
 
-    def test_provider_error_refunds(self, services, stub):
+    def test_a_definite_failure_refunds(self, services, stub):
         _, _, handler = stub
-        handler.fail = True
+        handler.fail = 400
         credit(services, 1000)
-        out = redemptions.redeem(services, M, reward(services), 1, "k", "ussd")
-        assert redemptions.get(services.r, M, out.redemption)["reason"] == "provider answered 503"
+        out = redeem(services, reward(services), "k", 1)
+        rec = redemptions.get(services.r, M, out.redemption)
+        assert (rec["status"], rec["reason"]) == ("failed", "provider answered 400")
         assert balance(services) == 1000
+
+    def test_a_5xx_is_never_refunded(self, services, stub):
+        _, _, handler = stub
+        handler.fail = 503
+        credit(services, 1000)
+        out = redeem(services, reward(services), "k", 1)
+        rec = redemptions.get(services.r, M, out.redemption)
+        # no worker retries in sync mode: straight to a person
+        assert (rec["status"], rec["reason"]) == ("needs_review", "provider answered 503; retries exhausted")
+        assert balance(services) == 900

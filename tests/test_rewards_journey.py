@@ -136,7 +136,7 @@ class TestCatalogApi:
         from ussd_app.core.errors import BadRequest
         bad = "rewards:\n  OK1: {name: A, category: data, points: 5, fulfilment: data}\n  BAD: {name: B}\n"
         with pytest.raises(BadRequest, match="reward BAD: category must be"):
-            rewards.load_file(services.r, bad)
+            rewards.load_file(services.r, services.vault, bad)
         assert rewards.catalog(services.r) == []
 
 

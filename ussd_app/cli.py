@@ -112,18 +112,59 @@ def catalog():
     """The reward catalog."""
 
 
+def _load_catalog(file) -> None:
+    from ussd_app.loyalty import rewards
+    from ussd_app.core.errors import BadRequest
+
+    services = _stored_services()
+    try:
+        loaded = rewards.load_file(services.r, services.vault, file.read())
+    except BadRequest as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(f"loaded {len(loaded)} rewards: " + ", ".join(
+        w.code + (f" ({w.available} codes available)" if w.pooled else "") for w in loaded))
+
+
 @catalog.command("load")
 @click.argument("file", type=click.File("r"))
 def catalog_load(file):
     """Load rewards from a YAML file (rewards: {CODE: {...}}); all or nothing."""
+    _load_catalog(file)
+
+
+@main.group("rewards")
+def rewards_group():
+    """Rewards and their voucher pools."""
+
+
+@rewards_group.command("load")
+@click.argument("file", type=click.File("r"))
+def rewards_load(file):
+    """Load rewards from a YAML file (as catalog load); a reward's `vouchers`
+    list adds to its pool."""
+    _load_catalog(file)
+
+
+@rewards_group.command("vouchers")
+@click.argument("code")
+@click.argument("file", type=click.File("r"))
+def rewards_vouchers(code, file):
+    """Add the voucher codes in FILE (one a line) to reward CODE's pool."""
     from ussd_app.loyalty import rewards
     from ussd_app.core.errors import BadRequest
 
+    services = _stored_services()
+    reward = rewards.get(services.r, code)
+    if reward is None or reward.fulfilment != "voucher":
+        raise click.ClickException(f"no voucher reward {code.upper()}")
+    codes = [line.strip() for line in file if line.strip()]
     try:
-        loaded = rewards.load_file(_stored_services().r, file.read())
+        for i in range(0, len(codes), rewards.MAX_VOUCHERS):
+            got = rewards.add_vouchers(services.r, services.vault, reward.code,
+                                       rewards.voucher_codes(codes[i:i + rewards.MAX_VOUCHERS], "line"))
+            click.echo(", ".join(f"{k}: {v}" for k, v in got.items()))
     except BadRequest as e:
         raise click.ClickException(str(e)) from None
-    click.echo(f"loaded {len(loaded)} rewards: " + ", ".join(w.code for w in loaded))
 
 
 @main.group()
@@ -165,6 +206,43 @@ def redemptions_recover(older_than):
 
     counts = r.recover(_stored_services(), older_than)
     click.echo(", ".join(f"{k}: {v}" for k, v in counts.items()))
+
+
+@redemptions.command("review")
+@click.option("--limit", default=1000, show_default=True)
+def redemptions_review(limit):
+    """List redemptions whose provider outcome stayed unknown (needs_review)."""
+    from ussd_app.core import formats
+    from ussd_app.core.msisdn import mask
+    from ussd_app.loyalty import redemptions as r
+
+    items, _ = r.listing(_stored_services().r, "needs_review", 0, limit)
+    for rec in items:
+        since = formats.iso(rec.get("review_at") or rec["at"])
+        click.echo(f"{rec['id']}  {mask(rec['msisdn'])}  {rec['quantity']}x {rec['reward']}  "
+                   f"{rec['points']} points  {rec['channel']}  since {since}  {rec.get('reason', '')}")
+    click.echo(f"{len(items)} redemptions need review")
+
+
+@redemptions.command("settle")
+@click.argument("rid")
+@click.option("--done", "outcome", flag_value="done", help="The provider delivered it: tell the subscriber.")
+@click.option("--refund", "outcome", flag_value="refund", help="It was not delivered: points and stock back.")
+@click.option("--reference", default=None, help="The provider's confirmation or the reason.")
+def redemptions_settle(rid, outcome, reference):
+    """Settle a needs_review redemption RID, once."""
+    from ussd_app.core.errors import Conflict
+    from ussd_app.loyalty import redemptions as r
+
+    if outcome is None:
+        raise click.UsageError("say --done or --refund")
+    try:
+        rec = r.settle_review(_stored_services(), rid, outcome, reference)
+    except Conflict as e:
+        raise click.ClickException(str(e)) from None
+    if rec is None:
+        raise click.ClickException(f"no redemption {rid} awaits review")
+    click.echo(f"{rid}: {rec['status']}")
 
 
 @main.group()

@@ -34,7 +34,7 @@ def seed(services) -> list[str]:
     """Load the demo catalog and subscribers (idempotent); returns their MSISDNs."""
     r, config, now = services.r, services.config, services.clock()
     if not r.exists(keys.REWARDS):
-        rewards.load_file(r, resources.files("ussd_app").joinpath("data", "demo_catalog.yaml")
+        rewards.load_file(r, services.vault, resources.files("ussd_app").joinpath("data", "demo_catalog.yaml")
                           .read_text("utf-8"))
     for msisdn, profile, earnings in SUBSCRIBERS:
         subscribers.put(r, msisdn, profile)

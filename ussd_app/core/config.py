@@ -36,11 +36,17 @@ class Config:
     FULFILMENT_URL: str | None = None
     FULFILMENT_FAIL_RATE: float = 0.0
     FULFILMENT_TIMEOUT: float = 5.0
+    FULFILMENT_RETRY: str = "5,30,120,600,1800"  # seconds before each retry of an unknown outcome
     JOBS_SYNC: bool = False
 
     @property
     def production(self) -> bool:
         return self.USSD_APP_ENV == "production"
+
+    @property
+    def fulfilment_retry(self) -> tuple[int, ...]:
+        """FULFILMENT_RETRY as seconds: one retry each, then ``needs_review``."""
+        return tuple(int(x) for x in self.FULFILMENT_RETRY.split(",") if x.strip())
 
 
 def _coerce(name: str, kind: type, raw: str):
@@ -86,5 +92,12 @@ def check(config: Config) -> None:
         raise ConfigError("POINTS_EXPIRY_POLICY must be calendar or rolling")
     if config.USSD_RESUME_SECONDS < 0:
         raise ConfigError("USSD_RESUME_SECONDS must be 0 or more")
+    try:
+        retry = config.fulfilment_retry
+    except ValueError:
+        retry = None
+    if retry is None or len(retry) > 20 or any(not 0 <= x <= 86400 for x in retry):
+        raise ConfigError("FULFILMENT_RETRY must be up to 20 comma-separated seconds (0-86400), "
+                          "e.g. 5,30,120,600,1800")
     if not 40 <= config.USSD_MAX_CHARS <= 182:
         raise ConfigError("USSD_MAX_CHARS must be between 40 and 182")

@@ -109,6 +109,18 @@ def outbox(msisdn: str) -> str:
     return _sub(msisdn, "outbox")
 
 
+def sms_delivery(msisdn: str, message_id: str) -> str:
+    """String 'sending' (a short lease) or 'accepted' (kept a week): one outbound
+    SMS handed to a remote provider at most once, however often its job runs."""
+    return _sub(msisdn, f"sms_out:{message_id}")
+
+
+def fulfilling(msisdn: str, rid: str) -> str:
+    """Lease held while a redemption is being fulfilled or finished: one worker at
+    a time talks to the provider about it (expires if that worker dies)."""
+    return _sub(msisdn, f"fulfilling:{rid}")
+
+
 # -- global -------------------------------------------------------------------
 SUBSCRIBERS = f"{PREFIX}:subscribers"
 """Set of every known MSISDN, scanned in batches by jobs."""
@@ -121,7 +133,19 @@ REWARDS_REVISION = f"{PREFIX}:rewards:revision"
 the definitions while it stays the same."""
 
 PENDING_REDEMPTIONS = f"{PREFIX}:redemptions:pending"
-"""Sorted set: '<msisdn>|<redemption id>' scored by reservation time."""
+"""Sorted set: '<msisdn>|<redemption id>|<reward>' scored by reservation time:
+redemptions not yet finished (settled, notified, stock settled)."""
+
+REDEMPTION_STATUSES = ("pending", "done", "failed", "needs_review")
+
+
+def redemptions_index(status: str) -> str:
+    """Sorted set of '<msisdn>|<redemption id>|<reward>' markers by status, scored
+    by time: ``pending`` is :data:`PENDING_REDEMPTIONS`; ``needs_review`` holds
+    the ones waiting for a person; ``done`` and ``failed`` the finished ones."""
+    if status not in REDEMPTION_STATUSES:
+        raise ValueError(status)
+    return f"{PREFIX}:redemptions:{status}"
 
 
 def reward(code: str) -> str:
@@ -145,14 +169,27 @@ def reward_reservations(code: str) -> str:
     return _reward(code, "reservations")
 
 
+def reward_revision(code: str) -> str:
+    """String: the reward's revision (a fresh token on every PUT), also in its
+    definition: a quote names it, and the stock hold refuses another one."""
+    return _reward(code, "revision")
+
+
 def voucher_pool(code: str) -> str:
-    """List of unused voucher codes uploaded for a reward."""
+    """List of unused voucher codes uploaded for a reward, each encrypted
+    (``services.vault``): for a reward without ``generate_codes``, its stock."""
     return _reward(code, "vouchers")
 
 
 def voucher_claims(code: str) -> str:
-    """Hash: redemption id -> the voucher code it received."""
+    """Hash: redemption id -> JSON list of the (encrypted) codes it holds."""
     return _reward(code, "claims")
+
+
+def voucher_digests(code: str) -> str:
+    """Set: keyed hash (HMAC) of every code ever added to the pool: duplicates
+    are found without keeping a code in clear."""
+    return _reward(code, "voucher_digests")
 
 
 # -- the USSD funnel (one hash slot, {funnel}: a hop updates a day's counters

@@ -1,4 +1,5 @@
-"""Personal data at rest: the NIK (and raw inputs holding it) encrypted with PII_KEY.
+"""Secrets at rest: the NIK (and raw inputs holding it) and voucher codes,
+encrypted with PII_KEY; a keyed hash of a secret finds its duplicates.
 
 PII_KEY is a Fernet key: url-safe base64 of 32 random bytes. Make one with
 ``ussd-app pii new-key`` (or ``Fernet.generate_key()``). Outside production an
@@ -32,16 +33,19 @@ class Vault:
         raw = key.encode() if isinstance(key, str) else key
         self._digest_key = hashlib.sha256(b"ussd-app digest|" + raw).digest()
 
-    def digest(self, text: str) -> str:
-        """A keyed digest of ``text`` (BLAKE2b in its keyed mode, a MAC, under a
-        key derived from PII_KEY; 64 bits): to know a text again (a gateway's
-        retry of a hop) without keeping it, where the text may hold a NIK.
-        (BLAKE2b rather than HMAC-SHA256: OpenSSL 3 looks its digest up on
-        every call, which cost a hop ~5% of its instructions.)"""
-        return hashlib.blake2b(text.encode(), key=self._digest_key, digest_size=8).hexdigest()
-
     def encrypt(self, text: str) -> str:
         return self.fernet.encrypt(text.encode()).decode()
+
+    def digest(self, text: str) -> str:
+        """A keyed digest of ``text`` (BLAKE2b in its keyed mode, a MAC, under a
+        key derived from PII_KEY; 128 bits, base64url): the same secret gives the
+        same digest, which tells nothing without the key. To know a text again
+        without keeping it: a gateway's retry of a hop (the text may hold a NIK),
+        a voucher code already in the pool. (BLAKE2b rather than HMAC-SHA256:
+        OpenSSL 3 looks its digest up on every call, ~5% of a hop's instructions;
+        base64url rather than hex: a digest never reads as a 16-digit NIK.)"""
+        mac = hashlib.blake2b(text.encode(), key=self._digest_key, digest_size=16).digest()
+        return base64.urlsafe_b64encode(mac).decode().rstrip("=")
 
     def decrypt(self, token: str) -> str:
         try:

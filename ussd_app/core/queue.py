@@ -15,6 +15,8 @@ from typing import Any
 import redis
 import rq
 from rq import Retry
+from rq.exceptions import NoSuchJobError
+from rq.job import JobStatus
 
 QUEUE = "ussd"
 RETRY = (5, 30, 120, 600, 1800)  # seconds between an unknown outcome's attempts
@@ -73,3 +75,43 @@ class Jobs:
                                 retry=Retry(max=len(retry), interval=list(retry)) if retry else None)
         if pipe is not None:
             pipe.execute()
+
+    def enqueue_many(self, func: str, calls: list[tuple[tuple, str | None]],
+                     retry: tuple[int, ...] | None = RETRY, batch: int = 500) -> None:
+        """Queue ``func(services, *args)`` for each ``(args, job_id)`` of ``calls``,
+        one job each, ``batch`` jobs a round trip."""
+        if self.sync:
+            for args, job_id in calls:
+                self.enqueue(func, *args, job_id=job_id, retry=retry)
+            return
+        again = Retry(max=len(retry), interval=list(retry)) if retry else None
+        for i in range(0, len(calls), batch):
+            pipe = self.connection.pipeline()
+            self.queue.enqueue_many([rq.Queue.prepare_data(func, args=args, job_id=job_id, retry=again)
+                                     for args, job_id in calls[i:i + batch]], pipeline=pipe)
+            pipe.execute()
+
+    def waiting(self, job_id: str) -> bool:
+        """Whether job ``job_id`` will run without anyone queueing it again: it
+        is in the queue, scheduled (a retry's backoff) or deferred."""
+        try:
+            job = self.job_class.fetch(job_id, connection=self.connection)
+            status = job.get_status()
+        except NoSuchJobError:
+            return False
+        if status == JobStatus.QUEUED:
+            return self.queue.get_job_position(job_id) is not None
+        return status in (JobStatus.SCHEDULED, JobStatus.DEFERRED)
+
+    def drop(self, job_id: str) -> None:
+        """Forget job ``job_id`` (finished, failed or lost), so it can be queued afresh."""
+        try:
+            self.job_class.fetch(job_id, connection=self.connection).delete()
+        except NoSuchJobError:
+            pass
+
+    def retries_left(self) -> int:
+        """Retries rq will still make of the job running now if it raises (0 in
+        sync mode, which never retries, and outside a job)."""
+        job = None if self.sync else rq.get_current_job()
+        return (job.retries_left or 0) if job is not None else 0

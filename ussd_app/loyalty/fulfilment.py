@@ -1,73 +1,107 @@
 """Fulfilment: delivering a redeemed reward, outside the USSD hop.
 
 Providers by fulfilment kind: vouchers come from the reward's uploaded pool
-(or are generated where the partner allows); airtime, data, premium and
-goods go to an HTTP provisioning service (FULFILMENT_URL), or to a simulated
-one with a configurable failure rate. Every call carries the redemption id,
-so a provider sees a retry as the same request.
+(held with the stock when the redemption was made) or are generated where the
+partner allows; airtime, data, premium and goods go to an HTTP provisioning
+service (FULFILMENT_URL), or to a simulated one with a configurable failure
+rate. Every call carries the redemption id as its idempotency key, so a
+provider sees a retry as the same request.
+
+Each attempt ends in one of three outcomes:
+- ``done``: delivered; the redemption is confirmed and the subscriber told;
+- ``failed``: the provider said no (or the pool is truly empty): refunded, once;
+- ``unknown``: a timeout, a lost connection, a 5xx: nobody knows whether it
+  was delivered, so nothing is refunded. The job raises and rq runs it again
+  after FULFILMENT_RETRY's next interval (same reference); after the last one
+  the redemption is ``needs_review`` for a person to settle.
 """
 from __future__ import annotations
 
 import hashlib
 import logging
 import random
+from dataclasses import dataclass
 
 import requests
 
-from ussd_app.core import formats, subscribers, texts
-from ussd_app.loyalty import redemptions, rewards
 from ussd_app.core.msisdn import mask
+from ussd_app.loyalty import redemptions, rewards
 
 log = logging.getLogger(__name__)
 
+DEFINITE_4XX_EXCEPT = (408, 409, 425, 429)  # timeout, in flight, too early, rate limited: unknown
 
-class FulfilmentError(Exception):
-    """The provider could not deliver; the message says why (no personal data)."""
+
+@dataclass(frozen=True)
+class Result:
+    """One attempt's outcome: ``done`` (``detail``: the confirmation or the
+    voucher codes), ``failed`` or ``unknown`` (``detail``: why, no personal data)."""
+    outcome: str
+    detail: str
+    secret: bool = False  # ``detail`` is a voucher code
+
+
+class OutcomeUnknown(Exception):
+    """The provider's outcome is unknown: the job is run again (same reference)."""
+
+
+class InFlight(Exception):
+    """Another worker holds the redemption's lease: try again later."""
 
 
 class Simulated:
     def __init__(self, fail_rate: float = 0.0):
         self.fail_rate = fail_rate
 
-    def provision(self, msisdn: str, reward, redemption: dict) -> str:
+    def provision(self, msisdn: str, reward, redemption: dict) -> Result:
         if self.fail_rate and random.random() < self.fail_rate:
-            raise FulfilmentError("simulated provisioning failure")
-        return "REF-" + redemption["id"][:10].upper()
+            return Result("failed", "simulated provisioning failure")
+        return Result("done", "REF-" + redemption["id"][:10].upper())
 
 
 class HttpProvisioning:
-    """``POST {url}`` JSON {reference, msisdn, reward, quantity, kind} -> {"confirmation"}."""
+    """``POST {url}`` JSON {reference, msisdn, reward, quantity, kind}, header
+    ``Idempotency-Key: <reference>`` (the redemption id) -> 2xx {"confirmation"}.
+
+    2xx is done; 4xx is a definite failure, except 408, 409, 425 and 429; a
+    timeout, a lost connection, a 5xx or anything else is unknown.
+    """
 
     def __init__(self, url: str, timeout: float):
         self.url, self.timeout = url, timeout
         self.http = requests.Session()
 
-    def provision(self, msisdn: str, reward, redemption: dict) -> str:
+    def provision(self, msisdn: str, reward, redemption: dict) -> Result:
+        rid = redemption["id"]
         try:
-            resp = self.http.post(self.url, timeout=self.timeout, json={
-                "reference": redemption["id"], "msisdn": msisdn, "reward": reward.code,
+            resp = self.http.post(self.url, timeout=self.timeout, headers={"Idempotency-Key": rid}, json={
+                "reference": rid, "msisdn": msisdn, "reward": reward.code,
                 "quantity": redemption["quantity"], "kind": reward.fulfilment})
+        except requests.Timeout:
+            return Result("unknown", "provider timed out")
         except requests.RequestException as e:
-            raise FulfilmentError(f"provider unreachable: {type(e).__name__}") from None
-        if resp.status_code >= 300:
-            raise FulfilmentError(f"provider answered {resp.status_code}")
-        try:
-            return str(resp.json().get("confirmation") or redemption["id"])
-        except ValueError:
-            return redemption["id"]
+            return Result("unknown", f"provider unreachable: {type(e).__name__}")
+        if 200 <= resp.status_code < 300:
+            try:
+                body = resp.json()
+                return Result("done", str((body.get("confirmation") if isinstance(body, dict) else None) or rid))
+            except ValueError:
+                return Result("done", rid)
+        if 400 <= resp.status_code < 500 and resp.status_code not in DEFINITE_4XX_EXCEPT:
+            return Result("failed", f"provider answered {resp.status_code}")
+        return Result("unknown", f"provider answered {resp.status_code}")
 
 
-def voucher(services, reward, redemption: dict) -> str:
-    codes = []
-    for i in range(redemption["quantity"]):
-        rid = f"{redemption['id']}-{i}"
-        code = rewards.claim_voucher(services.r, reward.code, rid)
-        if code is None and reward.generate_codes:
-            code = reward.code[:4] + hashlib.sha256(rid.encode()).hexdigest()[:8].upper()
-        if code is None:
-            raise FulfilmentError("voucher pool is empty")
-        codes.append(code)
-    return ", ".join(codes)
+def vouchers(services, reward, redemption: dict) -> Result:
+    """The codes held for the redemption (decrypted for its SMS), the rest
+    generated where the reward allows it."""
+    rid, qty = redemption["id"], redemption["quantity"]
+    codes = [services.vault.decrypt(token) for token in rewards.claimed(services.r, reward.code, rid)]
+    for i in range(len(codes), qty):
+        if not reward.generate_codes:
+            return Result("failed", "voucher pool is empty")
+        codes.append(reward.code[:4] + hashlib.sha256(f"{rid}-{i}".encode()).hexdigest()[:8].upper())
+    return Result("done", ", ".join(codes), secret=True)
 
 
 def provisioning(config):
@@ -76,29 +110,42 @@ def provisioning(config):
     return Simulated(config.FULFILMENT_FAIL_RATE)
 
 
-def fulfil(services, msisdn: str, rid: str) -> str:
-    """The job: deliver one pending redemption, then confirm or refund it (once)."""
-    rec = redemptions.get(services.r, msisdn, rid)
-    if rec is None or rec["status"] != "pending":
-        return rec["status"] if rec else "missing"
+def attempt(services, msisdn: str, rec: dict) -> Result:
+    """Ask for the redemption's delivery once."""
     reward = rewards.get(services.r, rec["reward"])
-    lang = subscribers.language(services.r, msisdn) or texts.DEFAULT
-    name = reward.label(lang) if reward else rec["name"]
+    if reward is None:
+        return Result("failed", "reward no longer in the catalog")
+    if reward.fulfilment == "voucher":
+        return vouchers(services, reward, rec)
+    return provisioning(services.config).provision(msisdn, reward, rec)
+
+
+def fulfil(services, msisdn: str, rid: str) -> str:
+    """The job: deliver one pending redemption, then confirm or refund it (once);
+    an unknown outcome raises for rq's retry, or after the last one goes to
+    review. Returns the redemption's status."""
+    rec = redemptions.get(services.r, msisdn, rid)
+    if rec is None:
+        return "missing"
+    if not redemptions.lease(services, msisdn, rid):
+        if services.jobs.retries_left():
+            raise InFlight("another worker is fulfilling this redemption")
+        return "in_flight"
     try:
-        if reward is None:
-            raise FulfilmentError("reward no longer in the catalog")
-        if reward.fulfilment == "voucher":
-            delivered = voucher(services, reward, rec)
-        else:
-            delivered = provisioning(services.config).provision(msisdn, reward, rec)
-    except FulfilmentError as e:
-        log.warning("fulfilment failed redemption=%s msisdn=%s: %s", rid, mask(msisdn), e)
-        if redemptions.refund(services, msisdn, rid, str(e)):
-            services.sms.send(msisdn, texts.t(lang, "sms.redeem_failed", reward=name,
-                                              points=formats.points(rec["points"], lang)))
-        return "failed"
-    if redemptions.confirm(services, msisdn, rid, delivered):
-        key = "sms.redeem_voucher" if reward.fulfilment == "voucher" else "sms.redeem_done"
-        services.sms.send(msisdn, texts.t(lang, key, reward=name, code=delivered,
-                                          points=formats.points(rec["points"], lang)))
-    return "done"
+        rec = redemptions.get(services.r, msisdn, rid)
+        if rec["status"] == "pending":
+            result = attempt(services, msisdn, rec)
+            if result.outcome == "done":
+                redemptions.confirm(services, msisdn, rid, result.detail, secret=result.secret)
+            elif result.outcome == "failed":
+                log.warning("fulfilment failed redemption=%s msisdn=%s: %s", rid, mask(msisdn), result.detail)
+                redemptions.refund(services, msisdn, rid, result.detail)
+            elif services.jobs.retries_left():
+                log.warning("fulfilment outcome unknown redemption=%s msisdn=%s: %s (asked again later)",
+                            rid, mask(msisdn), result.detail)
+                raise OutcomeUnknown(result.detail)
+            else:
+                redemptions.to_review(services, msisdn, rid, f"{result.detail}; retries exhausted")
+        return redemptions.finish(services, msisdn, rid)
+    finally:
+        redemptions.unlease(services, msisdn, rid)

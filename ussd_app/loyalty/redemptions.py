@@ -1,39 +1,57 @@
-"""Redeeming rewards: exactly once, soonest-expiring points first, refunded
-when fulfilment fails.
+"""Redeeming rewards: on the terms the subscriber confirmed, exactly once,
+soonest-expiring points first, and refunded only when delivery surely failed.
 
-A redemption is three atomic steps, each a Lua script over one hash slot
-(so they run on Redis Cluster too), each idempotent on the redemption id,
-which is derived from the caller's idempotency key (the USSD hop, the SMS):
-1. hold stock (the reward's slot): ``rewards.RESERVE``;
-2. debit points and record the redemption as ``pending`` (the subscriber's slot);
-   if refused, the held stock is released;
-3. fulfil outside the hop (a job), then ``done`` (stock used) or ``failed``
-   (points refunded to the buckets they came from, stock released).
+A redemption starts from a :class:`Quote`: the terms a confirmation showed
+(the reward, its revision, points per unit, quantity) under a fresh id. The
+quote id is the redemption's idempotency key (however often the confirmation
+arrives, one redemption), and its terms are what is charged. Then four steps,
+each a Lua script over one hash slot (so they run on Redis Cluster too), each
+idempotent on the redemption id:
+1. hold stock and, for a pooled voucher reward, its codes (the reward's slot:
+   ``rewards.RESERVE``), refused if the reward's revision is no longer the
+   quoted one: nothing is held or taken, and the caller shows the new terms;
+2. debit the quoted points and record the redemption ``pending`` (the
+   subscriber's slot); if refused, the held stock is released;
+3. fulfil outside the hop (a job, ``fulfilment.fulfil``): the provider's
+   outcome is ``done`` (:func:`confirm`), ``failed`` (:func:`refund`: points
+   and stock back) or ``unknown`` (asked again with the same reference, with
+   backoff; when retries run out the redemption is ``needs_review``
+   (:func:`to_review`), never refunded until a person settles it);
+4. finish (:func:`finish`): the subscriber's SMS, stock used or released, the
+   status index, and the pending marker dropped.
 A marker in a pending index, written before step 1, lets :func:`recover`
 settle whatever a crash left half-way.
 """
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
+import logging
 import math
+import re
+import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
 import redis
 
-from ussd_app.core import formats, keys, store, texts
-from ussd_app.loyalty import rewards
+from ussd_app.core import formats, keys, store, subscribers, texts
+from ussd_app.core.errors import Conflict
 from ussd_app.core.formats import WIB
+from ussd_app.core.msisdn import mask
+from ussd_app.core.store import Script
+from ussd_app.loyalty import rewards
 from ussd_app.loyalty.points import LUA_LIVE
 from ussd_app.loyalty.rewards import Reward
-from ussd_app.core.store import Script
+
+log = logging.getLogger(__name__)
 
 # KEYS[1] idempotency  KEYS[2] buckets  KEYS[3] bucket points  KEYS[4] ledger
 # KEYS[5] counters     KEYS[6] profile  KEYS[7] monthly counts KEYS[8] redemptions
 # ARGV[1] idempotency key  ARGV[2] redemption id  ARGV[3] reward code  ARGV[4] quantity
 # ARGV[5] points in all    ARGV[6] now  ARGV[7] monthly limit (-1 none)  ARGV[8] channel
-# ARGV[9] reward name      ARGV[10] reference
+# ARGV[9] reward name      ARGV[10] reference (the quote id)  ARGV[11] reward revision
 # Returns {'ok'|'dup', id, balance after} or {'not_enrolled'|'blocked'|'short'|'limit', balance}.
 REDEEM = Script(LUA_LIVE + """
 local now = tonumber(ARGV[6])
@@ -64,7 +82,7 @@ redis.call('HINCRBY', KEYS[7], ARGV[3], qty)
 redis.call('EXPIRE', KEYS[7], 40 * 86400)
 local record = {id = ARGV[2], reward = ARGV[3], name = ARGV[9], quantity = qty, points = total,
   taken = taken, status = 'pending', at = now, channel = ARGV[8], reference = ARGV[10],
-  month_key = KEYS[7]}
+  revision = ARGV[11], month_key = KEYS[7]}
 redis.call('HSET', KEYS[8], ARGV[2], cjson.encode(record))
 ledger_append(KEYS[4], KEYS[5], {type = 'redeem', points = -total, reward = ARGV[3],
   quantity = qty, redemption = ARGV[2], reference = ARGV[10], by = ARGV[8], at = now,
@@ -76,14 +94,14 @@ return {'ok', ARGV[2], balance - total}
 
 # KEYS[1] redemptions  KEYS[2] buckets  KEYS[3] bucket points  KEYS[4] ledger
 # KEYS[5] counters     KEYS[6] monthly counts of the redemption's month
-# ARGV[1] redemption id  ARGV[2] now  ARGV[3] reason
-# Puts a pending redemption's points back into the buckets they came from.
-# Returns 1 if refunded now, 0 if it was not pending.
+# ARGV[1] redemption id  ARGV[2] now  ARGV[3] reason  ARGV[4] the status it must be in
+# Puts a redemption's points back into the buckets they came from.
+# Returns 1 if refunded now, 0 if it was not in that status.
 REFUND = Script(LUA_LIVE + """
 local raw = redis.call('HGET', KEYS[1], ARGV[1])
 if not raw then return 0 end
 local rec = cjson.decode(raw)
-if rec.status ~= 'pending' then return 0 end
+if rec.status ~= ARGV[4] then return 0 end
 local now = tonumber(ARGV[2])
 local _, before = live(KEYS[2], KEYS[3], now)
 for _, t in ipairs(rec.taken) do
@@ -100,14 +118,28 @@ ledger_append(KEYS[4], KEYS[5], {type = 'refund', points = rec.points, reward = 
 return 1
 """)
 
-# KEYS[1] redemptions   ARGV[1] redemption id  ARGV[2] now  ARGV[3] voucher or confirmation
-# Returns 1 if the pending redemption is now done, 0 if it was not pending.
+# KEYS[1] redemptions   ARGV[1] redemption id  ARGV[2] now  ARGV[3] 'delivered' or
+# 'delivered_enc' (a voucher code, encrypted)  ARGV[4] its value  ARGV[5] the status it must be in
+# Returns 1 if the redemption is now done, 0 if it was not in that status.
 CONFIRM = Script("""
 local raw = redis.call('HGET', KEYS[1], ARGV[1])
 if not raw then return 0 end
 local rec = cjson.decode(raw)
+if rec.status ~= ARGV[5] then return 0 end
+rec.status, rec.settled_at = 'done', tonumber(ARGV[2])
+rec[ARGV[3]] = ARGV[4]
+redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(rec))
+return 1
+""")
+
+# KEYS[1] redemptions   ARGV[1] redemption id  ARGV[2] now  ARGV[3] reason
+# A pending redemption whose outcome stayed unknown: a person settles it.
+REVIEW = Script("""
+local raw = redis.call('HGET', KEYS[1], ARGV[1])
+if not raw then return 0 end
+local rec = cjson.decode(raw)
 if rec.status ~= 'pending' then return 0 end
-rec.status, rec.settled_at, rec.delivered = 'done', tonumber(ARGV[2]), ARGV[3]
+rec.status, rec.reason, rec.review_at = 'needs_review', ARGV[3], tonumber(ARGV[2])
 redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(rec))
 return 1
 """)
@@ -118,13 +150,41 @@ FULFIL_JOB = "ussd_app.loyalty.fulfilment.fulfil"  # by name: fulfilment builds 
 
 @dataclass(frozen=True)
 class Outcome:
-    status: str  # ok, dup, not_enrolled, blocked, short, limit, out_of_stock, inactive
+    status: str  # ok, dup, not_enrolled, blocked, short, limit, out_of_stock, inactive, changed
     balance: int = 0
     redemption: str | None = None
 
     @property
     def accepted(self) -> bool:
         return self.status in ("ok", "dup")
+
+
+@dataclass(frozen=True)
+class Quote:
+    """The terms a confirmation showed, under a fresh id (the idempotency key)."""
+    id: str
+    reward: str
+    revision: str
+    points: int  # per unit
+    quantity: int
+
+    @property
+    def total(self) -> int:
+        return self.points * self.quantity
+
+    def as_dict(self) -> dict:
+        return {"id": self.id, "reward": self.reward, "revision": self.revision,
+                "points": self.points, "quantity": self.quantity}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Quote:
+        return cls(id=str(d["id"]), reward=str(d["reward"]), revision=str(d.get("revision") or ""),
+                   points=int(d["points"]), quantity=int(d["quantity"]))
+
+
+def new_quote(reward: Reward, qty: int) -> Quote:
+    """The terms of ``qty`` of ``reward`` as they stand, under a fresh id."""
+    return Quote(secrets.token_urlsafe(16), reward.code, reward.revision, reward.points, qty)
 
 
 def refusal_text(lang: str, outcome: Outcome, reward: Reward | None, qty: int = 1) -> str:
@@ -137,8 +197,13 @@ def refusal_text(lang: str, outcome: Outcome, reward: Reward | None, qty: int = 
     return texts.t(lang, f"rewards.refused.{outcome.status}")
 
 
+RID = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
+
+
 def redemption_id(idempotency_key: str) -> str:
-    return hashlib.sha256(idempotency_key.encode()).hexdigest()[:24]
+    """24 characters of base64url (not hex: no long run of digits that a scan
+    for NIK-like numbers would trip on)."""
+    return base64.urlsafe_b64encode(hashlib.sha256(idempotency_key.encode()).digest()[:18]).decode()
 
 
 def month_of(now: float) -> str:
@@ -158,58 +223,79 @@ def monthly_used(r: redis.Redis, msisdn: str, code: str, now: float) -> int:
 QUOTE_TTL = 300
 
 
-def quote(r: redis.Redis, msisdn: str, reward: Reward, message_id: str) -> None:
-    """Hold the terms quoted by SMS until the subscriber answers YA (or QUOTE_TTL)."""
+def quote(r: redis.Redis, msisdn: str, reward: Reward, qty: int = 1) -> Quote:
+    """Quote ``reward`` by SMS and hold the terms until the subscriber answers
+    YA (or QUOTE_TTL); a later quote replaces it."""
+    held = new_quote(reward, qty)
     key = keys.sms_pending(msisdn)
     pipe = r.pipeline(transaction=True)
     pipe.delete(key)
-    pipe.hset(key, mapping={"action": "redeem", "reward": reward.code, "id": message_id})
+    pipe.hset(key, mapping={"action": "redeem", **held.as_dict()})
     pipe.expire(key, QUOTE_TTL)
     pipe.execute()
+    return held
 
 
-def quoted(r: redis.Redis, msisdn: str) -> dict | None:
+def quoted(r: redis.Redis, msisdn: str) -> Quote | None:
     """The quote awaiting confirmation, if any."""
     held = r.hgetall(keys.sms_pending(msisdn))
-    return held if held.get("action") == "redeem" else None
+    if held.get("action") != "redeem" or "revision" not in held:
+        return None
+    return Quote.from_dict(held)
 
 
-def drop_quote(r: redis.Redis, msisdn: str) -> None:
-    r.delete(keys.sms_pending(msisdn))
+def drop_quote(r: redis.Redis, msisdn: str, quote_id: str | None = None) -> None:
+    """Forget the SMS quote (only quote ``quote_id``, if given)."""
+    key = keys.sms_pending(msisdn)
+    if quote_id is None or r.hget(key, "id") == quote_id:
+        r.delete(key)
 
 
 def _marker(msisdn: str, rid: str, code: str) -> str:
     return f"{msisdn}|{rid}|{code}"
 
 
-def redeem(services, msisdn: str, reward: Reward, qty: int, idempotency_key: str,
-           channel: str) -> Outcome:
-    """Redeem ``qty`` of ``reward`` once per ``idempotency_key``; fulfilment follows in a job."""
+def redeem(services, msisdn: str, reward: Reward | None, quote: Quote, channel: str) -> Outcome:
+    """Redeem on the terms of ``quote``, once per quote; fulfilment follows in a job.
+
+    ``changed``: the reward is no longer as quoted (nothing held, nothing
+    taken): show the new terms for a fresh confirmation.
+    """
     r, now = services.r, services.clock()
-    if not reward.active(now):
+    if reward is None or reward.code != quote.reward or not reward.active(now):
         return Outcome("inactive")
-    rid = redemption_id(f"{msisdn}|{idempotency_key}")
+    rid = redemption_id(f"{msisdn}|{quote.id}")
+    marker = _marker(msisdn, rid, reward.code)
     # The pending marker first (what recover() settles after a crash), and the
     # stock held, in one round trip (both are idempotent: a resend is harmless).
-    _, held = store.roundtrip(
-        r, ("ZADD", keys.PENDING_REDEMPTIONS, "NX", now, _marker(msisdn, rid, reward.code)),
-        rewards.RESERVE.command(*rewards.reserve_args(reward.code, rid, qty)))
-    if not held:
-        r.zrem(keys.PENDING_REDEMPTIONS, _marker(msisdn, rid, reward.code))
-        return Outcome("out_of_stock")
+    added, held = store.roundtrip(
+        r, ("ZADD", keys.PENDING_REDEMPTIONS, "NX", now, marker),
+        rewards.RESERVE.command(*rewards.reserve_args(reward, rid, quote.quantity, quote.revision)))
+    if held != 1:
+        if added:
+            r.zrem(keys.PENDING_REDEMPTIONS, marker)
+        return Outcome("changed" if held == -1 else "out_of_stock")
     limit = reward.monthly_limit if reward.monthly_limit is not None else -1
     status, *rest = REDEEM(r, [
         keys.idempotency(msisdn), keys.buckets(msisdn), keys.bucket_points(msisdn),
         keys.ledger(msisdn), keys.counters(msisdn), keys.profile(msisdn),
         monthly_key(msisdn, now), keys.redemptions(msisdn)],
-        [f"redeem:{idempotency_key}", rid, reward.code, qty, reward.points * qty, now, limit,
-         channel, reward.label("id"), idempotency_key])
-    if status in ("ok", "dup"):
-        if status == "ok":
-            services.jobs.enqueue(FULFIL_JOB, msisdn, rid, job_id=f"fulfil-{rid}")
+        [f"redeem:{quote.id}", rid, reward.code, quote.quantity, quote.total, now, limit,
+         channel, reward.label("id"), quote.id, quote.revision])
+    if status == "ok":
+        services.jobs.enqueue(FULFIL_JOB, msisdn, rid, job_id=f"fulfil-{rid}",
+                              retry=services.config.fulfilment_retry)
+        return Outcome(status, int(rest[1]), rest[0])
+    if status == "dup":
+        if added:  # the marker was gone: the first confirmation has finished
+            r.zrem(keys.PENDING_REDEMPTIONS, marker)
+        rec = get(r, msisdn, rid)
+        if rec is not None and rec["status"] == "failed":  # refunded: the hold taken again goes back
+            rewards.settle(r, reward.code, rid, "released")
         return Outcome(status, int(rest[1]), rest[0])
     rewards.settle(r, reward.code, rid, "released")
-    r.zrem(keys.PENDING_REDEMPTIONS, _marker(msisdn, rid, reward.code))
+    if added:
+        r.zrem(keys.PENDING_REDEMPTIONS, marker)
     return Outcome(status, int(rest[0]))
 
 
@@ -218,32 +304,110 @@ def get(r: redis.Redis, msisdn: str, rid: str) -> dict | None:
     return json.loads(raw) if raw else None
 
 
-def confirm(services, msisdn: str, rid: str, delivered: str) -> bool:
-    r = services.r
-    rec = get(r, msisdn, rid)
-    if not CONFIRM(r, [keys.redemptions(msisdn)], [rid, services.clock(), delivered]):
-        return False
-    rewards.settle(r, rec["reward"], rid, "used")
-    r.zrem(keys.PENDING_REDEMPTIONS, _marker(msisdn, rid, rec["reward"]))
-    return True
+# -- settling: the provider's outcome, then the end of the redemption -------------
+def confirm(services, msisdn: str, rid: str, delivered: str, secret: bool = False,
+            was: str = "pending") -> bool:
+    """Record a redemption in status ``was`` as done (``secret``: ``delivered``
+    is a voucher code, kept encrypted). True if it is done now."""
+    field, value = ("delivered_enc", services.vault.encrypt(delivered)) if secret else ("delivered", delivered)
+    return bool(CONFIRM(services.r, [keys.redemptions(msisdn)],
+                        [rid, services.clock(), field, value, was]))
 
 
-def refund(services, msisdn: str, rid: str, reason: str) -> bool:
-    """Give a pending redemption's points and stock back (once)."""
+def refund(services, msisdn: str, rid: str, reason: str, was: str = "pending") -> bool:
+    """Give a redemption's points back (once), from status ``was``; the stock
+    and the SMS follow in :func:`finish`."""
     r = services.r
     rec = get(r, msisdn, rid)
     if rec is None:
         return False
-    done = REFUND(r, [keys.redemptions(msisdn), keys.buckets(msisdn), keys.bucket_points(msisdn),
-                      keys.ledger(msisdn), keys.counters(msisdn), rec["month_key"]],
-                  [rid, services.clock(), reason])
-    rewards.settle(r, rec["reward"], rid, "released")
-    r.zrem(keys.PENDING_REDEMPTIONS, _marker(msisdn, rid, rec["reward"]))
-    return bool(done)
+    return bool(REFUND(r, [keys.redemptions(msisdn), keys.buckets(msisdn), keys.bucket_points(msisdn),
+                           keys.ledger(msisdn), keys.counters(msisdn), rec["month_key"]],
+                       [rid, services.clock(), reason, was]))
+
+
+def to_review(services, msisdn: str, rid: str, reason: str) -> bool:
+    """A pending redemption whose outcome stayed unknown becomes ``needs_review``:
+    points stay taken and stock held until a person settles it."""
+    done = bool(REVIEW(services.r, [keys.redemptions(msisdn)], [rid, services.clock(), reason]))
+    if done:
+        log.warning("redemption needs review redemption=%s msisdn=%s: %s", rid, mask(msisdn), reason)
+    return done
+
+
+def lease(services, msisdn: str, rid: str) -> bool:
+    """Take the redemption's lease (one worker at a time fulfils or finishes it)."""
+    ttl = int(services.config.FULFILMENT_TIMEOUT * 2) + 60
+    return bool(services.r.set(keys.fulfilling(msisdn, rid), 1, nx=True, ex=ttl))
+
+
+def unlease(services, msisdn: str, rid: str) -> None:
+    services.r.delete(keys.fulfilling(msisdn, rid))
+
+
+def notify(services, msisdn: str, rec: dict) -> None:
+    """The subscriber's SMS for a settled redemption (a stable message id: sent
+    again after a crash, a remote provider gets it once)."""
+    r = services.r
+    lang = subscribers.language(r, msisdn) or texts.DEFAULT
+    reward = rewards.get(r, rec["reward"])
+    name = reward.label(lang) if reward else rec["name"]
+    pts = formats.points(rec["points"], lang)
+    secret = False
+    if rec["status"] == "failed":
+        text = texts.t(lang, "sms.redeem_failed", reward=name, points=pts)
+    elif "delivered_enc" in rec:
+        secret = True
+        text = texts.t(lang, "sms.redeem_voucher", reward=name, points=pts,
+                       code=services.vault.decrypt(rec["delivered_enc"]))
+    else:
+        text = texts.t(lang, "sms.redeem_done", reward=name, points=pts,
+                       code=rec.get("delivered") or rec["id"][:10].upper())
+    services.sms.send(msisdn, text, message_id=f"redeem:{rec['id']}:{rec['status']}", secret=secret)
+
+
+def finish(services, msisdn: str, rid: str) -> str:
+    """Bring a settled redemption to its end, once: the SMS, the stock (used, or
+    released with its codes), the status index, the markers dropped. A
+    ``needs_review`` one moves from the pending index to the review index.
+    Returns the redemption's status."""
+    r = services.r
+    rec = get(r, msisdn, rid)
+    if rec is None:
+        return "missing"
+    status, code = rec["status"], rec["reward"]
+    marker = _marker(msisdn, rid, code)
+    if status == "pending":
+        return status
+    if status == "needs_review":
+        pipe = r.pipeline(transaction=False)
+        pipe.zadd(keys.redemptions_index("needs_review"), {marker: rec.get("review_at", 0)}, nx=True)
+        pipe.zrem(keys.PENDING_REDEMPTIONS, marker)
+        pipe.execute()
+        return status
+    pipe = r.pipeline(transaction=False)
+    pipe.zscore(keys.PENDING_REDEMPTIONS, marker)
+    pipe.zscore(keys.redemptions_index("needs_review"), marker)
+    if all(score is None for score in pipe.execute()):
+        return status  # finished before
+    notify(services, msisdn, rec)
+    rewards.settle(r, code, rid, "used" if status == "done" else "released")
+    pipe = r.pipeline(transaction=False)
+    pipe.zadd(keys.redemptions_index(status), {marker: rec.get("settled_at", 0)})
+    pipe.zrem(keys.PENDING_REDEMPTIONS, marker)
+    pipe.zrem(keys.redemptions_index("needs_review"), marker)
+    pipe.execute()
+    return status
 
 
 def recover(services, older_than: float) -> dict:
-    """Settle what crashes left: markers older than ``older_than`` seconds."""
+    """Settle what crashes left: markers older than ``older_than`` seconds.
+
+    A pending redemption is fulfilled again (same reference) unless its job is
+    still waiting (queued, or scheduled for a retry) or a worker holds its
+    lease; a settled one is finished (SMS, stock, index); an unknown outcome is
+    never refunded here.
+    """
     r, now = services.r, services.clock()
     counts = {"refulfilled": 0, "released": 0, "settled": 0}
     for marker in r.zrangebyscore(keys.PENDING_REDEMPTIONS, "-inf", now - older_than):
@@ -253,20 +417,81 @@ def recover(services, older_than: float) -> dict:
             rewards.settle(r, code, rid, "released")
             r.zrem(keys.PENDING_REDEMPTIONS, marker)
             counts["released"] += 1
-        elif rec["status"] == "pending":  # crashed before fulfilment settled
-            services.jobs.enqueue(FULFIL_JOB, msisdn, rid)
+        elif rec["status"] == "pending":  # its fulfilment was lost
+            job_id = f"fulfil-{rid}"
+            if r.exists(keys.fulfilling(msisdn, rid)) or services.jobs.waiting(job_id):
+                continue
+            services.jobs.drop(job_id)
+            services.jobs.enqueue(FULFIL_JOB, msisdn, rid, job_id=job_id,
+                                  retry=services.config.fulfilment_retry)
             counts["refulfilled"] += 1
-        else:
-            rewards.settle(r, code, rid, "used" if rec["status"] == "done" else "released")
-            r.zrem(keys.PENDING_REDEMPTIONS, marker)
+        elif lease(services, msisdn, rid):  # settled, not finished
+            try:
+                finish(services, msisdn, rid)
+            finally:
+                unlease(services, msisdn, rid)
             counts["settled"] += 1
     return counts
 
 
+def settle_review(services, rid: str, outcome: str, reference: str | None = None) -> dict | None:
+    """A person settles a ``needs_review`` redemption: ``done`` (the provider
+    delivered: the subscriber is told) or ``refund`` (points and stock back).
+    Returns the record after, or None when no redemption ``rid`` awaits review."""
+    r = services.r
+    if not RID.match(rid):  # never a glob pattern
+        return None
+    found = next((m for m, _ in r.zscan_iter(keys.redemptions_index("needs_review"), match=f"*|{rid}|*")),
+                 None)
+    if found is None:
+        return None
+    msisdn, rid, _ = found.split("|")
+    if not lease(services, msisdn, rid):
+        raise Conflict("the redemption is being fulfilled right now; try again in a minute")
+    try:
+        if outcome == "done":
+            confirm(services, msisdn, rid, reference or "REF-" + rid[:10].upper(), was="needs_review")
+        else:
+            refund(services, msisdn, rid, reference or "refunded after review", was="needs_review")
+        finish(services, msisdn, rid)
+    finally:
+        unlease(services, msisdn, rid)
+    return get(r, msisdn, rid)
+
+
+# -- reading ------------------------------------------------------------------------
+def public(rec: dict) -> dict:
+    """A record as the API shows it (no voucher code, buckets named)."""
+    rec = dict(rec)
+    rec.pop("month_key", None)
+    if "delivered_enc" in rec:
+        rec["delivered_enc"] = "(encrypted)"  # a voucher code: only the subscriber's SMS shows it
+    rec["taken"] = [{"bucket": t[0], "points": t[1],
+                     "expires_at": None if t[2] in ("inf", math.inf) else t[2]} for t in rec["taken"]]
+    return rec
+
+
 def history(r: redis.Redis, msisdn: str) -> list[dict]:
-    recs = [json.loads(v) for v in r.hvals(keys.redemptions(msisdn))]
-    for rec in recs:
-        rec.pop("month_key", None)
-        rec["taken"] = [{"bucket": t[0], "points": t[1],
-                         "expires_at": None if t[2] in ("inf", math.inf) else t[2]} for t in rec["taken"]]
-    return sorted(recs, key=lambda x: x["at"])
+    return sorted((public(json.loads(v)) for v in r.hvals(keys.redemptions(msisdn))),
+                  key=lambda x: x["at"])
+
+
+def listing(r: redis.Redis, status: str, cursor: int = 0, limit: int = 100) -> tuple[list[dict], int | None]:
+    """Redemptions in ``status`` (pending and needs_review oldest first, done and
+    failed newest first), each with its ``msisdn``; and the next cursor."""
+    index = keys.redemptions_index(status)
+    if status in ("pending", "needs_review"):
+        markers = r.zrange(index, cursor, cursor + limit - 1)
+    else:
+        markers = r.zrevrange(index, cursor, cursor + limit - 1)
+    pipe = r.pipeline(transaction=False)
+    for m in markers:
+        msisdn, rid, _ = m.split("|")
+        pipe.hget(keys.redemptions(msisdn), rid)
+    out = []
+    for m, raw in zip(markers, pipe.execute() if markers else []):
+        if raw:
+            rec = json.loads(raw)
+            if rec["status"] == status:
+                out.append({"msisdn": m.split("|")[0], **public(rec)})
+    return out, (cursor + limit if len(markers) == limit else None)

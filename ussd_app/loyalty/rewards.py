@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 import time
 from dataclasses import asdict, dataclass, replace
 
@@ -31,6 +32,8 @@ class Reward:
     active_from: float | None = None
     active_until: float | None = None
     generate_codes: bool = False
+    revision: str = ""  # a fresh token on every PUT: what a quote names
+    available: int | None = None  # codes in the pool, for a pooled voucher reward
 
     def label(self, lang: str) -> str:
         return self.name.get(lang) or self.name["id"]
@@ -39,10 +42,25 @@ class Reward:
         return ((self.active_from is None or self.active_from <= now)
                 and (self.active_until is None or now < self.active_until))
 
+    @property
+    def pooled(self) -> bool:
+        """A voucher reward whose codes all come from the uploaded pool: the
+        codes available are its stock."""
+        return self.fulfilment == "voucher" and not self.generate_codes
+
+    @property
+    def left(self) -> int | None:
+        """Units that can be delivered now (None: unlimited): the stock, and for
+        a pooled reward no more than the codes available."""
+        limits = [n for n in (self.stock, self.available if self.pooled else None) if n is not None]
+        return min(limits) if limits else None
+
     def public(self) -> dict:
         out = asdict(self)
         for k in ("active_from", "active_until"):
             out[k] = formats.iso(out[k]) if out[k] is not None else None
+        if not self.pooled:
+            out.pop("available")
         return out
 
 
@@ -121,14 +139,20 @@ def validate(code: str, body: dict, now: float | None = None) -> Reward:
 
 
 def put(r: redis.Redis, reward: Reward) -> Reward:
-    """Store a reward; its ``stock`` (when given) becomes the units left."""
-    definition = {k: v for k, v in asdict(reward).items() if k != "stock"}
+    """Store a reward under a fresh revision; its ``stock`` (when given) becomes
+    the units left. A quote of the earlier revision is no longer honoured."""
+    revision = secrets.token_urlsafe(12)
+    definition = {k: v for k, v in asdict(reward).items() if k not in ("stock", "available")}
+    definition["revision"] = revision
     pipe = r.pipeline(transaction=False)
+    # The definition first, then the revision the stock hold checks: a reader
+    # in between sees the new terms under the new revision and is refused once.
     pipe.hset(keys.reward(reward.code), "def", json.dumps(definition, separators=(",", ":")))
     if reward.stock is None:
         pipe.delete(keys.reward_stock(reward.code))
     else:
         pipe.set(keys.reward_stock(reward.code), reward.stock)
+    pipe.set(keys.reward_revision(reward.code), revision)
     pipe.sadd(keys.REWARDS, reward.code)
     store.revise(pipe, keys.REWARDS_REVISION)
     pipe.execute()
@@ -141,13 +165,16 @@ def get(r: redis.Redis, code: str) -> Reward | None:
 
 
 def load(r: redis.Redis, codes: list[str]) -> list[Reward]:
+    """The rewards ``codes`` with their units left and codes available."""
     raw = store.roundtrip(r, *(command for code in codes for command in (
-        ("HGET", keys.reward(code), "def"), ("GET", keys.reward_stock(code)))))
+        ("HGET", keys.reward(code), "def"), ("GET", keys.reward_stock(code)),
+        ("LLEN", keys.voucher_pool(code)))))
     out = []
-    for i in range(0, len(raw), 2):
+    for i in range(0, len(raw), 3):
         if raw[i]:
             d = json.loads(raw[i])
-            out.append(Reward(**d, stock=int(raw[i + 1]) if raw[i + 1] is not None else None))
+            out.append(Reward(**d, stock=int(raw[i + 1]) if raw[i + 1] is not None else None,
+                              available=int(raw[i + 2])))
     return out
 
 
@@ -157,8 +184,8 @@ def catalog(r: redis.Redis) -> list[Reward]:
 
 
 def definitions(r: redis.Redis, kept: store.Kept) -> list[Reward]:
-    """Every reward ordered as :func:`catalog`, *without stock* (``stock`` is
-    None: read a reward's units left with :func:`get`).
+    """Every reward ordered as :func:`catalog`, *without stock* (``stock`` and
+    ``available`` are None: read a reward's units left with :func:`get`).
 
     Kept per process and checked against the catalog's revision on each call:
     one GET instead of reading every definition on every list screen.
@@ -166,7 +193,8 @@ def definitions(r: redis.Redis, kept: store.Kept) -> list[Reward]:
     revision = store.revision(r, keys.REWARDS_REVISION)
     found = kept.get("rewards", revision)
     if found is None:
-        found = kept.put("rewards", revision, [replace(w, stock=None) for w in catalog(r)])
+        found = kept.put("rewards", revision,
+                         [replace(w, stock=None, available=None) for w in catalog(r)])
     return found
 
 
@@ -175,9 +203,10 @@ def active(r: redis.Redis, now: float, kept: store.Kept) -> list[Reward]:
     return [w for w in definitions(r, kept) if w.active(now)]
 
 
-def load_file(r: redis.Redis, text: str) -> list[Reward]:
+def load_file(r: redis.Redis, vault, text: str) -> list[Reward]:
     """Load a YAML catalog (``rewards: {CODE: {...}}``); each entry is validated
-    first, so a bad file changes nothing. ``vouchers`` lists add to the pool."""
+    first, so a bad file changes nothing. ``vouchers`` lists add to the pool
+    (codes already there or already given out are skipped)."""
     import yaml
 
     try:
@@ -189,71 +218,142 @@ def load_file(r: redis.Redis, text: str) -> list[Reward]:
     parsed = []
     for code, body in data["rewards"].items():
         try:
-            parsed.append((validate(str(code), body), (body or {}).get("vouchers") or []))
+            reward = validate(str(code), body)
+            vouchers = voucher_codes([str(v) for v in (body or {}).get("vouchers") or []], "vouchers")
+            if vouchers and reward.fulfilment != "voucher":
+                raise BadRequest("vouchers are for a reward with fulfilment voucher")
+            parsed.append((reward, vouchers))
         except BadRequest as e:
             raise BadRequest(f"reward {code}: {e}") from None
     loaded = []
     for reward, vouchers in parsed:
-        loaded.append(put(r, reward))
-        fresh = [v for v in map(str, vouchers) if not r.hexists(keys.voucher_claims(reward.code), v)]
-        if fresh and r.llen(keys.voucher_pool(reward.code)) == 0:
-            add_vouchers(r, reward.code, fresh)
+        put(r, reward)
+        if vouchers:
+            add_vouchers(r, vault, reward.code, vouchers)
+        loaded.append(get(r, reward.code))
     return loaded
 
 
-def add_vouchers(r: redis.Redis, code: str, vouchers: list[str]) -> int:
-    if vouchers:
-        r.rpush(keys.voucher_pool(code), *vouchers)
-    return r.llen(keys.voucher_pool(code))
+# -- the voucher pool: codes encrypted at rest, found again by a keyed hash -------
+VOUCHER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/+-]{0,39}$")
+MAX_VOUCHERS = 10_000  # per request or file entry
+
+# KEYS[1] pool  KEYS[2] digests   ARGV: digest, encrypted code, digest, encrypted code, ...
+# Returns {added, duplicates, codes now available}.
+ADD_VOUCHERS = Script("""
+local added, dup = 0, 0
+for i = 1, #ARGV, 2 do
+  if redis.call('SADD', KEYS[2], ARGV[i]) == 1 then
+    redis.call('RPUSH', KEYS[1], ARGV[i + 1])
+    added = added + 1
+  else
+    dup = dup + 1
+  end
+end
+return {added, dup, redis.call('LLEN', KEYS[1])}
+""")
+
+
+def voucher_codes(codes, field: str = "codes") -> list[str]:
+    """``codes`` checked (a code is a secret: an error names its place, never it)."""
+    if not isinstance(codes, list):
+        raise BadRequest(f"{field} must be a list of voucher codes")
+    if len(codes) > MAX_VOUCHERS:
+        raise BadRequest(f"{field}: at most {MAX_VOUCHERS} codes at a time")
+    for i, c in enumerate(codes):
+        if not isinstance(c, str) or not VOUCHER.match(c):
+            raise BadRequest(f"{field}[{i}] is not a voucher code: 1-40 letters, digits or . _ / + -, "
+                             "starting with a letter or digit")
+    return codes
+
+
+def add_vouchers(r: redis.Redis, vault, code: str, codes: list[str]) -> dict:
+    """Add ``codes`` to the pool of reward ``code``, each once ever:
+    ``{"added", "duplicates", "available"}`` (duplicates: already in the pool,
+    already given out, or twice in ``codes``)."""
+    out = {"added": 0, "duplicates": 0, "available": r.llen(keys.voucher_pool(code))}
+    for i in range(0, len(codes), 1000):
+        args = [x for c in codes[i:i + 1000] for x in (vault.digest(c), vault.encrypt(c))]
+        added, dup, available = ADD_VOUCHERS(r, [keys.voucher_pool(code), keys.voucher_digests(code)], args)
+        out = {"added": out["added"] + added, "duplicates": out["duplicates"] + dup,
+               "available": available}
+    return out
 
 
 # -- stock: scripts over one reward's slot --------------------------------------
-# KEYS[1] stock  KEYS[2] reservations   ARGV[1] redemption id  ARGV[2] quantity
-# Returns 1 when held (now or by an earlier call with this id), 0 when out of stock.
+# KEYS[1] stock  KEYS[2] reservations  KEYS[3] revision  KEYS[4] voucher pool  KEYS[5] claims
+# ARGV[1] redemption id  ARGV[2] quantity  ARGV[3] quoted revision
+# ARGV[4] codes: 'pool' (a code per unit, else out of stock), 'some' (the pool's
+#         codes while they last), '' (none)
+# Returns 1 when held (now or by an earlier call with this id), 0 when out of
+# stock, -1 when the reward changed since the quote (then nothing is held).
 RESERVE = Script("""
-if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then return 1 end
+local held = redis.call('HGET', KEYS[2], ARGV[1])
+if held and string.sub(held, 1, 9) ~= 'released:' then return 1 end
+if (redis.call('GET', KEYS[3]) or '') ~= ARGV[3] then return -1 end
 local qty = tonumber(ARGV[2])
 local stock = redis.call('GET', KEYS[1])
 if stock and tonumber(stock) < qty then return 0 end
+if ARGV[4] == 'pool' and redis.call('LLEN', KEYS[4]) < qty then return 0 end
 if stock then redis.call('DECRBY', KEYS[1], qty) end
+if ARGV[4] ~= '' then
+  local codes = {}
+  for _ = 1, qty do
+    local c = redis.call('LPOP', KEYS[4])
+    if not c then break end
+    codes[#codes + 1] = c
+  end
+  if #codes > 0 then redis.call('HSET', KEYS[5], ARGV[1], cjson.encode(codes)) end
+end
 redis.call('HSET', KEYS[2], ARGV[1], 'held:' .. qty)
 return 1
 """)
 
-# KEYS[1] stock  KEYS[2] reservations   ARGV[1] redemption id  ARGV[2] 'used' | 'released'
-# Settles a held reservation once: 'released' puts the units back.
+# KEYS[1] stock  KEYS[2] reservations  KEYS[3] voucher pool  KEYS[4] claims
+# ARGV[1] redemption id  ARGV[2] 'used' | 'released'
+# Settles a held reservation once: 'released' puts the units and codes back.
 SETTLE = Script("""
 local held = redis.call('HGET', KEYS[2], ARGV[1])
 if not held or string.sub(held, 1, 5) ~= 'held:' then return 0 end
 local qty = tonumber(string.sub(held, 6))
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2] .. ':' .. qty)
-if ARGV[2] == 'released' and redis.call('EXISTS', KEYS[1]) == 1 then
-  redis.call('INCRBY', KEYS[1], qty)
+if ARGV[2] == 'released' then
+  if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('INCRBY', KEYS[1], qty) end
+  local codes = redis.call('HGET', KEYS[4], ARGV[1])
+  if codes then
+    local list = cjson.decode(codes)
+    for i = #list, 1, -1 do redis.call('LPUSH', KEYS[3], list[i]) end
+    redis.call('HDEL', KEYS[4], ARGV[1])
+  end
 end
 return 1
 """)
 
-# KEYS[1] voucher pool  KEYS[2] claims   ARGV[1] redemption id
-# The voucher of this redemption: the one claimed before, or the next of the pool.
-CLAIM_VOUCHER = Script("""
-local code = redis.call('HGET', KEYS[2], ARGV[1])
-if code then return code end
-code = redis.call('LPOP', KEYS[1])
-if not code then return false end
-redis.call('HSET', KEYS[2], ARGV[1], code)
-return code
-""")
+
+def hold_codes(reward: Reward) -> str:
+    """What RESERVE takes from the pool for ``reward`` (see RESERVE)."""
+    if reward.fulfilment != "voucher":
+        return ""
+    return "some" if reward.generate_codes else "pool"
 
 
-def reserve_args(code: str, rid: str, qty: int) -> tuple[list, list]:
-    """RESERVE's keys and arguments: hold ``qty`` of ``code`` for redemption ``rid``."""
-    return [keys.reward_stock(code), keys.reward_reservations(code)], [rid, qty]
+def reserve_args(reward: Reward, rid: str, qty: int, revision: str) -> tuple[list, list]:
+    """RESERVE's keys and arguments: hold ``qty`` of ``reward`` for redemption
+    ``rid`` if its revision is still ``revision``."""
+    code = reward.code
+    return ([keys.reward_stock(code), keys.reward_reservations(code), keys.reward_revision(code),
+             keys.voucher_pool(code), keys.voucher_claims(code)],
+            [rid, qty, revision, hold_codes(reward)])
 
 
 def settle(r: redis.Redis, code: str, rid: str, outcome: str) -> bool:
-    """Mark a held reservation ``used`` or ``released`` (the latter restores stock)."""
-    return bool(SETTLE(r, [keys.reward_stock(code), keys.reward_reservations(code)], [rid, outcome]))
+    """Mark a held reservation ``used`` or ``released`` (the latter restores
+    stock and puts held voucher codes back at the head of the pool)."""
+    return bool(SETTLE(r, [keys.reward_stock(code), keys.reward_reservations(code),
+                           keys.voucher_pool(code), keys.voucher_claims(code)], [rid, outcome]))
 
 
-def claim_voucher(r: redis.Redis, code: str, rid: str) -> str | None:
-    return CLAIM_VOUCHER(r, [keys.voucher_pool(code), keys.voucher_claims(code)], [rid])
+def claimed(r: redis.Redis, code: str, rid: str) -> list[str]:
+    """The (encrypted) voucher codes redemption ``rid`` holds."""
+    raw = r.hget(keys.voucher_claims(code), rid)
+    return json.loads(raw) if raw else []

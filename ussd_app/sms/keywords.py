@@ -126,21 +126,33 @@ def redeem_start(msg: Inbound) -> None:
     if balance < reward.points:
         return msg.reply("sms.tukar_refused", reason=redemptions.refusal_text(
             msg.lang, redemptions.Outcome("short", balance), reward))
-    redemptions.quote(r, msg.msisdn, reward, msg.sms.message_id)
-    msg.reply("sms.tukar_confirm", reward=reward.label(msg.lang),
-              points=formats.points(reward.points, msg.lang))
+    _quote(msg, reward, "sms.tukar_confirm")
+
+
+def _quote(msg: Inbound, reward: rewards.Reward, key: str) -> None:
+    """Quote ``reward`` (its terms held for YA) with the text ``key``, or say
+    it is out of stock (before any point moves)."""
+    if reward.left is not None and reward.left < 1:
+        redemptions.drop_quote(msg.services.r, msg.msisdn)
+        return msg.reply("sms.tukar_refused", reason=msg.t("rewards.refused.out_of_stock"))
+    held = redemptions.quote(msg.services.r, msg.msisdn, reward)
+    msg.reply(key, reward=reward.label(msg.lang), points=formats.points(held.total, msg.lang))
 
 
 def redeem_confirm(msg: Inbound) -> bool:
-    """A bare YA confirms a pending TUKAR; False when none is pending."""
+    """A bare YA confirms a pending TUKAR on its quoted terms; False when none is pending."""
     r = msg.services.r
-    pending = redemptions.quoted(r, msg.msisdn)
-    if pending is None:
+    held = redemptions.quoted(r, msg.msisdn)
+    if held is None:
         return False
-    reward = rewards.get(r, pending["reward"])
-    outcome = (redemptions.redeem(msg.services, msg.msisdn, reward, 1, f"sms:{pending['id']}", "sms")
-               if reward else redemptions.Outcome("inactive"))
-    redemptions.drop_quote(r, msg.msisdn)
+    reward = rewards.get(r, held.reward)
+    outcome = redemptions.redeem(msg.services, msg.msisdn, reward, held, "sms")
+    if outcome.status == "changed":  # the reward changed since TUKAR: quote the new terms
+        if reward.active(msg.services.clock()):
+            _quote(msg, rewards.get(r, held.reward), "sms.tukar_changed")
+            return True
+        outcome = redemptions.Outcome("inactive")
+    redemptions.drop_quote(r, msg.msisdn, held.id)
     if outcome.accepted:
         msg.reply("sms.tukar_processing", reward=reward.label(msg.lang))
     else:

@@ -45,10 +45,6 @@ class AfricasTalking:
         self.url, self.username, self.api_key, self.timeout = url, username, api_key, timeout
         self.http = requests.Session()
 
-    def deliver_many(self, messages: list[dict]) -> None:
-        for m in messages:
-            self.deliver(m)
-
     def deliver(self, message: dict) -> None:
         form = {"username": self.username, "to": message["to"], "message": message["text"]}
         if message.get("from"):

@@ -8,7 +8,7 @@ import math
 from flask import Blueprint, jsonify, request
 
 from ussd_app.offers import campaigns, consents, sending as offers
-from ussd_app.core import digits, formats, subscribers
+from ussd_app.core import digits, formats, keys, subscribers
 from ussd_app.loyalty import points, redemptions, rewards
 from ussd_app.core.errors import BadRequest, Conflict, NotFound, Unauthorized
 from ussd_app.core.msisdn import normalize
@@ -190,13 +190,16 @@ def get_reward(code):
 
 @bp.post("/rewards/<code>/vouchers")
 def add_vouchers(code):
+    """Add codes to a voucher reward's pool (encrypted at rest, each once ever)."""
     svc = services()
-    if rewards.get(svc.r, code) is None:
+    reward = rewards.get(svc.r, code)
+    if reward is None:
         raise NotFound("no such reward")
-    codes = body().get("codes")
-    if not isinstance(codes, list) or not all(isinstance(c, str) and 0 < len(c) <= 40 for c in codes):
-        raise BadRequest("codes must be a list of voucher codes (strings of 1-40 characters)")
-    return jsonify(reward=code.upper(), pool=rewards.add_vouchers(svc.r, code.upper(), codes)), 201
+    if reward.fulfilment != "voucher":
+        raise BadRequest("vouchers can be added only to a reward with fulfilment voucher")
+    codes = rewards.voucher_codes(body().get("codes"))
+    added = rewards.add_vouchers(svc.r, svc.vault, reward.code, codes)
+    return jsonify(added), 201 if added["added"] else 200
 
 
 @bp.get("/subscribers/<msisdn>/redemptions")
@@ -204,8 +207,49 @@ def list_redemptions(msisdn):
     msisdn = normalize(msisdn)
     items = redemptions.history(services().r, msisdn)
     for rec in items:
-        rec["at"] = formats.iso(rec["at"])
+        _times(rec)
     return jsonify(msisdn=msisdn, redemptions=items)
+
+
+def _times(rec: dict) -> dict:
+    for k in ("at", "settled_at", "review_at"):
+        if rec.get(k) is not None:
+            rec[k] = formats.iso(rec[k])
+    return rec
+
+
+@bp.get("/redemptions")
+def redemptions_by_status():
+    """Redemptions in one status, across subscribers (needs_review: for a person)."""
+    status = request.args.get("status")
+    if status not in keys.REDEMPTION_STATUSES:
+        raise BadRequest("status must be one of " + ", ".join(keys.REDEMPTION_STATUSES))
+    try:
+        cursor = int(request.args.get("cursor") or 0)
+        limit = int(request.args.get("limit") or 100)
+    except ValueError:
+        raise BadRequest("cursor and limit must be whole numbers") from None
+    if not 1 <= limit <= 1000 or cursor < 0:
+        raise BadRequest("limit must be from 1 to 1000 and cursor at least 0")
+    items, next_cursor = redemptions.listing(services().r, status, cursor, limit)
+    return jsonify(redemptions=[_times(rec) for rec in items],
+                   next_cursor=str(next_cursor) if next_cursor else None)
+
+
+@bp.post("/redemptions/<rid>/settle")
+def settle_redemption(rid):
+    """A person settles a needs_review redemption: {"outcome": "done"|"refund", "reference"?}."""
+    data = body()
+    outcome, reference = data.get("outcome"), data.get("reference")
+    if outcome not in ("done", "refund"):
+        raise BadRequest("outcome must be done or refund")
+    if reference is not None and (not isinstance(reference, str) or not 0 < len(reference) <= 64):
+        raise BadRequest("reference must be a string of 1-64 characters")
+    rec = redemptions.settle_review(services(), rid, outcome, reference)
+    if rec is None:
+        raise NotFound("no redemption awaiting review with that id")
+    rec = _times(redemptions.public(rec))
+    return jsonify(rec)
 
 
 # -- campaigns, offers, leads ------------------------------------------------------
