@@ -30,7 +30,7 @@ class Provider(BaseHTTPRequestHandler):
         Provider.calls.append((body["reference"], self.headers.get("Idempotency-Key")))
         step = Provider.plan.pop(0) if Provider.plan else "ok"
         if step == "timeout":
-            time.sleep(1.0)  # the client gave up after FULFILMENT_TIMEOUT
+            time.sleep(2.5)  # the client gave up after FULFILMENT_TIMEOUT
             step = "ok"
         status = 200 if step == "ok" else step
         self.send_response(status)
@@ -56,7 +56,7 @@ def provider():
 @pytest.fixture
 def config(config, provider):
     # A real queue (a worker runs in the test), retries without waiting.
-    return {**config, "JOBS_SYNC": False, "FULFILMENT_URL": provider, "FULFILMENT_TIMEOUT": 0.3,
+    return {**config, "JOBS_SYNC": False, "FULFILMENT_URL": provider, "FULFILMENT_TIMEOUT": 1.5,
             "FULFILMENT_RETRY": "0,0"}
 
 
