@@ -83,6 +83,15 @@ class Engine:
         ctx.session.state = self.main
         return self.render(ctx)
 
+    def reenter(self, ctx: Ctx) -> Reply:
+        """The session's screen entered again (a resumed session): its ``enter``
+        runs as on arrival, so what it holds is read afresh (a confirmation
+        quotes today's terms), then it is shown."""
+        screen = self.screens[ctx.session.state]
+        if screen.enter:
+            screen.enter(ctx)
+        return self.render(ctx)
+
     def step(self, ctx: Ctx, text: str) -> Reply:
         s = ctx.session
         error = None

@@ -164,11 +164,11 @@ def _resume_choice(services: Services, ctx: Ctx, tally: Tally, typed: tuple[str,
     session.resume = None
     tally.leave(RESUME, funnel.NEXT, ctx.now - session.entered)
     if dropped is not None and not dropped.last_end and dropped.state in engine.screens:
-        # Where the subscriber left, with its history (0 goes back), rendered
-        # afresh from current data (a confirmation shows today's terms).
+        # Where the subscriber left, with its history (0 goes back), entered
+        # again on current data (a confirmation quotes and shows today's terms).
         session.state, session.history, session.page = dropped.state, dropped.history, dropped.page
         session.data, session.lang = dropped.data, dropped.lang
-        reply = engine.render(ctx)
+        reply = engine.reenter(ctx)
     else:
         reply = engine.start(ctx)
     session.entered = ctx.now
