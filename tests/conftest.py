@@ -1,13 +1,21 @@
+import atexit
+import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 import uuid
 
-import pytest
-import redis
+# Metrics of this run in a directory of its own, chosen before ussd_app (and
+# prometheus_client) is imported: never counts of another run on this host.
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="ussd-metrics-test-")
+atexit.register(shutil.rmtree, os.environ["PROMETHEUS_MULTIPROC_DIR"], True)
 
-from ussd_app import create_app
+import pytest  # noqa: E402
+import redis  # noqa: E402
+
+from ussd_app import create_app  # noqa: E402
 
 
 def _free_port() -> int:

@@ -15,6 +15,7 @@ class Config:
     REDIS_URL: str | None = None
     GATEWAY_TOKEN: str | None = None
     ADMIN_TOKEN: str | None = None
+    METRICS_TOKEN: str | None = None  # else GET /metrics takes ADMIN_TOKEN
     PII_KEY: str | None = None
     SMS_PROVIDER: str = "console"
     SMS_SHORT_CODE: str = "62168"

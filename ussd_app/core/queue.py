@@ -8,22 +8,44 @@ no job reaches for a module global to find its Redis.
 """
 from __future__ import annotations
 
+import json
+import logging
+import time
 from typing import Any
 
 import redis
 import rq
 from rq import Retry
 
+from ussd_app.core import logs, metrics
+
+log = logging.getLogger("ussd_app.jobs")
+
 QUEUE = "ussd"
 RETRY = (5, 30, 120, 600, 1800)  # seconds between an unknown outcome's attempts
 
 
 class ServicesJob(rq.job.Job):
-    """An rq job that passes the services of its queue to the function."""
+    """An rq job that passes the services of its queue to the function, runs
+    with the request id of the request that enqueued it (job meta), and logs
+    one line and counts one run (``ussd_jobs_total``) per attempt."""
     services: Any = None
 
     def _execute(self):
-        return self.func(self.services, *self.args, **self.kwargs)
+        rid = logs.request_id.set((self.meta or {}).get("request_id"))
+        jid = logs.job_id.set(self.id)
+        started, outcome = time.perf_counter(), "failed"
+        try:
+            result = self.func(self.services, *self.args, **self.kwargs)
+            outcome = "ok"
+            return result
+        finally:
+            metrics.job(self.func_name, outcome)
+            if log.isEnabledFor(logging.INFO):
+                log.info(json.dumps({"event": "job", "func": self.func_name, "outcome": outcome,
+                                     "ms": round((time.perf_counter() - started) * 1000, 2)}))
+            logs.job_id.reset(jid)
+            logs.request_id.reset(rid)
 
 
 class Jobs:
@@ -46,7 +68,13 @@ class Jobs:
         # Queued jobs go out in one round trip (rq alone makes two); a job run at
         # once saves its own outcome, which a later pipeline would overwrite.
         pipe = None if self.sync else self.connection.pipeline()
-        self.queue.enqueue_call(func, args=args, job_id=job_id, pipeline=pipe,
+        self.queue.enqueue_call(func, args=args, job_id=job_id, pipeline=pipe, meta=_meta(),
                                 retry=Retry(max=len(retry), interval=list(retry)) if retry else None)
         if pipe is not None:
             pipe.execute()
+
+
+def _meta() -> dict | None:
+    """What a job carries from the request that enqueued it: its id, for the logs."""
+    rid = logs.request_id.get()
+    return {"request_id": rid} if rid else None

@@ -14,7 +14,7 @@ import random
 
 import requests
 
-from ussd_app.core import formats, subscribers, texts
+from ussd_app.core import formats, metrics, subscribers, texts
 from ussd_app.loyalty import redemptions, rewards
 from ussd_app.core.msisdn import mask
 
@@ -94,10 +94,12 @@ def fulfil(services, msisdn: str, rid: str) -> str:
     except FulfilmentError as e:
         log.warning("fulfilment failed redemption=%s msisdn=%s: %s", rid, mask(msisdn), e)
         if redemptions.refund(services, msisdn, rid, str(e)):
+            metrics.redemption("refunded")
             services.sms.send(msisdn, texts.t(lang, "sms.redeem_failed", reward=name,
                                               points=formats.points(rec["points"], lang)))
         return "failed"
     if redemptions.confirm(services, msisdn, rid, delivered):
+        metrics.redemption("done")
         key = "sms.redeem_voucher" if reward.fulfilment == "voucher" else "sms.redeem_done"
         services.sms.send(msisdn, texts.t(lang, key, reward=name, code=delivered,
                                           points=formats.points(rec["points"], lang)))

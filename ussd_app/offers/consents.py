@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import redis
 
 from ussd_app.offers import campaigns
-from ussd_app.core import keys, store, subscribers, texts
+from ussd_app.core import keys, metrics, store, subscribers, texts
 from ussd_app.offers.campaigns import Campaign
 from ussd_app.core.store import Script
 
@@ -212,6 +212,7 @@ def give(services, msisdn: str, campaign: Campaign, nik_enc: str, proof: Proof) 
     score = subscribers.get(r, msisdn).credit_score
     status, _ = consent(r, msisdn, campaign, nik_enc, score, proof, services.clock())
     if status == "ok":
+        metrics.consent_event("consent")
         services.sms.send(msisdn, texts.t(
             proof.lang, "sms.consent_ok", institution=campaign.institution["name"],
             product=campaign.product,
@@ -224,7 +225,9 @@ def decline(r: redis.Redis, msisdn: str, campaign: Campaign, channel: str, refer
             now: float) -> str:
     entry = {"type": "decline", "campaign": campaign.id, "institution": campaign.institution["id"],
              "channel": channel, "reference": reference, "at": now}
-    return DECLINE(r, [keys.offers(msisdn), keys.consent_log(msisdn)], [campaign.id, _json(entry)])
+    status = DECLINE(r, [keys.offers(msisdn), keys.consent_log(msisdn)], [campaign.id, _json(entry)])
+    metrics.consent_event("decline", status == "ok")
+    return status
 
 
 def opt_out(r: redis.Redis, msisdn: str, channel: str, reference: str, raw: str, now: float
@@ -233,6 +236,8 @@ def opt_out(r: redis.Redis, msisdn: str, channel: str, reference: str, raw: str,
     entry = {"type": "optout", "channel": channel, "reference": reference, "input": raw[:20], "at": now}
     closed, withdrawn = OPT_OUT(r, [keys.profile(msisdn), keys.offers(msisdn), keys.consents(msisdn),
                                     keys.consent_log(msisdn)], [now, _json(entry)])
+    metrics.consent_event("optout")
+    metrics.consent_event("withdrawal", int(withdrawn))
     return int(closed), int(withdrawn)
 
 
@@ -242,6 +247,7 @@ def opt_in(r: redis.Redis, msisdn: str, channel: str, reference: str, now: float
     pipe.rpush(keys.consent_log(msisdn), _json({"type": "optin", "channel": channel,
                                                 "reference": reference, "at": now}))
     pipe.execute()
+    metrics.consent_event("optin")
 
 
 def log(r: redis.Redis, msisdn: str) -> list[dict]:

@@ -8,7 +8,7 @@ import logging
 import redis
 import requests
 
-from ussd_app.core import keys
+from ussd_app.core import keys, metrics
 from ussd_app.core.msisdn import mask
 
 log = logging.getLogger(__name__)
@@ -30,6 +30,7 @@ class Console:
         for m in messages:
             pipe.rpush(keys.outbox(m["to"]), json.dumps(m, separators=(",", ":")))
         pipe.execute()
+        metrics.sms("console", "sent", len(messages))
 
 
 def outbox(r: redis.Redis, msisdn: str) -> list[dict]:
@@ -57,9 +58,12 @@ class AfricasTalking:
             resp = self.http.post(self.url, data=form, timeout=self.timeout,
                                   headers={"apiKey": self.api_key or "", "Accept": "application/json"})
         except requests.RequestException as e:
+            metrics.sms("africastalking", "failed")
             raise DeliveryError(f"provider unreachable: {type(e).__name__}") from None
         if resp.status_code >= 300:
+            metrics.sms("africastalking", "failed")
             raise DeliveryError(f"provider answered {resp.status_code}")
+        metrics.sms("africastalking", "sent")
         log.info("sms delivered to=%s provider=africastalking", mask(message["to"]))
 
 

@@ -9,7 +9,7 @@ from urllib.parse import unquote_plus
 
 from flask import Blueprint, Response, request
 
-from ussd_app.core import texts
+from ussd_app.core import metrics, texts
 from ussd_app.ussd import hop as ussd
 from ussd_app.core.errors import BadRequest, Unauthorized
 from ussd_app.gateways import africastalking as dialect
@@ -77,6 +77,7 @@ def failure(e):
     """Never a stack trace on a phone: a failed hop ends politely (and is logged)."""
     log.exception("hop failed")
     if request.path == "/ussd":
+        metrics.hop_failed("africastalking")
         return Response(dialect.render(Reply(texts.t(texts.DEFAULT, "error.unavailable"), end=True)),
                         200, content_type=dialect.CONTENT_TYPE)
     return Response("internal error", 500, mimetype="text/plain")
@@ -87,6 +88,7 @@ def ussd_hop():
     started = time.perf_counter()
     req = dialect.parse_ussd(form())
     reply, before, after = ussd.hop(services(), req)
+    metrics.hop("africastalking", after, reply.end, started)
     if log.isEnabledFor(logging.INFO):
         log.info(json.dumps({"event": "ussd_hop", "session": req.session_id,
                              "msisdn": mask(req.msisdn), "before": before, "after": after,

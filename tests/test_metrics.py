@@ -1,0 +1,99 @@
+"""``GET /metrics``: who may scrape it, and that each series counts what it says."""
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from ussd_app import demo
+from ussd_app.core import keys
+
+NIK = "3171014506900001"
+
+
+def scrape(client, token=None) -> dict:
+    """Every sample of a scrape: (name, sorted label pairs) -> value."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    resp = client.get("/metrics", headers=headers)
+    assert resp.status_code == 200, resp.get_data(as_text=True)
+    assert resp.content_type.startswith("text/plain")
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(resp.get_data(as_text=True))
+            for s in family.samples}
+
+
+def value(samples: dict, name: str, **labels) -> float:
+    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+class TestWhoMayScrape:
+    @pytest.fixture
+    def config(self, config):
+        return {**config, "ADMIN_TOKEN": "admin-secret", "METRICS_TOKEN": "metrics-secret"}
+
+    @pytest.mark.parametrize("token", ["metrics-secret", "admin-secret"])
+    def test_either_token_scrapes(self, client, token):
+        assert "ussd_jobs_queued" in {name for name, _ in scrape(client, token)}
+
+    @pytest.mark.parametrize("header", [None, "Bearer wrong", "metrics-secret"])
+    def test_anything_else_is_401_json(self, client, header):
+        resp = client.get("/metrics", headers={"Authorization": header} if header else {})
+        assert resp.status_code == 401 and "bearer" in resp.get_json()["error"]
+
+
+@pytest.fixture
+def seeded(services):
+    demo.seed(services)
+    services.r.delete(keys.outbox("+6281234567890"))
+
+
+def test_hops_by_dialect_screen_and_outcome_with_their_latency(seeded, client, phone):
+    before = scrape(client)
+    phone.dial()
+    phone.type(1)  # check points: the balance, with 0 back and 00 main menu
+    after = scrape(client)
+    hop = dict(name="ussd_hops_total", dialect="africastalking")
+    assert value(after, **hop, screen="main", outcome="con") - value(before, **hop, screen="main",
+                                                                      outcome="con") == 1
+    assert value(after, **hop, screen="points", outcome="con") - value(before, **hop, screen="points",
+                                                                        outcome="con") == 1
+    count = dict(name="ussd_hop_seconds_count", dialect="africastalking")
+    assert value(after, **count) - value(before, **count) == 2
+    assert value(after, "ussd_hop_seconds_bucket", dialect="africastalking", le="+Inf") >= 2
+    # each hop reads its session in one round trip and writes it in a second
+    assert value(after, "ussd_redis_roundtrip_seconds_count") - value(
+        before, "ussd_redis_roundtrip_seconds_count") >= 4
+
+
+def test_redemptions_sms_and_jobs(seeded, client, phone):
+    before = scrape(client)
+    phone.dial(text="2*5*1*1*1")  # the coffee voucher, fulfilled at once (JOBS_SYNC)
+    after = scrape(client)
+    assert phone.end and len(phone.inbox()) == 1
+    assert value(after, "ussd_redemptions_total", outcome="done") - value(
+        before, "ussd_redemptions_total", outcome="done") == 1
+    assert value(after, "ussd_sms_total", provider="console", result="sent") - value(
+        before, "ussd_sms_total", provider="console", result="sent") == 1
+    assert value(after, "ussd_jobs_total", func="fulfil", outcome="ok") - value(
+        before, "ussd_jobs_total", func="fulfil", outcome="ok") == 1
+
+
+def test_consent_events(seeded, client, phone):
+    before = scrape(client)
+    phone.sms(f"YA {NIK}")
+    phone.sms("STOP")
+    phone.sms("MULAI")
+    after = scrape(client)
+    changes = {event: value(after, "ussd_consent_events_total", event=event)
+               - value(before, "ussd_consent_events_total", event=event)
+               for event in ("consent", "decline", "optout", "withdrawal", "optin")}
+    assert changes == {"consent": 1, "decline": 0, "optout": 1, "withdrawal": 1, "optin": 1}
+
+
+class TestQueueDepth:
+    @pytest.fixture
+    def config(self, config):
+        return {**config, "JOBS_SYNC": False}  # jobs wait for a worker, as in production
+
+    def test_is_read_at_each_scrape(self, client, services):
+        assert value(scrape(client), "ussd_jobs_queued") == 0
+        services.jobs.enqueue("ussd_app.sms.outbound.deliver", [])
+        services.jobs.enqueue("ussd_app.sms.outbound.deliver", [])
+        assert value(scrape(client), "ussd_jobs_queued") == 2
