@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 def create_app(config: dict | None = None) -> Flask:
     """Build the app: configuration from the environment, then ``config``."""
     from ussd_app.services import Services
-    from ussd_app.web import api, gateway, metrics, ops, request_ids
+    from ussd_app.web import api, gateway, metrics, ops, partners, request_ids
 
     cfg = configuration.load(config)
     if not cfg.REDIS_URL:
@@ -35,4 +35,5 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(api.bp)
     app.register_blueprint(ops.bp)
     app.register_blueprint(metrics.bp)
+    app.register_blueprint(partners.bp)
     return app

@@ -184,6 +184,46 @@ def offers_flush():
 
 
 @main.group()
+def partners():
+    """Partner institutions' API keys (each reads only its own leads)."""
+
+
+@partners.command("add")
+@click.argument("institution")
+def partners_add(institution):
+    """Make INSTITUTION's key and print it (shown this once; stored hashed)."""
+    from ussd_app.core.errors import BadRequest, Conflict
+    from ussd_app.offers import partners as keys
+
+    services = _services()
+    try:
+        click.echo(keys.add(services.r, institution, services.clock()))
+    except (BadRequest, Conflict) as e:
+        raise click.ClickException(str(e)) from None
+
+
+@partners.command("list")
+def partners_list():
+    """Institutions with a key, and when it was made."""
+    from ussd_app.core.formats import iso
+    from ussd_app.offers import partners as keys
+
+    for p in keys.every(_services().r):
+        click.echo(f"{p['institution']}\t{iso(p['created_at'])}")
+
+
+@partners.command("revoke")
+@click.argument("institution")
+def partners_revoke(institution):
+    """Revoke INSTITUTION's key at once."""
+    from ussd_app.offers import partners as keys
+
+    if not keys.revoke(_services().r, institution):
+        raise click.ClickException(f"{institution} has no key")
+    click.echo(f"revoked {institution}")
+
+
+@main.group()
 def pii():
     """Personal-data encryption."""
 

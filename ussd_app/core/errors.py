@@ -19,3 +19,7 @@ class NotFound(Exception):
 
 class Conflict(Exception):
     """The request clashes with the current state."""
+
+
+class Forbidden(Exception):
+    """A known caller asking for what it may not have."""

@@ -176,3 +176,11 @@ def lead_index(institution: str) -> str:
 def lead_seq(institution: str) -> str:
     """Hash: consent id -> its sequence in the index; field '' holds the counter."""
     return f"{PREFIX}:{{leads:{institution}}}:seq"
+
+
+# -- partner institutions' API keys (one slot: {partners}) -----------------------
+PARTNERS = f"{PREFIX}:{{partners}}:by_institution"
+"""Hash: institution -> JSON {digest (SHA-256 of its key), created_at}."""
+
+PARTNER_KEYS = f"{PREFIX}:{{partners}}:by_key"
+"""Hash: SHA-256 of a partner key -> its institution."""

@@ -1,7 +1,6 @@
 """The integration API (JSON, bearer token): subscribers, points, outbox."""
 from __future__ import annotations
 
-import hmac
 import math
 
 from flask import Blueprint, jsonify, request
@@ -10,29 +9,22 @@ from werkzeug.exceptions import HTTPException
 from ussd_app.offers import campaigns, consents, sending as offers
 from ussd_app.core import formats, subscribers
 from ussd_app.loyalty import points, redemptions, rewards
-from ussd_app.core.errors import BadRequest, Conflict, NotFound, Unauthorized
+from ussd_app.core.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
 from ussd_app.core.msisdn import normalize
 from ussd_app.sms import providers
-from ussd_app.web import services
+from ussd_app.web import auth, services
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
-
-
-@bp.before_request
-def check_token():
-    token = services().config.ADMIN_TOKEN
-    if token:
-        given = request.headers.get("Authorization", "")
-        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
-            raise Unauthorized("missing or wrong bearer token")
+bp.before_request(auth.check)
 
 
 @bp.errorhandler(BadRequest)
 @bp.errorhandler(Unauthorized)
+@bp.errorhandler(Forbidden)
 @bp.errorhandler(NotFound)
 @bp.errorhandler(Conflict)
 def known_error(e):
-    status = {BadRequest: 400, Unauthorized: 401, NotFound: 404, Conflict: 409}[type(e)]
+    status = {BadRequest: 400, Unauthorized: 401, Forbidden: 403, NotFound: 404, Conflict: 409}[type(e)]
     return jsonify(error=str(e)), status
 
 
