@@ -55,15 +55,16 @@ def seed_demo():
 
 @main.command()
 @click.option("--burst", is_flag=True, help="Stop when the queue is empty.")
-@click.option("--every", default=30, show_default=True, help="Seconds between housekeeping rounds.")
+@click.option("--every", default=30, show_default=True, type=click.IntRange(1, 3600),
+              help="Seconds between housekeeping rounds.")
 def worker(burst, every):
-    """Run background jobs (remote SMS, fulfilment) and, every few seconds, send
-    offer SMS whose window has opened and settle redemptions a crash left pending."""
+    """Run background jobs (remote SMS, fulfilment, lead push, offer SMS held
+    for the sending window) and rq's scheduler, which also runs housekeeping
+    every few seconds (settling redemptions a crash left pending)."""
     from ussd_app import jobs
 
     services = _services()
-    if not burst:
-        jobs.housekeeping(services, every)
+    jobs.start(services, every)
     jobs.work(services, burst=burst)
 
 
@@ -173,14 +174,6 @@ def offers_send(campaign_id, batch):
     except Conflict as e:
         raise click.ClickException(str(e)) from None
     click.echo(result)
-
-
-@offers.command("flush")
-def offers_flush():
-    """Send the offer SMS held for the sending window, where it is open now."""
-    from ussd_app.offers import sending
-
-    click.echo(f"sent {sending.flush(_services())} scheduled SMS")
 
 
 @main.group()

@@ -2,11 +2,16 @@
 
 It may import every domain; no domain imports it back (each enqueues its own
 work on ``services.jobs``, by the job function's dotted path).
+
+Everything timed runs on rq's scheduler, which the worker starts: retries,
+held offer SMS (``offers.sending.hold``), and housekeeping, a job that does
+what rq cannot know about (redemptions a crash left pending) and then
+schedules its next round.
 """
 from __future__ import annotations
 
 import logging
-import threading
+import time
 
 import rq
 
@@ -15,24 +20,34 @@ from ussd_app.offers import sending
 
 log = logging.getLogger(__name__)
 
+HOUSEKEEPING_JOB = "ussd_app.jobs.housekeeping"
+EVERY = 30  # seconds between housekeeping rounds
 
-def housekeeping(services, every: float, stop: threading.Event | None = None) -> threading.Thread:
-    """Every ``every`` seconds (until ``stop`` is set): flush due offer SMS,
-    settle stuck redemptions."""
-    stop = stop or threading.Event()
 
-    def loop():
-        while not stop.is_set():
-            try:
-                sending.flush(services)
-                redemptions.recover(services, older_than=300)
-            except Exception:  # keep the loop alive; the next round retries
-                log.exception("housekeeping round failed")
-            stop.wait(every)
+def housekeeping(services, every: int = EVERY) -> dict:
+    """The job: settle redemptions a crash left pending, then schedule the next round."""
+    try:
+        return redemptions.recover(services, older_than=300)
+    finally:
+        schedule_housekeeping(services, every)
 
-    thread = threading.Thread(target=loop, name="housekeeping", daemon=True)
-    thread.start()
-    return thread
+
+def schedule_housekeeping(services, every: int = EVERY) -> bool:
+    """Schedule the round of the next ``every``-second slot (real time): its
+    job id names the slot, so however many workers start, or a round that also
+    asks, each slot runs once. False when that slot was scheduled already."""
+    slot = int(time.time() // every) + 1
+    return services.jobs.enqueue_at(slot * every, HOUSEKEEPING_JOB, every,
+                                    job_id=f"housekeeping-{every}-{slot}", retry=None)
+
+
+def start(services, every: int = EVERY) -> None:
+    """What a worker does before it works: adopt offer SMS an earlier version
+    held in its own sorted set, and make sure housekeeping is scheduled."""
+    adopted = sending.adopt_legacy(services)
+    if adopted:
+        log.warning("held %d offer SMS of the old scheduler as jobs", adopted)
+    schedule_housekeeping(services, every)
 
 
 def work(services, burst: bool = False) -> None:

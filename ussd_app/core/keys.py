@@ -159,7 +159,8 @@ OFFER_CODES = f"{PREFIX}:offer_codes"
 """Hash: offer code -> campaign id (the latest campaign using the code)."""
 
 SCHEDULED_SMS = f"{PREFIX}:sms:scheduled"
-"""Sorted set: JSON outbound message scored by when it may go out (offer window)."""
+"""Legacy: a sorted set of JSON offer SMS scored by when they may go out. Held
+offer SMS are rq jobs now; the worker adopts any left here at start."""
 
 
 def campaign(campaign_id: str) -> str:

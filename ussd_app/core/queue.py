@@ -11,11 +11,13 @@ from __future__ import annotations
 import json
 import logging
 import time
+from datetime import datetime, timezone
 from typing import Any
 
 import redis
 import rq
 from rq import Retry
+from rq.exceptions import DuplicateJobError
 
 from ussd_app.core import logs, metrics
 
@@ -72,6 +74,20 @@ class Jobs:
                                 retry=Retry(max=len(retry), interval=list(retry)) if retry else None)
         if pipe is not None:
             pipe.execute()
+
+    def enqueue_at(self, when: float, func: str, *args, job_id: str,
+                   retry: tuple[int, ...] | None = RETRY) -> bool:
+        """Have rq's scheduler (run by the worker) queue ``func(services, *args)``
+        at ``when`` (epoch seconds); it is kept in Redis until then, so a
+        restart loses nothing. The first job of an id wins: False when one
+        with ``job_id`` exists already (scheduled, queued, or just run)."""
+        try:
+            self.queue.enqueue_at(datetime.fromtimestamp(when, timezone.utc), func, *args,
+                                  job_id=job_id, meta=_meta(), unique=True,
+                                  retry=Retry(max=len(retry), interval=list(retry)) if retry else None)
+        except DuplicateJobError:
+            return False
+        return True
 
 
 def _meta() -> dict | None:
