@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 def create_app(config: dict | None = None) -> Flask:
     """Build the app: configuration from the environment, then ``config``."""
     from ussd_app.services import Services
-    from ussd_app.web import api, gateway, metrics, ops, partners, request_ids
+    from ussd_app.web import api, delivery, gateway, metrics, ops, partners, request_ids
 
     cfg = configuration.load(config)
     if not cfg.REDIS_URL:
@@ -32,6 +32,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.extensions["ussd"] = Services(cfg)
     request_ids.install(app)
     app.register_blueprint(gateway.bp)
+    app.register_blueprint(delivery.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(ops.bp)
     app.register_blueprint(metrics.bp)

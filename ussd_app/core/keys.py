@@ -101,6 +101,12 @@ def outbox(msisdn: str) -> str:
     return _sub(msisdn, "outbox")
 
 
+def sms_records(msisdn: str) -> str:
+    """Hash: outbound message id -> JSON record (provider, status, reason);
+    'p:<provider's message id>' -> our id (delivery reports name theirs)."""
+    return _sub(msisdn, "sms_records")
+
+
 # -- global -------------------------------------------------------------------
 SUBSCRIBERS = f"{PREFIX}:subscribers"
 """Set of every known MSISDN, scanned in batches by jobs."""

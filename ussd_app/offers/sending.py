@@ -74,7 +74,7 @@ def send(services, campaign: Campaign, msisdns: list[str] | None = None, batch: 
                     continue
                 text = text_in.get(raw[3] or texts.DEFAULT, text_in[texts.DEFAULT])
                 consents.offer(r, m, campaign, text, now, pipeline=pipe)
-                queued.append(services.sms.message(m, text, campaign.sender_id))
+                queued.append({**services.sms.message(m, text, campaign.sender_id), "kind": "offer"})
             messages = []
             for msg, result in zip(queued, pipe.execute() if queued else []):
                 if result == "ok":

@@ -4,6 +4,8 @@ from __future__ import annotations
 import time
 
 from ussd_app.core.formats import iso
+from ussd_app.sms import reports
+from ussd_app.sms.providers import DeliveryError
 
 
 DELIVER_JOB = "ussd_app.sms.outbound.deliver"
@@ -11,7 +13,7 @@ DELIVER_JOB = "ussd_app.sms.outbound.deliver"
 
 def deliver(services, messages: list[dict]) -> None:
     """The job: hand ``messages`` to the remote provider."""
-    services.sms.provider.deliver_many(messages)
+    services.sms.hand_over(messages)
 
 
 class Outbound:
@@ -20,7 +22,8 @@ class Outbound:
         self.provider = provider
 
     def message(self, to: str, text: str, sender: str | None = None) -> dict:
-        return {"to": to, "from": sender or self.services.config.SMS_SENDER_ID, "text": text}
+        return {"id": reports.new_id(), "to": to, "from": sender or self.services.config.SMS_SENDER_ID,
+                "text": text}
 
     def send(self, to: str, text: str, sender: str | None = None) -> None:
         self.send_many([self.message(to, text, sender)])
@@ -34,4 +37,13 @@ class Outbound:
         if self.provider.remote:
             self.services.jobs.enqueue(DELIVER_JOB, messages)
         else:
-            self.provider.deliver_many(messages)
+            self.hand_over(messages)
+
+    def hand_over(self, messages: list[dict]) -> None:
+        """Give ``messages`` to the provider; record its answer per message id."""
+        try:
+            ids = self.provider.deliver_many(messages)
+        except DeliveryError as e:
+            reports.refused(self.services, self.provider.name, messages, str(e))
+            raise
+        reports.sent(self.services, self.provider.name, messages, ids)

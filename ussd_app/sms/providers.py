@@ -21,16 +21,18 @@ class DeliveryError(Exception):
 class Console:
     """Keeps messages in Redis, readable at ``GET /api/v1/outbox?to=``."""
     remote = False
+    name = "console"
 
     def __init__(self, r: redis.Redis):
         self.r = r
 
-    def deliver_many(self, messages: list[dict]) -> None:
+    def deliver_many(self, messages: list[dict]) -> list[str | None]:
         pipe = self.r.pipeline(transaction=False)
         for m in messages:
             pipe.rpush(keys.outbox(m["to"]), json.dumps(m, separators=(",", ":")))
         pipe.execute()
         metrics.sms("console", "sent", len(messages))
+        return [m.get("id") for m in messages]  # its own ids are ours
 
 
 def outbox(r: redis.Redis, msisdn: str) -> list[dict]:
@@ -41,16 +43,17 @@ def outbox(r: redis.Redis, msisdn: str) -> list[dict]:
 class AfricasTalking:
     """Africa's Talking HTTP SMS API (``POST {url}`` form: username, to, message, from)."""
     remote = True
+    name = "africastalking"
 
     def __init__(self, url: str, username: str, api_key: str | None, timeout: float = 10):
         self.url, self.username, self.api_key, self.timeout = url, username, api_key, timeout
         self.http = requests.Session()
 
-    def deliver_many(self, messages: list[dict]) -> None:
-        for m in messages:
-            self.deliver(m)
+    def deliver_many(self, messages: list[dict]) -> list[str | None]:
+        return [self.deliver(m) for m in messages]
 
-    def deliver(self, message: dict) -> None:
+    def deliver(self, message: dict) -> str | None:
+        """Send one message; returns the provider's id for it (its delivery reports name it)."""
         form = {"username": self.username, "to": message["to"], "message": message["text"]}
         if message.get("from"):
             form["from"] = message["from"]
@@ -65,6 +68,10 @@ class AfricasTalking:
             raise DeliveryError(f"provider answered {resp.status_code}")
         metrics.sms("africastalking", "sent")
         log.info("sms delivered to=%s provider=africastalking", mask(message["to"]))
+        try:
+            return resp.json()["SMSMessageData"]["Recipients"][0]["messageId"]
+        except (ValueError, KeyError, IndexError, TypeError):
+            return None
 
 
 def build(config, r: redis.Redis):

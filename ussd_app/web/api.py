@@ -11,7 +11,7 @@ from ussd_app.core import formats, subscribers
 from ussd_app.loyalty import points, redemptions, rewards
 from ussd_app.core.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
 from ussd_app.core.msisdn import normalize
-from ussd_app.sms import providers
+from ussd_app.sms import providers, reports
 from ussd_app.web import auth, services
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -121,8 +121,8 @@ def get_ledger(msisdn):
 
 @bp.get("/outbox")
 def outbox():
-    to = request.args.get("to")
-    return jsonify(messages=providers.outbox(services().r, normalize(to, "to")))
+    r, to = services().r, normalize(request.args.get("to"), "to")
+    return jsonify(messages=reports.outbox(r, to, providers.outbox(r, to)))
 
 
 # -- rewards ----------------------------------------------------------------------
