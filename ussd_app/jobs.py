@@ -5,8 +5,9 @@ work on ``services.jobs``, by the job function's dotted path).
 
 Everything timed runs on rq's scheduler, which the worker starts: retries,
 held offer SMS (``offers.sending.hold``), and housekeeping, a job that does
-what rq cannot know about (redemptions a crash left pending) and then
-schedules its next round.
+what rq cannot know about (redemptions a crash left pending, and lead
+deliveries a killed worker left) and then
+schedules its next round, and lead deliveries a killed worker left).
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import time
 import rq
 
 from ussd_app.loyalty import redemptions
-from ussd_app.offers import sending
+from ussd_app.offers import push, sending
 
 log = logging.getLogger(__name__)
 
@@ -25,9 +26,10 @@ EVERY = 30  # seconds between housekeeping rounds
 
 
 def housekeeping(services, every: int = EVERY) -> dict:
-    """The job: settle redemptions a crash left pending, then schedule the next round."""
+    """The job: settle redemptions a crash left pending, queue again lead
+    deliveries a killed worker left, then schedule the next round."""
     try:
-        return redemptions.recover(services, older_than=300)
+        return {**redemptions.recover(services, older_than=300), "lead_pushes": push.recover(services)}
     finally:
         schedule_housekeeping(services, every)
 
@@ -43,10 +45,13 @@ def schedule_housekeeping(services, every: int = EVERY) -> bool:
 
 def start(services, every: int = EVERY) -> None:
     """What a worker does before it works: adopt offer SMS an earlier version
-    held in its own sorted set, and make sure housekeeping is scheduled."""
+    held in its own sorted set, queue again lead deliveries a killed worker
+    left (rq's scheduler may wait for the dead one's lock to lapse), and make
+    sure housekeeping is scheduled."""
     adopted = sending.adopt_legacy(services)
     if adopted:
         log.warning("held %d offer SMS of the old scheduler as jobs", adopted)
+    push.recover(services)
     schedule_housekeeping(services, every)
 
 

@@ -36,6 +36,8 @@ class Config:
     FULFILMENT_URL: str | None = None
     FULFILMENT_FAIL_RATE: float = 0.0
     FULFILMENT_TIMEOUT: float = 5.0
+    LEAD_PUSH_TIMEOUT: float = 10.0  # seconds a partner's webhook may take to answer
+    LEAD_PUSH_BACKOFF: int = 10  # seconds before a lead's first retry; doubling, at most 1 h, for 24 h
     JOBS_SYNC: bool = False
 
     @property

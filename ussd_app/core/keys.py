@@ -185,6 +185,22 @@ def lead_seq(institution: str) -> str:
     return f"{PREFIX}:{{leads:{institution}}}:seq"
 
 
+def lead_deliveries(institution: str) -> str:
+    """Hash: consent id -> JSON record of pushing that lead to the institution's
+    webhook (state, attempts)."""
+    return f"{PREFIX}:{{leads:{institution}}}:deliveries"
+
+
+def lead_push_lock(institution: str, consent_id: str) -> str:
+    """String, expiring: held while one delivery of the lead is in flight."""
+    return f"{PREFIX}:{{leads:{institution}}}:pushing:{consent_id}"
+
+
+LEAD_PUSH_PENDING = f"{PREFIX}:leads:push_pending"
+"""Sorted set: '<institution>|<campaign>|<msisdn>|<consent id>' of leads being
+pushed, scored by when, if nothing more was heard of it, a worker died with it."""
+
+
 # -- partner institutions' API keys (one slot: {partners}) -----------------------
 PARTNERS = f"{PREFIX}:{{partners}}:by_institution"
 """Hash: institution -> JSON {digest (SHA-256 of its key), created_at}."""

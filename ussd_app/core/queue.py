@@ -27,6 +27,16 @@ QUEUE = "ussd"
 RETRY = (5, 30, 120, 600, 1800)  # seconds between an unknown outcome's attempts
 
 
+def backoff(first: int, cap: int = 3600, total: int = 24 * 3600) -> tuple[int, ...]:
+    """Retry intervals doubling from ``first`` seconds, each at most ``cap``,
+    until they add up to ``total``."""
+    intervals, step = [], max(1, first)
+    while sum(intervals) < total:
+        intervals.append(step)
+        step = min(step * 2, cap)
+    return tuple(intervals)
+
+
 class ServicesJob(rq.job.Job):
     """An rq job that passes the services of its queue to the function, runs
     with the request id of the request that enqueued it (job meta), and logs

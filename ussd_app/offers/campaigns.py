@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import asdict, dataclass, field
+from urllib.parse import urlsplit
+
 import redis
 
 from ussd_app.core import formats, gsm7, keys, store
@@ -19,7 +21,7 @@ CONSENT_TEXT_MAX = 110  # leaves room for the options on the disclosure screen
 @dataclass(frozen=True)
 class Campaign:
     id: str
-    institution: dict  # id, name, support
+    institution: dict  # id, name, support, webhook {url, secret_enc} (optional)
     product: str
     sender_id: str
     code: str
@@ -38,8 +40,11 @@ class Campaign:
         return self.valid_from <= now < self.valid_until
 
     def public(self) -> dict:
+        """As the API shows it: the webhook's secret never."""
         out = asdict(self)
         out["valid_from"], out["valid_until"] = formats.iso(self.valid_from), formats.iso(self.valid_until)
+        if "webhook" in self.institution:
+            out["institution"]["webhook"] = {"url": self.institution["webhook"]["url"]}
         return out
 
 
@@ -77,8 +82,27 @@ def _rule(name: str, rule) -> dict:
     return rule
 
 
-def validate(body: dict, sender_ids: list[str]) -> Campaign:
-    """A campaign from a POST body; BadRequest names the wrong field."""
+def _webhook(raw, vault, https_only: bool) -> dict:
+    """The institution's lead webhook: its URL, and its secret encrypted (``vault``)."""
+    if not isinstance(raw, dict) or set(raw) != {"url", "secret"}:
+        raise BadRequest("institution.webhook must be an object with url and secret")
+    url, secret = raw["url"], raw["secret"]
+    parts = urlsplit(url) if isinstance(url, str) and len(url) <= 500 else None
+    schemes = ("https",) if https_only else ("https", "http")
+    if parts is None or parts.scheme not in schemes or not parts.hostname or "@" in parts.netloc:
+        raise BadRequest("institution.webhook.url must be an " + " or ".join(schemes)
+                         + " URL of at most 500 characters, without credentials")
+    if not isinstance(secret, str) or not 16 <= len(secret) <= 256:
+        raise BadRequest("institution.webhook.secret must be a string of 16-256 characters")
+    if vault is None:
+        raise BadRequest("institution.webhook cannot be set here")
+    return {"url": url, "secret_enc": vault.encrypt(secret)}
+
+
+def validate(body: dict, sender_ids: list[str], vault=None, https_only: bool = False) -> Campaign:
+    """A campaign from a POST body; BadRequest names the wrong field. A
+    webhook's secret is encrypted with ``vault``; ``https_only`` refuses an
+    http webhook (production)."""
     if not isinstance(body, dict):
         raise BadRequest("body must be a JSON object")
     cid = body.get("id")
@@ -91,6 +115,7 @@ def validate(body: dict, sender_ids: list[str]) -> Campaign:
         raise BadRequest("institution.name must be a name of at most 30 characters")
     if not isinstance(inst.get("support", ""), str):
         raise BadRequest("institution.support must be a contact (text)")
+    webhook = _webhook(inst["webhook"], vault, https_only) if "webhook" in inst else None
     product = body.get("product")
     if not isinstance(product, str) or not 0 < len(product.strip()) <= 30:
         raise BadRequest("product must be a name of at most 30 characters")
@@ -114,7 +139,8 @@ def validate(body: dict, sender_ids: list[str]) -> Campaign:
     rules["attributes"] = {k: _rule(k, v) for k, v in attrs.items()}
     campaign = Campaign(
         id=cid, institution={"id": inst["id"], "name": inst["name"].strip(),
-                             "support": (inst.get("support") or "").strip()},
+                             "support": (inst.get("support") or "").strip(),
+                             **({"webhook": webhook} if webhook else {})},
         product=product.strip(), sender_id=body["sender_id"], code=code.upper(),
         message=_texts(body, "message", 300), consent_text=_texts(body, "consent_text", CONSENT_TEXT_MAX),
         consent_version=str(version).strip(), valid_from=_time(body, "valid_from"),

@@ -6,7 +6,7 @@ import math
 from flask import Blueprint, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from ussd_app.offers import campaigns, consents, sending as offers
+from ussd_app.offers import campaigns, consents, push, sending as offers
 from ussd_app.core import formats, subscribers
 from ussd_app.loyalty import points, redemptions, rewards
 from ussd_app.core.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
@@ -169,7 +169,8 @@ def list_redemptions(msisdn):
 @bp.post("/campaigns")
 def post_campaign():
     svc = services()
-    campaign = campaigns.validate(body(), svc.config.OFFER_SENDER_IDS.split(","))
+    campaign = campaigns.validate(body(), svc.config.OFFER_SENDER_IDS.split(","), svc.vault,
+                                  https_only=svc.config.production)
     if campaigns.exists(svc.r, campaign.id):
         raise Conflict(f"campaign {campaign.id} exists already")
     campaigns.put(svc.r, campaign)
@@ -206,9 +207,8 @@ def send_offers(campaign_id):
     return jsonify(offers.send(svc, campaign, msisdns))
 
 
-@bp.get("/leads")
-def get_leads():
-    svc = services()
+def page() -> tuple[str, int, int]:
+    """``institution``, ``cursor`` and ``limit`` of a leads query."""
     institution = request.args.get("institution")
     if not institution:
         raise BadRequest("missing institution")
@@ -219,10 +219,24 @@ def get_leads():
         raise BadRequest("cursor and limit must be whole numbers") from None
     if not 1 <= limit <= 1000:
         raise BadRequest("limit must be from 1 to 1000")
+    return institution, cursor, limit
+
+
+@bp.get("/leads")
+def get_leads():
+    svc = services()
+    institution, cursor, limit = page()
     found, next_cursor = consents.leads(svc.r, svc.vault, institution, cursor, limit, svc.clock())
     for lead in found:
         lead["consented_at"] = formats.iso(lead["consented_at"])
     return jsonify(leads=found, next_cursor=str(next_cursor) if next_cursor else None)
+
+
+@bp.get("/leads/deliveries")
+def lead_deliveries():
+    """Each lead pushed to the institution's webhook: its attempts and outcome."""
+    found, next_cursor = push.deliveries(services().r, *page())
+    return jsonify(deliveries=found, next_cursor=str(next_cursor) if next_cursor else None)
 
 
 @bp.get("/subscribers/<msisdn>/consents")
