@@ -97,3 +97,72 @@ class TestQueueDepth:
         services.jobs.enqueue("ussd_app.sms.outbound.deliver", [])
         services.jobs.enqueue("ussd_app.sms.outbound.deliver", [])
         assert value(scrape(client), "ussd_jobs_queued") == 2
+
+
+class TestUnderTheProcfile:
+    """The Procfile's processes, for real: granian with its two web workers and
+    ``ussd-app worker``, all counting into one directory; one scrape adds them up."""
+
+    @pytest.fixture
+    def config(self, config):
+        return {**config, "JOBS_SYNC": False}
+
+    def test_the_counts_of_every_process_add_up(self, services, processes, free_port, tmp_path):
+        import json
+        import re
+        import shlex
+        from concurrent.futures import ThreadPoolExecutor
+        from pathlib import Path
+
+        import requests
+        from prometheus_client.mmap_dict import MmapedDict
+
+        from conftest import wait_for
+
+        demo.seed(services)
+        env = {"PROMETHEUS_MULTIPROC_DIR": str(tmp_path), "PORT": str(free_port)}
+        web = next(line.split(":", 1)[1] for line in
+                   (Path(__file__).parent.parent / "Procfile").read_text().splitlines() if line.startswith("web:"))
+        processes.start(*shlex.split(web.replace("$PORT", str(free_port)).replace("0.0.0.0", "127.0.0.1")),
+                        **env)
+        processes.worker(**env)
+        base = f"http://127.0.0.1:{free_port}"
+        assert wait_for(lambda: _get(requests, base + "/healthz") == 200, 30)
+
+        def session(i):  # dial, then 1: each hop on a new connection
+            for text in ("", "1"):
+                resp = requests.post(base + "/ussd", data={"sessionId": f"p{i}", "serviceCode": "*700#",
+                                                           "phoneNumber": "081234567891", "text": text})
+                assert resp.status_code == 200 and resp.text.startswith("CON ")
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(session, range(40)))
+        resp = requests.post(base + "/ussd", data={"sessionId": "redeem", "serviceCode": "*700#",
+                                                   "phoneNumber": "081234567890", "text": "2*5*1*1*1"})
+        assert "diproses" in resp.text  # fulfilled by the worker process
+
+        def counts():
+            text = requests.get(base + "/metrics").text
+            total = lambda name, **labels: sum(  # noqa: E731
+                float(v) for ls, v in re.findall(rf'^{name}\{{([^}}]*)\}} (\S+)$', text, re.M)
+                if all(f'{k}="{w}"' in ls for k, w in labels.items()))
+            return (total("ussd_hops_total"), total("ussd_hop_seconds_count"),
+                    total("ussd_redemptions_total", outcome="done"),
+                    total("ussd_jobs_total", func="fulfil", outcome="ok"))
+        assert wait_for(lambda: counts() == (81, 81, 1, 1), 20), counts()
+        hops_by_process = {}
+        for f in tmp_path.glob("counter_*.db"):
+            values = MmapedDict(str(f))
+            try:
+                hops_by_process[f.name] = sum(v for key, v, _ in values.read_all_values()
+                                              if json.loads(key)[0] == "ussd_hops")
+            finally:
+                values.close()
+        assert len([n for n in hops_by_process.values() if n]) == 2, hops_by_process  # both web workers
+        assert sum(hops_by_process.values()) == 81
+
+
+def _get(requests, url):
+    try:
+        return requests.get(url, timeout=2).status_code
+    except requests.ConnectionError:
+        return None
