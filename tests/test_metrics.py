@@ -62,6 +62,18 @@ def test_hops_by_dialect_screen_and_outcome_with_their_latency(seeded, client, p
         before, "ussd_redis_roundtrip_seconds_count") >= 4
 
 
+def test_a_failed_hop_counts_as_an_error(client, phone, monkeypatch):
+    from ussd_app.ussd import hop
+
+    def broken(*args):
+        raise RuntimeError("the engine broke")
+    before = scrape(client)
+    monkeypatch.setattr(hop, "hop", broken)
+    assert phone.dial().startswith("Maaf, layanan sedang sibuk") and phone.end  # the polite error screen
+    labels = dict(name="ussd_hops_total", dialect="africastalking", screen="-", outcome="error")
+    assert value(scrape(client), **labels) - value(before, **labels) == 1
+
+
 def test_redemptions_sms_and_jobs(seeded, client, phone):
     before = scrape(client)
     phone.dial(text="2*5*1*1*1")  # the coffee voucher, fulfilled at once (JOBS_SYNC)
