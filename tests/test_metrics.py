@@ -178,3 +178,24 @@ def _get(requests, url):
         return requests.get(url, timeout=2).status_code
     except requests.ConnectionError:
         return None
+
+
+def test_a_forked_child_writes_its_own_counts_not_its_parents(client):
+    """A server that forks its workers after loading the app: the child starts
+    with its parent's unwritten counts in memory, which are the parent's to write."""
+    import os
+    import warnings
+
+    from ussd_app.core import metrics
+
+    key = dict(name="ussd_sms_total", provider="fork-test", result="sent")
+    metrics.sms("fork-test", "sent", 5)  # not written yet: the flusher runs each second
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # fork() with threads (Python 3.12+)
+        pid = os.fork()
+    if pid == 0:  # the child
+        metrics.sms("fork-test", "sent", 1)
+        metrics._flusher.flush()
+        os._exit(0)
+    os.waitpid(pid, 0)
+    assert value(scrape(client), **key) == 6

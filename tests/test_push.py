@@ -13,7 +13,6 @@ import pytest
 from conftest import wait_for
 from test_offers import NIK, campaign_body
 from ussd_app import jobs
-from ussd_app.core import keys
 from ussd_app.offers import consents, push
 
 SECRET = "a-partner-secret-of-32-characters"

@@ -61,11 +61,12 @@ if ENABLED:
 else:
     CONTENT_TYPE = "text/plain; charset=utf-8"
 
+
 class _Tally:
     """One thread's counts so far (only that thread writes them).
 
     Writing prometheus_client's multiprocess files costs a lock, a pid check
-    and a struct write per increment, three per observation: a hop's counts
+    and a struct write per increment, two per observation: a hop's counts
     and timings were 8% of its instructions (bench/hop_cost.py). So a call
     adds to its thread's plain dicts, and one flusher per process writes what
     changed every ``FLUSH_SECONDS`` (and at a scrape, and at exit): a scrape
@@ -97,13 +98,14 @@ class _Flusher:
     FLUSH_SECONDS = 1.0
 
     def __init__(self):
-        self.lock = threading.Lock()
         self.local = threading.local()
         self.reset()
         os.register_at_fork(after_in_child=self.reset)
 
     def reset(self) -> None:
-        """A fresh start (in a forked child, what it inherited was its parent's to write)."""
+        """A fresh start (in a forked child, what it inherited was its parent's
+        to write, and its lock may have been held by a thread that is gone)."""
+        self.lock = threading.Lock()
         self.tallies: list[_Tally] = []
         self.written: dict = {}  # (tally, key) -> what was written of it
         self.local.__dict__.clear()
