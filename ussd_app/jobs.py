@@ -5,9 +5,8 @@ work on ``services.jobs``, by the job function's dotted path).
 
 Everything timed runs on rq's scheduler, which the worker starts: retries,
 held offer SMS (``offers.sending.hold``), and housekeeping, a job that does
-what rq cannot know about (redemptions a crash left pending, and lead
-deliveries a killed worker left) and then
-schedules its next round, and lead deliveries a killed worker left).
+what rq cannot know about (redemptions a crash left pending, lead deliveries a
+killed worker left) and then schedules its next round.
 """
 from __future__ import annotations
 
