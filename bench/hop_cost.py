@@ -25,8 +25,9 @@ sys.path.insert(0, str(ROOT))
 from bench.journeys import JOURNEYS, MSISDN, SID, hops, msisdn  # noqa: E402  (run as a script: the package is on ROOT)
 
 WARM = 20  # sessions played before the counted ones
-PEERS = {"ussd-app": "ussd_app.wsgi:app", "floor (Flask+redis-py)": "bench.apps:floor",
-         "ceiling (Flask END ok)": "bench.apps:ceiling"}
+PEERS = {"ussd-app": "ussd_app.wsgi:app", "ussd-app, METRICS=0": "ussd_app.wsgi:app",
+         "floor (Flask+redis-py)": "bench.apps:floor", "ceiling (Flask END ok)": "bench.apps:ceiling"}
+PEER_ENV = {"ussd-app, METRICS=0": {"METRICS": "0"}}  # the hop without its metrics
 
 
 def environ(session: str, caller: str, hop: tuple[str, str, str]) -> dict:
@@ -67,6 +68,7 @@ def main() -> None:
     ap.add_argument("--journey", default="check", choices=list(JOURNEYS))
     ap.add_argument("--dialect", default="",
                     help="gateway dialects (comma separated) to count ours through, beside Africa's Talking")
+    ap.add_argument("--peers", default="", help="only the peers whose name holds this (e.g. ussd-app)")
     ap.add_argument("--play", nargs=5, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.play:
@@ -88,15 +90,18 @@ def main() -> None:
             n = max(1, args.hops // per_session)
             # Every session is a new subscriber's (a consent takes the offer).
             firsts = iter(range(0, len(peers) * 2 * (WARM + 2 * n), WARM + 2 * n))
-            rows = {name: (count(t, args.journey, next(firsts), 2 * n, env)
-                           - count(t, args.journey, next(firsts), n, env)) / (n * per_session)
-                    for name, t in peers.items()}
+            rows = {name: (count(t, args.journey, next(firsts), 2 * n, {**env, **PEER_ENV.get(name, {})})
+                           - count(t, args.journey, next(firsts), n, {**env, **PEER_ENV.get(name, {})}))
+                    / (n * per_session) for name, t in peers.items() if args.peers in name}
         finally:
             proc.terminate()
-    floor = rows["floor (Flask+redis-py)"]
+    floor = rows.get("floor (Flask+redis-py)")
     print(f"{args.journey} journey, instructions per hop in the app process ({n * per_session} hops)")
     for name, cost in rows.items():
-        print(f"{name:26}{cost:12,.0f}{floor / cost:8.2f} x floor's hops per instruction")
+        print(f"{name:26}{cost:12,.0f}" + (f"{floor / cost:8.2f} x floor's hops per instruction" if floor else ""))
+    if "ussd-app" in rows and "ussd-app, METRICS=0" in rows:
+        ours, bare = rows["ussd-app"], rows["ussd-app, METRICS=0"]
+        print(f"metrics cost {ours - bare:,.0f} instructions per hop ({(ours - bare) / bare:.1%})")
 
 
 if __name__ == "__main__":

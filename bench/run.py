@@ -2,7 +2,7 @@
 
     python bench/run.py [--seconds 5] [--rounds 3] [--sessions 32] [--journey check|redeem|consent]
                         [--dialect hubtel[,nalo,...]] [--server procfile|gunicorn|granian|'COMMAND {app} $PORT']
-                        [--max-steal 5] [--retries 3]
+                        [--max-steal 5] [--retries 3] [--peers NAME]
 
 Starts a real redis-server, serves each app with the Procfile's web command
 (or the named server), drives --sessions concurrent sessions with wrk from a
@@ -12,6 +12,8 @@ For the check-points journey it also measures the Node peer the issue names,
 ussd-menu-builder with Redis sessions in one Node process (bench/node, its
 packages installed with npm ci on the first run). ``--dialect`` adds a row of
 ours per gateway dialect named, beside the Africa's Talking one (``/ussd``).
+The row "ussd-app, METRICS=0" is our app with its metrics off: what they
+cost, in the same run. ``--peers NAME`` keeps only the rows whose name holds NAME.
 """
 from __future__ import annotations
 
@@ -37,8 +39,9 @@ sys.path.insert(0, str(ROOT))
 from bench.journeys import JOURNEYS, hops  # noqa: E402  (run as a script: the package is on ROOT)
 
 OURS = "ussd_app.wsgi:app"
-PEERS = {"ussd-app": OURS, "floor (Flask+redis-py)": "bench.apps:floor",
+PEERS = {"ussd-app": OURS, "ussd-app, METRICS=0": OURS, "floor (Flask+redis-py)": "bench.apps:floor",
          "ceiling (Flask END ok)": "bench.apps:ceiling"}
+PEER_ENV = {"ussd-app, METRICS=0": {"METRICS": "0"}}  # our hop without its metrics, to price them
 NODE = "Node ussd-menu-builder"  # its own server, one process (bench/node/peer.js)
 NODE_DIR = ROOT / "bench" / "node"
 SERVERS = {
@@ -104,11 +107,11 @@ def seed(url: str) -> None:
     subprocess.run([sys.executable, "-m", "bench.seed"], check=True, env=env, cwd=ROOT)
 
 
-def serve(argv: list[str], url: str, port: int) -> subprocess.Popen:
+def serve(argv: list[str], url: str, port: int, extra: dict | None = None) -> subprocess.Popen:
     # The server's command is found beside this interpreter too (an unactivated venv).
     path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
     env = {**os.environ, "REDIS_URL": url, "PORT": str(port), "LOG_LEVEL": "WARNING", "PATH": path,
-           "PYTHONPATH": str(ROOT), "CONSENT_ATTEMPTS_PER_HOUR": "1000000"}
+           "PYTHONPATH": str(ROOT), "CONSENT_ATTEMPTS_PER_HOUR": "1000000", **(extra or {})}
     proc = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     for _ in range(200):
         try:
@@ -184,6 +187,7 @@ def main() -> None:
     ap.add_argument("--max-steal", type=float, default=5.0,
                     help="%% of the machine's time taken by the host's other guests above which a run is made again")
     ap.add_argument("--retries", type=int, default=3, help="how many times a disturbed run is made again")
+    ap.add_argument("--peers", default="", help="only the peers whose name holds this (e.g. ussd-app)")
     args = ap.parse_args()
     for tool in ("wrk", "redis-server"):
         if not shutil.which(tool):
@@ -192,11 +196,11 @@ def main() -> None:
         rproc, url = start_redis(tmp)
         try:
             seed(url)
-            peers = dict(PEERS)
+            peers = {name: app for name, app in PEERS.items() if args.peers in name}
             for dialect in filter(None, args.dialect.split(",")):
                 peers = {"ussd-app": OURS, f"ussd-app ({dialect})": OURS,
                          **{k: v for k, v in peers.items() if k != "ussd-app"}}
-            if args.journey == "check" and node_peer():  # it has the check-points menu only
+            if args.journey == "check" and args.peers in NODE and node_peer():  # it has the check-points menu only
                 peers[NODE] = None
             print(f"server: {' '.join(command(args.server, '<app>', 0)).replace(' 0 ', ' $PORT ')}")
             print(f"journey: {args.journey}; {args.sessions} concurrent sessions; "
@@ -228,7 +232,7 @@ def measure(name: str, app: str | None, args, pause: int, url: str, rproc) -> di
     port = free_port()
     argv = ["node", str(NODE_DIR / "peer.js")] if name == NODE else command(args.server, app, port)
     dialect = name[len("ussd-app ("):-1] if name.startswith("ussd-app (") else "africastalking"
-    proc = serve(argv, url, port)
+    proc = serve(argv, url, port, PEER_ENV.get(name))
     try:
         wrk(port, 1, args.sessions, pause, args.journey, dialect)  # warm-up
         before = cpu_seconds(proc.pid), cpu_seconds(rproc.pid), cpu_times()
@@ -248,16 +252,22 @@ def median(rows: list[dict]) -> dict:
 
 
 def report(rows: dict, pause: int, rounds: int) -> None:
-    floor = rows["floor (Flask+redis-py)"]["rps"]
+    base = rows.get("floor (Flask+redis-py)") or next(iter(rows.values()))  # the floor, when it ran
+    floor, cpu_floor = base["rps"], base["cpu_us"]
     print(f"\npause between hops: {pause} ms (medians of {rounds} rounds)")
-    cpu_floor = rows["floor (Flask+redis-py)"]["cpu_us"]
     print(f"{'':26}{'hops/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'x floor':>9}{'bad':>6}"
           f"{'app cpu us/hop':>16}{'redis us/hop':>14}{'floor/ours cpu':>16}{'steal %':>9}")
     for name, r in rows.items():
         print(f"{name:26}{r['rps']:10.0f}{r['p50_us'] / 1000:9.2f}{r['p99_us'] / 1000:9.2f}"
               f"{r['rps'] / floor:9.2f}{int(r['bad'] + r['errors']):6d}"
               f"{r['cpu_us']:16.0f}{r['redis_us']:14.0f}{cpu_floor / r['cpu_us']:16.2f}{r['steal']:9.1f}")
-    ours = rows["ussd-app"]
+    ours = rows.get("ussd-app")
+    bare = rows.get("ussd-app, METRICS=0")
+    if ours and bare:
+        print(f"metrics: {1 - ours['rps'] / bare['rps']:.1%} fewer hops/s, "
+              f"{ours['cpu_us'] / bare['cpu_us'] - 1:.1%} more app CPU per hop (goal under 5%)")
+    if not ours or "floor (Flask+redis-py)" not in rows:
+        return
     goals = [f"hops/s {ours['rps'] / floor:.2f}x the floor (goal 0.8x)"]
     goals += [f"{name} {r['rps'] / ours['rps']:.2f}x Africa's Talking's hops/s (goal within 10%)"
               for name, r in rows.items() if name.startswith("ussd-app (")]

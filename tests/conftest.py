@@ -1,13 +1,24 @@
+import atexit
+import os
 import shutil
+import signal
 import socket
 import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
-import pytest
-import redis
+# Metrics of this run in a directory of its own, chosen before ussd_app (and
+# prometheus_client) is imported: never counts of another run on this host.
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="ussd-metrics-test-")
+atexit.register(shutil.rmtree, os.environ["PROMETHEUS_MULTIPROC_DIR"], True)
 
-from phones import Phone
-from ussd_app import create_app
+import pytest  # noqa: E402
+import redis  # noqa: E402
+
+from phones import Phone  # noqa: E402
+from ussd_app import create_app  # noqa: E402
 
 
 def _free_port() -> int:
@@ -108,3 +119,70 @@ def api(client):
             assert resp.status_code == status, resp.get_data(as_text=True)
         return resp.get_json()
     return call
+
+
+class Processes:
+    """Real ``ussd-app`` processes (the worker, a web server) a test starts,
+    each in a session of its own; all stopped when the test ends."""
+
+    def __init__(self, redis_url: str):
+        self.env = {**os.environ, "REDIS_URL": redis_url, "LOG_LEVEL": "WARNING",
+                    "OFFER_SEND_WINDOW": "always", "SMS_PROVIDER": "console"}
+        for name in ("ADMIN_TOKEN", "GATEWAY_TOKEN", "METRICS_TOKEN", "USSD_APP_ENV"):
+            self.env.pop(name, None)
+        self.started: list[subprocess.Popen] = []
+
+    def start(self, *argv: str, **env) -> subprocess.Popen:
+        exe = str(Path(sys.executable).parent / argv[0])
+        proc = subprocess.Popen([exe, *argv[1:]], env={**self.env, **env}, start_new_session=True,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.started.append(proc)
+        return proc
+
+    def worker(self, *args: str, **env) -> subprocess.Popen:
+        return self.start("ussd-app", "worker", *args, **env)
+
+    @staticmethod
+    def stop(proc: subprocess.Popen, sig=signal.SIGTERM) -> None:
+        """Signal the process and whatever it started (rq's scheduler is a child)."""
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            pass
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(5)
+
+    def stop_all(self) -> None:
+        for proc in self.started:
+            if proc.poll() is None or _group_alive(proc.pid):
+                self.stop(proc)
+            if proc.stderr:
+                proc.stderr.close()
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except (ProcessLookupError, PermissionError):
+        return False
+
+
+@pytest.fixture
+def processes(redis_url):
+    procs = Processes(redis_url)
+    yield procs
+    procs.stop_all()
+
+
+def wait_for(check, seconds: float = 20, every: float = 0.1):
+    """``check()``'s first truthy answer within ``seconds`` (else its last)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        got = check()
+        if got or time.monotonic() > deadline:
+            return got
+        time.sleep(every)

@@ -130,11 +130,32 @@ class TestSendingWindow:
         assert got["sent"] == 2 and got["scheduled"] == 2
         assert got["send_at"] == "2026-11-23T08:00:00+07:00"
         assert client.get("/api/v1/outbox?to=081100000001").get_json()["messages"] == []
-        assert offers.flush(services) == 0
+        held = services.jobs.queue.scheduled_job_registry
+        job_id, = held.get_job_ids()
+        assert held.get_scheduled_time(job_id).timestamp() == datetime(
+            2026, 11, 23, 8, 0, tzinfo=WIB).timestamp()
+        job = services.jobs.queue.fetch_job(job_id)
+        assert job.func_name == offers.RELEASE_JOB and len(job.args[0]) == 2
         clock.now = datetime(2026, 11, 23, 8, 0, tzinfo=WIB).timestamp()
-        assert offers.flush(services) == 2
-        assert offers.flush(services) == 0
+        job.perform()  # what the worker does when rq's scheduler queues it
         assert len(client.get("/api/v1/outbox?to=081100000001").get_json()["messages"]) == 1
+
+    def test_held_offers_that_run_while_the_window_is_closed_wait_again(self, services, clock, client):
+        from ussd_app.offers import sending as offers
+        clock.now = datetime(2026, 12, 25, 10, 0, tzinfo=WIB).timestamp()  # Christmas: a holiday
+        offers.release(services, [services.sms.message("+6281100000009", "tawaran", "GeneRate")])
+        assert client.get("/api/v1/outbox?to=081100000009").get_json()["messages"] == []
+        held = services.jobs.queue.scheduled_job_registry
+        job_id, = held.get_job_ids()
+        assert held.get_scheduled_time(job_id).timestamp() == datetime(
+            2026, 12, 26, 8, 0, tzinfo=WIB).timestamp()
+
+    def test_holding_the_same_batch_twice_holds_it_once(self, services):
+        from ussd_app.offers import sending as offers
+        batch, when = [services.sms.message("+6281100000009", "tawaran", "GeneRate")], services.clock() + 60
+        offers.hold(services, "kta-nov", batch, when)
+        offers.hold(services, "kta-nov", batch, when)
+        assert services.jobs.queue.scheduled_job_registry.count == 1
 
     def test_public_holidays_are_skipped(self):
         from ussd_app.offers.window import parse_window
@@ -324,25 +345,3 @@ class TestConsentByUssd:
     def test_no_offer_is_explained(self, offered, phone):
         phone.msisdn = "081100000003"
         assert phone.dial(text="3").startswith("Belum ada penawaran untuk nomor Anda.")
-
-
-def test_the_worker_housekeeping_sends_due_offers(services, client):
-    import threading
-    import time
-
-    from ussd_app import jobs
-    from ussd_app.offers import sending as offers
-    offers.schedule(services.r, [services.sms.message("+6281100000009", "tawaran", "GeneRate")],
-                    services.clock() - 1)
-    stop = threading.Event()
-    thread = jobs.housekeeping(services, 0.05, stop)
-    try:
-        for _ in range(100):
-            if client.get("/api/v1/outbox?to=081100000009").get_json()["messages"]:
-                break
-            time.sleep(0.02)
-    finally:
-        stop.set()
-        thread.join(2)
-    msgs = client.get("/api/v1/outbox?to=081100000009").get_json()["messages"]
-    assert [(m["from"], m["text"]) for m in msgs] == [("GeneRate", "tawaran")]

@@ -15,7 +15,8 @@ log = logging.getLogger(__name__)
 def create_app(config: dict | None = None) -> Flask:
     """Build the app: configuration from the environment, then ``config``."""
     from ussd_app.services import Services
-    from ussd_app.web import analytics, api, errors, gateway, ops, simulator
+    from ussd_app.web import (analytics, api, delivery, errors, gateway, metrics, ops, partners,
+                              request_ids, simulator)
 
     cfg = configuration.load(config)
     if not cfg.REDIS_URL:
@@ -32,10 +33,14 @@ def create_app(config: dict | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = api.MAX_BODY  # the largest body any route needs
     errors.install(app)  # one handler: JSON, or the gateway's own form, by path
     app.extensions["ussd"] = Services(cfg)
+    request_ids.install(app)
     app.register_blueprint(gateway.bp)
+    app.register_blueprint(delivery.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(analytics.bp)
     app.register_blueprint(ops.bp)
+    app.register_blueprint(metrics.bp)
+    app.register_blueprint(partners.bp)
     if not cfg.production:
         app.register_blueprint(simulator.bp)  # a phone in the browser, for QA and demos
     return app

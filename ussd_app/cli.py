@@ -67,16 +67,16 @@ def seed_demo():
 
 @main.command()
 @click.option("--burst", is_flag=True, help="Stop when the queue is empty.")
-@click.option("--every", default=30, show_default=True, help="Seconds between housekeeping rounds.")
+@click.option("--every", default=30, show_default=True, type=click.IntRange(1, 3600),
+              help="Seconds between housekeeping rounds.")
 def worker(burst, every):
-    """Run background jobs (remote SMS, fulfilment) and, every 30 s (--every),
-    send offer SMS whose window has opened and settle redemptions a crash left
-    pending."""
+    """Run background jobs (remote SMS, fulfilment, lead push, offer SMS held
+    for the sending window) and rq's scheduler, which also runs housekeeping
+    every 30 s (--every): settling redemptions a crash left pending, and more."""
     from ussd_app import jobs
 
     services = _stored_services()
-    if not burst:
-        jobs.housekeeping(services, every)
+    jobs.start(services, every)
     jobs.work(services, burst=burst)
 
 
@@ -269,13 +269,9 @@ def offers_send(campaign_id, batch):
     click.echo(json.dumps(result))
 
 
-@offers.command("flush")
-def offers_flush():
-    """Send the offer SMS held for the sending window, where it is open now."""
-    from ussd_app.offers import sending
-
-    click.echo(f"sent {sending.flush(_stored_services())} scheduled SMS")
-
+@main.group()
+def partners():
+    """Partner institutions' API keys (each reads only its own leads)."""
 
 @main.group()
 def report():
@@ -313,6 +309,42 @@ def report_funnel(start, end, dialect, as_json):
         click.echo(f"{row['screen']:20}" + "".join(f"{row[c]:>11}" for c in columns) + f"{median:>10}")
     if not data["screens"]:
         click.echo("(no sessions)")
+
+
+
+@partners.command("add")
+@click.argument("institution")
+def partners_add(institution):
+    """Make INSTITUTION's key and print it (shown this once; stored hashed)."""
+    from ussd_app.core.errors import BadRequest, Conflict
+    from ussd_app.offers import partners as keys
+
+    services = _services()
+    try:
+        click.echo(keys.add(services.r, institution, services.clock()))
+    except (BadRequest, Conflict) as e:
+        raise click.ClickException(str(e)) from None
+
+
+@partners.command("list")
+def partners_list():
+    """Institutions with a key, and when it was made."""
+    from ussd_app.core.formats import iso
+    from ussd_app.offers import partners as keys
+
+    for p in keys.every(_services().r):
+        click.echo(f"{p['institution']}\t{iso(p['created_at'])}")
+
+
+@partners.command("revoke")
+@click.argument("institution")
+def partners_revoke(institution):
+    """Revoke INSTITUTION's key at once."""
+    from ussd_app.offers import partners as keys
+
+    if not keys.revoke(_services().r, institution):
+        raise click.ClickException(f"{institution} has no key")
+    click.echo(f"revoked {institution}")
 
 
 @main.group()

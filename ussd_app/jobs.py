@@ -2,39 +2,59 @@
 
 It may import every domain; no domain imports it back (each enqueues its own
 work on ``services.jobs``, by the job function's dotted path).
+
+Everything timed runs on rq's scheduler, which the worker starts: retries,
+held offer SMS (``offers.sending.hold``), and housekeeping, a job that does
+what rq cannot know about (redemptions a crash left pending, lead deliveries a
+killed worker left) and then schedules its next round.
 """
 from __future__ import annotations
 
 import logging
-import threading
+import time
 
 import rq
 
 from ussd_app.loyalty import redemptions
-from ussd_app.offers import sending
+from ussd_app.offers import push, sending
 from ussd_app.ussd import funnel, hop
 
 log = logging.getLogger(__name__)
 
+HOUSEKEEPING_JOB = "ussd_app.jobs.housekeeping"
+EVERY = 30  # seconds between housekeeping rounds
 
-def housekeeping(services, every: float, stop: threading.Event | None = None) -> threading.Thread:
-    """Every ``every`` seconds (until ``stop`` is set): flush due offer SMS,
-    settle stuck redemptions, count silently expired USSD sessions as timeouts."""
-    stop = stop or threading.Event()
 
-    def loop():
-        while not stop.is_set():
-            try:
-                sending.flush(services)
-                redemptions.recover(services, older_than=300)
-                funnel.sweep(services.r, services.clock(), hop.lifetime(services.config))
-            except Exception:  # keep the loop alive; the next round retries
-                log.exception("housekeeping round failed")
-            stop.wait(every)
+def housekeeping(services, every: int = EVERY) -> dict:
+    """The job: settle redemptions a crash left pending, queue again lead
+    deliveries a killed worker left, count silently expired USSD sessions as
+    timeouts, then schedule the next round."""
+    try:
+        funnel.sweep(services.r, services.clock(), hop.lifetime(services.config))
+        return {**redemptions.recover(services, older_than=300), "lead_pushes": push.recover(services)}
+    finally:
+        schedule_housekeeping(services, every)
 
-    thread = threading.Thread(target=loop, name="housekeeping", daemon=True)
-    thread.start()
-    return thread
+
+def schedule_housekeeping(services, every: int = EVERY) -> bool:
+    """Schedule the round of the next ``every``-second slot (real time): its
+    job id names the slot, so however many workers start, or a round that also
+    asks, each slot runs once. False when that slot was scheduled already."""
+    slot = int(time.time() // every) + 1
+    return services.jobs.enqueue_at(slot * every, HOUSEKEEPING_JOB, every,
+                                    job_id=f"housekeeping-{every}-{slot}", retry=None)
+
+
+def start(services, every: int = EVERY) -> None:
+    """What a worker does before it works: adopt offer SMS an earlier version
+    held in its own sorted set, queue again lead deliveries a killed worker
+    left (rq's scheduler may wait for the dead one's lock to lapse), and make
+    sure housekeeping is scheduled."""
+    adopted = sending.adopt_legacy(services)
+    if adopted:
+        log.warning("held %d offer SMS of the old scheduler as jobs", adopted)
+    push.recover(services)
+    schedule_housekeeping(services, every)
 
 
 def work(services, burst: bool = False) -> None:

@@ -15,6 +15,7 @@ class Config:
     REDIS_URL: str | None = None
     GATEWAY_TOKEN: str | None = None
     ADMIN_TOKEN: str | None = None
+    METRICS_TOKEN: str | None = None  # else GET /metrics takes ADMIN_TOKEN
     PII_KEY: str | None = None
     SMS_PROVIDER: str = "console"
     SMS_SHORT_CODE: str = "62168"
@@ -37,6 +38,8 @@ class Config:
     FULFILMENT_FAIL_RATE: float = 0.0
     FULFILMENT_TIMEOUT: float = 5.0
     FULFILMENT_RETRY: str = "5,30,120,600,1800"  # seconds before each retry of an unknown outcome
+    LEAD_PUSH_TIMEOUT: float = 10.0  # seconds a partner's webhook may take to answer
+    LEAD_PUSH_BACKOFF: int = 10  # seconds before a lead's first retry; doubling, at most 1 h, for 24 h
     JOBS_SYNC: bool = False
 
     @property

@@ -121,6 +121,12 @@ def fulfilling(msisdn: str, rid: str) -> str:
     return _sub(msisdn, f"fulfilling:{rid}")
 
 
+def sms_records(msisdn: str) -> str:
+    """Hash: outbound message id -> JSON record (provider, status, reason);
+    'p:<provider's message id>' -> our id (delivery reports name theirs)."""
+    return _sub(msisdn, "sms_records")
+
+
 # -- global -------------------------------------------------------------------
 SUBSCRIBERS = f"{PREFIX}:subscribers"
 """Set of every known MSISDN, scanned in batches by jobs."""
@@ -218,7 +224,8 @@ OFFER_CODES = f"{PREFIX}:offer_codes"
 """Hash: offer code -> campaign id (the latest campaign using the code)."""
 
 SCHEDULED_SMS = f"{PREFIX}:sms:scheduled"
-"""Sorted set: JSON outbound message scored by when it may go out (offer window)."""
+"""Legacy: a sorted set of JSON offer SMS scored by when they may go out. Held
+offer SMS are rq jobs now; the worker adopts any left here at start."""
 
 
 def campaign(campaign_id: str) -> str:
@@ -235,3 +242,27 @@ def lead_index(institution: str) -> str:
 def lead_seq(institution: str) -> str:
     """Hash: consent id -> its sequence in the index; field '' holds the counter."""
     return f"{PREFIX}:{{leads:{institution}}}:seq"
+
+
+def lead_deliveries(institution: str) -> str:
+    """Hash: consent id -> JSON record of pushing that lead to the institution's
+    webhook (state, attempts)."""
+    return f"{PREFIX}:{{leads:{institution}}}:deliveries"
+
+
+def lead_push_lock(institution: str, consent_id: str) -> str:
+    """String, expiring: held while one delivery of the lead is in flight."""
+    return f"{PREFIX}:{{leads:{institution}}}:pushing:{consent_id}"
+
+
+LEAD_PUSH_PENDING = f"{PREFIX}:leads:push_pending"
+"""Sorted set: '<institution>|<campaign>|<msisdn>|<consent id>' of leads being
+pushed, scored by when, if nothing more was heard of it, a worker died with it."""
+
+
+# -- partner institutions' API keys (one slot: {partners}) -----------------------
+PARTNERS = f"{PREFIX}:{{partners}}:by_institution"
+"""Hash: institution -> JSON {digest (SHA-256 of its key), created_at}."""
+
+PARTNER_KEYS = f"{PREFIX}:{{partners}}:by_key"
+"""Hash: SHA-256 of a partner key -> its institution."""

@@ -1,13 +1,36 @@
-"""Logging for every process: one line per record, and no full MSISDN or NIK
-in any line, whoever wrote it (our hop log masks its own; a server's access
-log, a traceback or a library's message would not)."""
+"""Logging for every process: one JSON object per line, carrying the request id
+of the request (or job) it belongs to, and no full MSISDN or NIK in any line,
+whoever wrote it (our hop log masks its own; a server's access log, a
+traceback or a library's message would not)."""
 from __future__ import annotations
 
+import itertools
+import json
 import logging
 import os
 import re
+import secrets
+import time
+from contextvars import ContextVar
 
 from ussd_app.core import msisdn
+
+request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
+"""The id of the request being handled (and of the jobs it enqueued)."""
+job_id: ContextVar[str | None] = ContextVar("job_id", default=None)
+"""The id of the job being run, if any."""
+
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+_ids = itertools.count(1)
+_process = secrets.token_hex(4)  # request ids of different processes never meet
+
+
+def new_request_id(given: str | None = None) -> str:
+    """``given`` (a caller's X-Request-Id) when it is a plain token, else a new id:
+    cheap (no random per request), unique per process run."""
+    if given and _REQUEST_ID.fullmatch(given):
+        return given
+    return f"{_process}-{next(_ids):x}"
 
 # An Indonesian mobile number as it appears in text or a URL (+62 8.., %2B62 8..,
 # 62 8.., 08..), and a NIK (16 digits): neither inside a longer run of digits.
@@ -28,9 +51,33 @@ class RedactingFormatter(logging.Formatter):
         return redact(super().format(record))
 
 
+class JsonFormatter(RedactingFormatter):
+    """One JSON object per line: time, level, logger, the request and job ids,
+    and the message. A message that is a JSON object already (the hop log's)
+    is spliced in as its fields; any other goes in ``msg``. Then redacted."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        head = {"time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+                + f".{int(record.msecs):03d}Z", "level": record.levelname, "logger": record.name}
+        if (rid := request_id.get()) is not None:
+            head["request_id"] = rid
+        if (jid := job_id.get()) is not None:
+            head["job_id"] = jid
+        if record.exc_info:
+            head["exc"] = self.formatException(record.exc_info)
+        if record.stack_info:
+            head["stack"] = self.formatStack(record.stack_info)
+        message = record.getMessage()
+        if message.startswith('{"') and message.endswith("}"):
+            line = json.dumps(head)[:-1] + ", " + message[1:]
+        else:
+            line = json.dumps({**head, "msg": message})
+        return redact(line)
+
+
 def configure() -> None:
-    """The root logger at ``LOG_LEVEL`` (default INFO), each line redacted
-    (nothing changes where logging was configured already)."""
+    """The root logger at ``LOG_LEVEL`` (default INFO), each line one redacted
+    JSON object (nothing changes where logging was configured already)."""
     handler = logging.StreamHandler()
-    handler.setFormatter(RedactingFormatter("%(message)s"))
+    handler.setFormatter(JsonFormatter())
     logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"), handlers=[handler])

@@ -8,26 +8,59 @@ no job reaches for a module global to find its Redis.
 """
 from __future__ import annotations
 
+import json
+import logging
 import threading
+import time
 from contextlib import contextmanager
+from datetime import datetime, timezone
 from typing import Any
 
 import redis
 import rq
 from rq import Retry
-from rq.exceptions import NoSuchJobError
+from rq.exceptions import DuplicateJobError, NoSuchJobError
 from rq.job import JobStatus
+
+from ussd_app.core import logs, metrics
+
+log = logging.getLogger("ussd_app.jobs")
 
 QUEUE = "ussd"
 RETRY = (5, 30, 120, 600, 1800)  # seconds between an unknown outcome's attempts
 
 
+def backoff(first: int, cap: int = 3600, total: int = 24 * 3600) -> tuple[int, ...]:
+    """Retry intervals doubling from ``first`` seconds, each at most ``cap``,
+    until they add up to ``total``."""
+    intervals, step = [], max(1, first)
+    while sum(intervals) < total:
+        intervals.append(step)
+        step = min(step * 2, cap)
+    return tuple(intervals)
+
+
 class ServicesJob(rq.job.Job):
-    """An rq job that passes the services of its queue to the function."""
+    """An rq job that passes the services of its queue to the function, runs
+    with the request id of the request that enqueued it (job meta), and logs
+    one line and counts one run (``ussd_jobs_total``) per attempt."""
     services: Any = None
 
     def _execute(self):
-        return self.func(self.services, *self.args, **self.kwargs)
+        rid = logs.request_id.set((self.meta or {}).get("request_id"))
+        jid = logs.job_id.set(self.id)
+        started, outcome = time.perf_counter(), "failed"
+        try:
+            result = self.func(self.services, *self.args, **self.kwargs)
+            outcome = "ok"
+            return result
+        finally:
+            metrics.job(self.func_name, outcome)
+            if log.isEnabledFor(logging.INFO):
+                log.info(json.dumps({"event": "job", "func": self.func_name, "outcome": outcome,
+                                     "ms": round((time.perf_counter() - started) * 1000, 2)}))
+            logs.job_id.reset(jid)
+            logs.request_id.reset(rid)
 
 
 class Jobs:
@@ -71,7 +104,7 @@ class Jobs:
         # Queued jobs go out in one round trip (rq alone makes two); a job run at
         # once saves its own outcome, which a later pipeline would overwrite.
         pipe = None if self.sync else self.connection.pipeline()
-        self.queue.enqueue_call(func, args=args, job_id=job_id, pipeline=pipe,
+        self.queue.enqueue_call(func, args=args, job_id=job_id, pipeline=pipe, meta=_meta(),
                                 retry=Retry(max=len(retry), interval=list(retry)) if retry else None)
         if pipe is not None:
             pipe.execute()
@@ -87,7 +120,8 @@ class Jobs:
         again = Retry(max=len(retry), interval=list(retry)) if retry else None
         for i in range(0, len(calls), batch):
             pipe = self.connection.pipeline()
-            self.queue.enqueue_many([rq.Queue.prepare_data(func, args=args, job_id=job_id, retry=again)
+            self.queue.enqueue_many([rq.Queue.prepare_data(func, args=args, job_id=job_id, retry=again,
+                                                           meta=_meta())
                                      for args, job_id in calls[i:i + batch]], pipeline=pipe)
             pipe.execute()
 
@@ -115,3 +149,23 @@ class Jobs:
         sync mode, which never retries, and outside a job)."""
         job = None if self.sync else rq.get_current_job()
         return (job.retries_left or 0) if job is not None else 0
+
+    def enqueue_at(self, when: float, func: str, *args, job_id: str,
+                   retry: tuple[int, ...] | None = RETRY) -> bool:
+        """Have rq's scheduler (run by the worker) queue ``func(services, *args)``
+        at ``when`` (epoch seconds); it is kept in Redis until then, so a
+        restart loses nothing. The first job of an id wins: False when one
+        with ``job_id`` exists already (scheduled, queued, or just run)."""
+        try:
+            self.queue.enqueue_at(datetime.fromtimestamp(when, timezone.utc), func, *args,
+                                  job_id=job_id, meta=_meta(), unique=True,
+                                  retry=Retry(max=len(retry), interval=list(retry)) if retry else None)
+        except DuplicateJobError:
+            return False
+        return True
+
+
+def _meta() -> dict | None:
+    """What a job carries from the request that enqueued it: its id, for the logs."""
+    rid = logs.request_id.get()
+    return {"request_id": rid} if rid else None

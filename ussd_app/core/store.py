@@ -10,6 +10,8 @@ from typing import Any
 
 import redis
 
+from ussd_app.core import metrics
+
 log = logging.getLogger(__name__)
 
 _embedded_server = None
@@ -71,6 +73,7 @@ class Kept:
 _held = threading.local()  # per thread: the connection each pool lent it for roundtrip()
 
 
+@metrics.timed_redis
 def roundtrip(r: redis.Redis, *commands: tuple) -> list:
     """The replies to ``commands``, sent in one write on this thread's connection.
 

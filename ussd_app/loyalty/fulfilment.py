@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import requests
 
+from ussd_app.core import metrics
 from ussd_app.core.msisdn import mask
 from ussd_app.loyalty import redemptions, rewards
 
@@ -136,16 +137,19 @@ def fulfil(services, msisdn: str, rid: str) -> str:
         if rec["status"] == "pending":
             result = attempt(services, msisdn, rec)
             if result.outcome == "done":
-                redemptions.confirm(services, msisdn, rid, result.detail, secret=result.secret)
+                if redemptions.confirm(services, msisdn, rid, result.detail, secret=result.secret):
+                    metrics.redemption("done")
             elif result.outcome == "failed":
                 log.warning("fulfilment failed redemption=%s msisdn=%s: %s", rid, mask(msisdn), result.detail)
-                redemptions.refund(services, msisdn, rid, result.detail)
+                if redemptions.refund(services, msisdn, rid, result.detail):
+                    metrics.redemption("refunded")
             elif services.jobs.retries_left():
                 log.warning("fulfilment outcome unknown redemption=%s msisdn=%s: %s (asked again later)",
                             rid, mask(msisdn), result.detail)
                 raise OutcomeUnknown(result.detail)
             else:
                 redemptions.to_review(services, msisdn, rid, f"{result.detail}; retries exhausted")
+                metrics.redemption("needs_review")
         return redemptions.finish(services, msisdn, rid)
     finally:
         redemptions.unlease(services, msisdn, rid)

@@ -5,6 +5,7 @@ import json
 import re
 import time
 from dataclasses import asdict, dataclass, field
+from urllib.parse import urlsplit
 
 import redis
 
@@ -25,7 +26,7 @@ VERSION_MAX = 20
 @dataclass(frozen=True)
 class Campaign:
     id: str
-    institution: dict  # id, name, support
+    institution: dict  # id, name, support, webhook {url, secret_enc} (optional)
     product: str
     sender_id: str
     code: str
@@ -44,8 +45,11 @@ class Campaign:
         return self.valid_from <= now < self.valid_until
 
     def public(self) -> dict:
+        """As the API shows it: the webhook's secret never."""
         out = asdict(self)
         out["valid_from"], out["valid_until"] = formats.iso(self.valid_from), formats.iso(self.valid_until)
+        if "webhook" in self.institution:
+            out["institution"]["webhook"] = {"url": self.institution["webhook"]["url"]}
         return out
 
 
@@ -97,13 +101,33 @@ def _rule(name: str, rule) -> dict:
     return rule
 
 
-def validate(body: dict, sender_ids: list[str], now: float | None = None) -> Campaign:
+def _webhook(raw, vault, https_only: bool) -> dict:
+    """The institution's lead webhook: its URL, and its secret encrypted (``vault``)."""
+    if not isinstance(raw, dict) or set(raw) != {"url", "secret"}:
+        raise BadRequest("institution.webhook must be an object with url and secret")
+    url, secret = raw["url"], raw["secret"]
+    parts = urlsplit(url) if isinstance(url, str) and len(url) <= 500 else None
+    schemes = ("https",) if https_only else ("https", "http")
+    if parts is None or parts.scheme not in schemes or not parts.hostname or "@" in parts.netloc:
+        raise BadRequest("institution.webhook.url must be an " + " or ".join(schemes)
+                         + " URL of at most 500 characters, without credentials")
+    if not isinstance(secret, str) or not 16 <= len(secret) <= 256:
+        raise BadRequest("institution.webhook.secret must be a string of 16-256 characters")
+    if vault is None:
+        raise BadRequest("institution.webhook cannot be set here")
+    return {"url": url, "secret_enc": vault.encrypt(secret)}
+
+
+def validate(body: dict, sender_ids: list[str], now: float | None = None, vault=None,
+             https_only: bool = False) -> Campaign:
     """A campaign from a POST body; BadRequest names the wrong field.
 
     Every text a subscriber sees (institution name and support, product,
     message, consent text) is GSM-7 without control characters or line breaks
     (the SMS message may break lines), within its limit; dates lie within
-    ``formats.NEAR_YEARS`` of ``now`` (default: the current time)."""
+    ``formats.NEAR_YEARS`` of ``now`` (default: the current time). A webhook's
+    secret is encrypted with ``vault``; ``https_only`` refuses an http webhook
+    (production)."""
     if not isinstance(body, dict):
         raise BadRequest("body must be a JSON object")
     now = time.time() if now is None else now
@@ -115,6 +139,7 @@ def validate(body: dict, sender_ids: list[str], now: float | None = None) -> Cam
         raise BadRequest("institution.id must be 1-40 lowercase letters, digits or -")
     inst_name = _line(inst.get("name"), "institution.name", NAME_MAX)
     support = _line(inst.get("support") or "", "institution.support", SUPPORT_MAX, required=False)
+    webhook = _webhook(inst["webhook"], vault, https_only) if "webhook" in inst else None
     product = _line(body.get("product"), "product", NAME_MAX)
     if not isinstance(body.get("sender_id"), str) or body["sender_id"] not in sender_ids:
         raise BadRequest("sender_id must be one of " + ", ".join(sender_ids))
@@ -136,7 +161,8 @@ def validate(body: dict, sender_ids: list[str], now: float | None = None) -> Cam
         raise BadRequest("eligibility.attributes must be an object")
     rules["attributes"] = {k: _rule(k, v) for k, v in attrs.items()}
     campaign = Campaign(
-        id=cid, institution={"id": inst["id"], "name": inst_name, "support": support},
+        id=cid, institution={"id": inst["id"], "name": inst_name, "support": support,
+                             **({"webhook": webhook} if webhook else {})},
         product=product, sender_id=body["sender_id"], code=code.upper(),
         message=_texts(body, "message", MESSAGE_MAX, lines=True),
         consent_text=_texts(body, "consent_text", CONSENT_TEXT_MAX),

@@ -16,11 +16,12 @@ from dataclasses import dataclass
 import redis
 
 from ussd_app.offers import campaigns
-from ussd_app.core import keys, store, subscribers, texts
+from ussd_app.core import keys, metrics, queue, store, subscribers, texts
 from ussd_app.offers.campaigns import Campaign
 from ussd_app.core.store import Script
 
 SHARED_FIELDS = ["msisdn", "credit_score", "nik"]
+PUSH_JOB = "ussd_app.offers.push.deliver"  # by name: push builds on this module
 
 # KEYS[1] offers  KEYS[2] profile   ARGV[1] campaign id  ARGV[2] offer JSON
 # Returns 'ok', 'blocked', 'opted_out' or 'already_offered'.
@@ -261,6 +262,11 @@ def give(services, msisdn: str, campaign: Campaign, nik_enc: str, proof: Proof,
     score = subscribers.get(r, msisdn).credit_score
     status, _ = consent(r, msisdn, campaign, nik_enc, score, proof, services.clock(), offer)
     if status == "ok":
+        metrics.consent_event("consent")
+        if "webhook" in campaign.institution:  # the lead goes to the partner too (offers.push)
+            services.jobs.enqueue(PUSH_JOB, campaign.id, msisdn, consent_id(msisdn, campaign.id),
+                                  job_id=push_job_id(consent_id(msisdn, campaign.id)),
+                                  retry=push_retry(services.config))
         services.sms.send(msisdn, texts.t(
             proof.lang, "sms.consent_ok", institution=campaign.institution["name"],
             product=campaign.product,
@@ -269,11 +275,23 @@ def give(services, msisdn: str, campaign: Campaign, nik_enc: str, proof: Proof,
     return status
 
 
+def push_job_id(cid: str) -> str:
+    """One lead, one push job (and so one delivery in flight), whoever queues it."""
+    return f"push-{cid}"
+
+
+def push_retry(config) -> tuple[int, ...]:
+    """A lead push's retries: from LEAD_PUSH_BACKOFF seconds, doubling, at most an hour apart, for 24 h."""
+    return queue.backoff(config.LEAD_PUSH_BACKOFF)
+
+
 def decline(r: redis.Redis, msisdn: str, campaign: Campaign, channel: str, reference: str,
             now: float) -> str:
     entry = {"type": "decline", "campaign": campaign.id, "institution": campaign.institution["id"],
              "channel": channel, "reference": reference, "at": now}
-    return DECLINE(r, [keys.offers(msisdn), keys.consent_log(msisdn)], [campaign.id, _json(entry)])
+    status = DECLINE(r, [keys.offers(msisdn), keys.consent_log(msisdn)], [campaign.id, _json(entry)])
+    metrics.consent_event("decline", status == "ok")
+    return status
 
 
 def opt_out(r: redis.Redis, msisdn: str, channel: str, reference: str, raw_input_enc: str | None,
@@ -289,6 +307,8 @@ def opt_out(r: redis.Redis, msisdn: str, channel: str, reference: str, raw_input
         entry["input"] = "menu"
     closed, withdrawn = OPT_OUT(r, [keys.profile(msisdn), keys.offers(msisdn), keys.consents(msisdn),
                                     keys.consent_log(msisdn)], [now, _json(entry)])
+    metrics.consent_event("optout")
+    metrics.consent_event("withdrawal", int(withdrawn))
     return int(closed), int(withdrawn)
 
 
@@ -298,6 +318,7 @@ def opt_in(r: redis.Redis, msisdn: str, channel: str, reference: str, now: float
     pipe.rpush(keys.consent_log(msisdn), _json({"type": "optin", "channel": channel,
                                                 "reference": reference, "at": now}))
     pipe.execute()
+    metrics.consent_event("optin")
 
 
 def log(r: redis.Redis, msisdn: str) -> list[dict]:
@@ -316,13 +337,24 @@ def leads(r: redis.Redis, vault, institution: str, cursor: int, limit: int, now:
     for member, _ in rows:
         msisdn, cid = member.split("|")
         RECEIVE.queue(pipe, [keys.consents(msisdn)], [cid, now])
-    out = []
-    for raw in pipe.execute():
-        if not raw:
-            continue  # withdrawn before it was received, or never consented
-        c = json.loads(raw)
-        out.append({"msisdn": c["msisdn"], "credit_score": c["credit_score"],
-                    "nik": vault.decrypt(c["nik_enc"]), "campaign": c["campaign"],
-                    "consented_at": c["consented_at"], "consent_id": c["id"]})
+    out = [lead(json.loads(raw), vault) for raw in pipe.execute()
+           if raw]  # none: withdrawn before it was received, or never consented
     last = int(rows[-1][1])
     return out, (last if len(rows) == limit else None)
+
+
+def lead(c: dict, vault) -> dict:
+    """What a partner gets of a consent: exactly these fields (BRIEF: leads)."""
+    return {"msisdn": c["msisdn"], "credit_score": c["credit_score"], "nik": vault.decrypt(c["nik_enc"]),
+            "campaign": c["campaign"], "consented_at": c["consented_at"], "consent_id": c["id"]}
+
+
+def consent_record(r: redis.Redis, msisdn: str, cid: str) -> dict | None:
+    raw = r.hget(keys.consents(msisdn), cid)
+    return json.loads(raw) if raw else None
+
+
+def receive(r: redis.Redis, msisdn: str, cid: str, now: float) -> bool:
+    """Mark the lead received by its institution, as the pull API does; False
+    if it was withdrawn meanwhile."""
+    return bool(RECEIVE(r, [keys.consents(msisdn)], [cid, now]))

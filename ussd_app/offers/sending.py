@@ -1,6 +1,13 @@
-"""Sending a campaign's offers: eligibility, once per subscriber, within the window."""
+"""Sending a campaign's offers: eligibility, once per subscriber, within the window.
+
+Offer SMS the window does not allow now are held as rq jobs scheduled at its
+next opening (rq's scheduler, which the worker runs, queues them then): kept
+in Redis, so a restart loses none, and checked against the window again when
+they run.
+"""
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import Counter
 
@@ -12,6 +19,7 @@ from ussd_app.core.formats import iso
 
 SKIPS = ("opted_out", "ineligible", "already_offered", "blocked")
 PROFILE_FIELDS = ("status", "credit_score", "attributes", "lang", "offers_optout")
+RELEASE_JOB = "ussd_app.offers.sending.release"
 
 
 def sms_text(config, campaign: Campaign, lang: str) -> str:
@@ -66,8 +74,9 @@ def send(services, campaign: Campaign, msisdns: list[str] | None = None, batch: 
                     continue
                 text = text_in.get(raw[3] or texts.DEFAULT, text_in[texts.DEFAULT])
                 consents.offer(r, m, campaign, text, now, pipeline=pipe)
-                queued.append(services.sms.message(m, text, campaign.sender_id,
-                                                   message_id=f"offer:{campaign.id}:{m}"))
+                queued.append({**services.sms.message(m, text, campaign.sender_id,
+                                                      message_id=f"offer:{campaign.id}:{m}"),
+                               "kind": "offer"})
             messages = []
             for msg, result in zip(queued, pipe.execute() if queued else []):
                 if result == "ok":
@@ -78,7 +87,7 @@ def send(services, campaign: Campaign, msisdns: list[str] | None = None, batch: 
             if send_at <= now:
                 services.sms.send_many(messages)
             else:
-                schedule(r, messages, send_at)
+                hold(services, campaign.id, messages, send_at)
                 counts["scheduled"] += len(messages)
             bar.update(len(chunk))
     answer = {"sent": counts["sent"], "skipped": {k: counts[k] for k in SKIPS}}
@@ -87,21 +96,34 @@ def send(services, campaign: Campaign, msisdns: list[str] | None = None, batch: 
     return answer
 
 
-def schedule(r, messages: list[dict], when: float) -> None:
-    if messages:
-        r.zadd(keys.SCHEDULED_SMS, {json.dumps(m, separators=(",", ":")): when for m in messages})
+def hold(services, campaign_id: str, messages: list[dict], when: float) -> None:
+    """Send ``messages`` at ``when``: one job, once (its id names the batch and the time)."""
+    if not messages:
+        return
+    batch = hashlib.sha256("|".join(m["to"] for m in messages).encode()).hexdigest()[:16]
+    services.jobs.enqueue_at(when, RELEASE_JOB, messages, job_id=f"offers-{campaign_id}-{batch}-{int(when)}")
 
 
-def flush(services, batch: int = 1000) -> int:
-    """Send every scheduled SMS that is due (each once, whoever else flushes)."""
-    r, now, sent = services.r, services.clock(), 0
-    while True:
-        due = r.zrangebyscore(keys.SCHEDULED_SMS, "-inf", now, start=0, num=batch)
-        if not due:
-            return sent
-        pipe = r.pipeline(transaction=False)
-        for m in due:
-            pipe.zrem(keys.SCHEDULED_SMS, m)
-        mine = [json.loads(m) for m, removed in zip(due, pipe.execute()) if removed]
-        services.sms.send_many(mine)
-        sent += len(mine)
+def release(services, messages: list[dict]) -> None:
+    """The job: send held offer SMS, or hold them again when the window is
+    closed now (a holiday added since, a worker that was down)."""
+    now = services.clock()
+    when = services.window.next_open(now)
+    if when > now:
+        hold(services, "held", messages, when)
+    else:
+        services.sms.send_many(messages)
+
+
+def adopt_legacy(services) -> int:
+    """Hold, as jobs, offer SMS an earlier version left in its own sorted set
+    (``keys.SCHEDULED_SMS``); the worker does this at start. Returns how many."""
+    r = services.r
+    held = r.zrange(keys.SCHEDULED_SMS, 0, -1, withscores=True)
+    by_time: dict[float, list[str]] = {}
+    for raw, when in held:
+        by_time.setdefault(when, []).append(raw)
+    for when, raws in by_time.items():
+        hold(services, "legacy", [json.loads(m) for m in raws], when)  # once per batch and time
+        r.zrem(keys.SCHEDULED_SMS, *raws)
+    return len(held)

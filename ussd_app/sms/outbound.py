@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import secrets
 import time
 
 from ussd_app.core import keys
 from ussd_app.core.formats import iso
 from ussd_app.core.queue import RETRY
+from ussd_app.sms import reports
+from ussd_app.sms.providers import DeliveryError
 
 DELIVER_JOB = "ussd_app.sms.outbound.deliver"
 BATCH = 500  # jobs queued per round trip
@@ -44,7 +45,7 @@ def deliver(services, message: dict) -> str:
         message = {k: v for k, v in message.items() if k != "text_enc"} | {
             "text": services.vault.decrypt(message["text_enc"])}
     try:
-        services.sms.provider.deliver(message)
+        services.sms.hand_over([message])
     except BaseException:
         r.delete(state)
         raise
@@ -61,7 +62,7 @@ class Outbound:
                 secret: bool = False) -> dict:
         """One outbound message; ``message_id`` names it stably (e.g. one per
         redemption outcome), ``secret`` keeps its text encrypted while queued."""
-        out = {"id": message_id or secrets.token_urlsafe(16), "to": to,
+        out = {"id": message_id or reports.new_id(), "to": to,
                "from": sender or self.services.config.SMS_SENDER_ID, "text": text}
         if secret:
             out["secret"] = True
@@ -77,8 +78,8 @@ class Outbound:
             return
         stamp = iso(time.time())
         if not self.provider.remote:
-            self.provider.deliver_many([{k: v for k, v in m.items() if k != "secret"} | {"sent_at": stamp}
-                                        for m in messages])
+            self.hand_over([{k: v for k, v in m.items() if k != "secret"} | {"sent_at": stamp}
+                            for m in messages])
             return
         calls = []
         for m in messages:
@@ -87,3 +88,12 @@ class Outbound:
                 m["text_enc"] = self.services.vault.encrypt(m.pop("text"))
             calls.append(((m,), job_id(m["id"])))
         self.services.jobs.enqueue_many(DELIVER_JOB, calls, retry=RETRY, batch=BATCH)
+
+    def hand_over(self, messages: list[dict]) -> None:
+        """Give ``messages`` to the provider; record its answer per message id."""
+        try:
+            ids = self.provider.deliver_many(messages)
+        except DeliveryError as e:
+            reports.refused(self.services, self.provider.name, messages, str(e))
+            raise
+        reports.sent(self.services, self.provider.name, messages, ids)

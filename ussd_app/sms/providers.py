@@ -8,7 +8,7 @@ import logging
 import redis
 import requests
 
-from ussd_app.core import keys
+from ussd_app.core import keys, metrics
 from ussd_app.core.msisdn import mask
 
 log = logging.getLogger(__name__)
@@ -21,15 +21,18 @@ class DeliveryError(Exception):
 class Console:
     """Keeps messages in Redis, readable at ``GET /api/v1/outbox?to=``."""
     remote = False
+    name = "console"
 
     def __init__(self, r: redis.Redis):
         self.r = r
 
-    def deliver_many(self, messages: list[dict]) -> None:
+    def deliver_many(self, messages: list[dict]) -> list[str | None]:
         pipe = self.r.pipeline(transaction=False)
         for m in messages:
             pipe.rpush(keys.outbox(m["to"]), json.dumps(m, separators=(",", ":")))
         pipe.execute()
+        metrics.sms("console", "sent", len(messages))
+        return [m.get("id") for m in messages]  # its own ids are ours
 
 
 def outbox(r: redis.Redis, msisdn: str) -> list[dict]:
@@ -40,12 +43,17 @@ def outbox(r: redis.Redis, msisdn: str) -> list[dict]:
 class AfricasTalking:
     """Africa's Talking HTTP SMS API (``POST {url}`` form: username, to, message, from)."""
     remote = True
+    name = "africastalking"
 
     def __init__(self, url: str, username: str, api_key: str | None, timeout: float = 10):
         self.url, self.username, self.api_key, self.timeout = url, username, api_key, timeout
         self.http = requests.Session()
 
-    def deliver(self, message: dict) -> None:
+    def deliver_many(self, messages: list[dict]) -> list[str | None]:
+        return [self.deliver(m) for m in messages]
+
+    def deliver(self, message: dict) -> str | None:
+        """Send one message; returns the provider's id for it (its delivery reports name it)."""
         form = {"username": self.username, "to": message["to"], "message": message["text"]}
         if message.get("from"):
             form["from"] = message["from"]
@@ -53,10 +61,17 @@ class AfricasTalking:
             resp = self.http.post(self.url, data=form, timeout=self.timeout,
                                   headers={"apiKey": self.api_key or "", "Accept": "application/json"})
         except requests.RequestException as e:
+            metrics.sms("africastalking", "failed")
             raise DeliveryError(f"provider unreachable: {type(e).__name__}") from None
         if resp.status_code >= 300:
+            metrics.sms("africastalking", "failed")
             raise DeliveryError(f"provider answered {resp.status_code}")
+        metrics.sms("africastalking", "sent")
         log.info("sms delivered to=%s provider=africastalking", mask(message["to"]))
+        try:
+            return resp.json()["SMSMessageData"]["Recipients"][0]["messageId"]
+        except (ValueError, KeyError, IndexError, TypeError):
+            return None
 
 
 def build(config, r: redis.Redis):

@@ -7,10 +7,10 @@ from ussd_app.core import formats
 from ussd_app.core.errors import BadRequest
 from ussd_app.gateways import DIALECTS
 from ussd_app.ussd import funnel, hop
-from ussd_app.web import api, services
+from ussd_app.web import auth, services
 
 bp = Blueprint("analytics", __name__, url_prefix="/api/v1/analytics")
-bp.before_request(api.check_token)  # errors: the app's one handler answers in JSON
+bp.before_request(auth.check)  # errors: the app's one handler answers in JSON
 
 
 def window(args, now: float) -> tuple[float, float, str | None]:

@@ -1,33 +1,25 @@
 """The integration API (JSON, bearer token): subscribers, points, outbox."""
 from __future__ import annotations
 
-import hmac
 import json
 import math
 
 from flask import Blueprint, jsonify, request
 
-from ussd_app.offers import campaigns, consents, sending as offers
+from ussd_app.offers import campaigns, consents, push, sending as offers
 from ussd_app.core import digits, formats, keys, subscribers
 from ussd_app.loyalty import points, redemptions, rewards
-from ussd_app.core.errors import BadRequest, Conflict, NotFound, Unauthorized
+from ussd_app.core.errors import BadRequest, Conflict, NotFound
 from ussd_app.core.msisdn import normalize
-from ussd_app.sms import providers
-from ussd_app.web import services
+from ussd_app.sms import providers, reports
+from ussd_app.web import auth, services
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 MAX_BODY = 1024 * 1024  # a voucher pool of ~20,000 codes, or ~50,000 listed MSISDNs
 MAX_DEPTH = 16  # the deepest body the API takes (a campaign's eligibility) needs 5
 
-
-@bp.before_request
-def check_token():
-    token = services().config.ADMIN_TOKEN
-    if token:
-        given = request.headers.get("Authorization", "")
-        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
-            raise Unauthorized("missing or wrong bearer token")
+bp.before_request(auth.check)  # errors: the app's one handler answers in JSON
 
 
 def _no_constant(name: str):
@@ -164,8 +156,8 @@ def get_ledger(msisdn):
 
 @bp.get("/outbox")
 def outbox():
-    to = request.args.get("to")
-    return jsonify(messages=providers.outbox(services().r, normalize(to, "to")))
+    r, to = services().r, normalize(request.args.get("to"), "to")
+    return jsonify(messages=reports.outbox(r, to, providers.outbox(r, to)))
 
 
 # -- rewards ----------------------------------------------------------------------
@@ -256,7 +248,8 @@ def settle_redemption(rid):
 @bp.post("/campaigns")
 def post_campaign():
     svc = services()
-    campaign = campaigns.validate(body(), svc.config.OFFER_SENDER_IDS.split(","), svc.clock())
+    campaign = campaigns.validate(body(), svc.config.OFFER_SENDER_IDS.split(","), svc.clock(), svc.vault,
+                                  https_only=svc.config.production)
     if campaigns.exists(svc.r, campaign.id):
         raise Conflict(f"campaign {campaign.id} exists already")
     campaigns.put(svc.r, campaign)
@@ -290,9 +283,8 @@ def send_offers(campaign_id):
     return jsonify(offers.send(svc, campaign, msisdns))
 
 
-@bp.get("/leads")
-def get_leads():
-    svc = services()
+def page() -> tuple[str, int, int]:
+    """``institution``, ``cursor`` and ``limit`` of a leads query."""
     institution = request.args.get("institution")
     if not institution:
         raise BadRequest("missing institution")
@@ -302,10 +294,24 @@ def get_leads():
         raise BadRequest("cursor must be a whole number (the next_cursor of the previous page)")
     if limit is None:
         raise BadRequest("limit must be a whole number from 1 to 1000")
+    return institution, cursor, limit
+
+
+@bp.get("/leads")
+def get_leads():
+    svc = services()
+    institution, cursor, limit = page()
     found, next_cursor = consents.leads(svc.r, svc.vault, institution, cursor, limit, svc.clock())
     for lead in found:
         lead["consented_at"] = formats.iso(lead["consented_at"])
     return jsonify(leads=found, next_cursor=str(next_cursor) if next_cursor else None)
+
+
+@bp.get("/leads/deliveries")
+def lead_deliveries():
+    """Each lead pushed to the institution's webhook: its attempts and outcome."""
+    found, next_cursor = push.deliveries(services().r, *page())
+    return jsonify(deliveries=found, next_cursor=str(next_cursor) if next_cursor else None)
 
 
 @bp.get("/subscribers/<msisdn>/consents")

@@ -15,7 +15,7 @@ from urllib.parse import unquote_plus
 
 from flask import Blueprint, Response, request
 
-from ussd_app.core import texts
+from ussd_app.core import metrics, texts
 from ussd_app.core.errors import BadRequest, Unauthorized
 from ussd_app.core.msisdn import mask
 from ussd_app.gateways import DIALECTS, africastalking
@@ -119,6 +119,7 @@ def _route(dialect):
             result = ussd.hop(services(), h)
         except Exception:
             log.exception("hop failed")
+            metrics.hop_failed(dialect.NAME)
             busy = Reply(texts.t(texts.DEFAULT, "error.unavailable"), end=True)
             return _answer(dialect, dialect.render(busy, fields), 200)
         hopped(h, result, started)
@@ -127,8 +128,9 @@ def _route(dialect):
 
 
 def hopped(h: Hop, result: ussd.Result, started: float) -> None:
-    """The one place a hop's dialect, screens and outcome are all known
-    (logs now; metrics may hook here)."""
+    """The one place a hop's dialect, screens and outcome are all known: its
+    metrics and its log line."""
+    metrics.hop(h.dialect, result.after, result.reply.end, started)
     if log.isEnabledFor(logging.INFO):
         log.info(json.dumps({"event": "ussd_hop", "dialect": h.dialect, "session": h.session_id,
                              "msisdn": mask(h.msisdn), "before": result.before,

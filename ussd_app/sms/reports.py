@@ -1,0 +1,139 @@
+"""What became of each outbound SMS: a record per message id, from the
+provider's answer (``sent``, or ``failed`` with its reason) and then its
+delivery reports (``POST /sms/delivery``: ``delivered``, or ``failed`` with
+the reason). A service SMS (anything but an offer: a reward code, a consent
+confirmation, a keyword's answer) that fails is sent once more through the
+provider, as a new message; if that fails too, it is reported (the record,
+``ussd_sms_total{result="undelivered"}``, a warning line).
+
+Records live in the subscriber's slot for ``RECORD_DAYS``; the text of a
+service SMS (it may hold a voucher code) is kept only encrypted, and only
+until the message is delivered or has failed for good.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+
+from ussd_app.core import formats, keys, metrics
+from ussd_app.core.msisdn import mask
+from ussd_app.core.store import Script
+
+log = logging.getLogger(__name__)
+
+RECORD_DAYS = 30
+FINAL = ("delivered", "failed")
+# Africa's Talking delivery report statuses -> ours
+STATUSES = {"sent": "sent", "submitted": "sent", "buffered": "sent", "success": "delivered",
+            "failed": "failed", "rejected": "failed", "expired": "failed",
+            "absentsubscriber": "failed"}
+
+# KEYS[1] the subscriber's SMS records   ARGV[1] provider's message id  ARGV[2] status
+# ARGV[3] reason  ARGV[4] now
+# The first final report (delivered, failed) wins; a 'sent' report, a late
+# 'Buffered' after 'Success', or a report posted twice changes nothing.
+# Returns {'unknown'} | {'same', record} | {'changed', record as it was, with its text}.
+REPORT = Script("""
+local id = redis.call('HGET', KEYS[1], 'p:' .. ARGV[1])
+if not id then return {'unknown'} end
+local raw = redis.call('HGET', KEYS[1], id)
+if not raw then return {'unknown'} end
+local rec = cjson.decode(raw)
+if rec.status == 'delivered' or rec.reported or ARGV[2] == 'sent' then return {'same', raw} end
+local text = rec.text_enc
+rec.status, rec.updated_at, rec.reported, rec.text_enc = ARGV[2], tonumber(ARGV[4]), true, nil
+if ARGV[3] ~= '' then rec.reason = ARGV[3] end
+redis.call('HSET', KEYS[1], id, cjson.encode(rec))
+rec.text_enc = text
+return {'changed', cjson.encode(rec)}
+""")
+
+
+def new_id() -> str:
+    """A message's own id (stable across the job's retries)."""
+    return "sms-" + secrets.token_urlsafe(12)  # base64url: never reads as a 16-digit NIK
+
+
+def _record(message: dict, provider: str, status: str, now: float, vault, reason: str = "") -> dict:
+    rec = {"id": message["id"], "to": message["to"], "from": message.get("from"),
+           "provider": provider, "status": status, "kind": message.get("kind", "service"),
+           "sent_at": message.get("sent_at"), "updated_at": now}
+    if reason:
+        rec["reason"] = reason
+    if message.get("retry_of"):
+        rec["retry_of"] = message["retry_of"]
+    elif rec["kind"] != "offer" and status != "failed":
+        rec["text_enc"] = vault.encrypt(message["text"])  # for the one retry a failure gets
+    return rec
+
+
+def sent(services, provider: str, messages: list[dict], provider_ids: list | None) -> None:
+    """The provider accepted ``messages`` (with its own ids for them, if it gave any)."""
+    messages = [m for m in messages if m.get("id")]
+    if not messages:
+        return
+    now = services.clock()
+    pipe = services.r.pipeline(transaction=False)
+    for m, pid in zip(messages, provider_ids or [None] * len(messages)):
+        key = keys.sms_records(m["to"])
+        pipe.hset(key, m["id"], json.dumps(_record(m, provider, "sent", now, services.vault)))
+        pipe.hset(key, f"p:{pid or m['id']}", m["id"])
+        pipe.expire(key, RECORD_DAYS * 86400)
+    pipe.execute()
+
+
+def refused(services, provider: str, messages: list[dict], reason: str) -> None:
+    """The provider did not take ``messages`` (the job's retry may still send them)."""
+    now = services.clock()
+    pipe = services.r.pipeline(transaction=False)
+    for m in messages:
+        if m.get("id"):
+            key = keys.sms_records(m["to"])
+            pipe.hset(key, m["id"], json.dumps(_record(m, provider, "failed", now, services.vault, reason)))
+            pipe.expire(key, RECORD_DAYS * 86400)
+    pipe.execute()
+
+
+def report(services, provider_id: str, msisdn: str, status: str, reason: str) -> str:
+    """Apply a delivery report; returns what became of it: unknown, same,
+    sent, delivered, retried, or undelivered (failed for good)."""
+    outcome, *rest = REPORT(services.r, [keys.sms_records(msisdn)],
+                            [provider_id, status, reason[:200], services.clock()])
+    if outcome != "changed":
+        return outcome
+    rec = json.loads(rest[0])
+    if status == "delivered":
+        metrics.sms(rec["provider"], "delivered")
+        return "delivered"
+    if status != "failed":
+        return "sent"
+    if rec.get("text_enc") and rec["kind"] != "offer" and not rec.get("retry_of"):
+        retry = {"id": new_id(), "to": rec["to"], "from": rec["from"], "kind": rec["kind"],
+                 "text": services.vault.decrypt(rec["text_enc"]), "retry_of": rec["id"]}
+        services.sms.send_many([retry])
+        metrics.sms(rec["provider"], "retried")
+        return "retried"
+    metrics.sms(rec["provider"], "undelivered")
+    log.warning(json.dumps({"event": "sms_undelivered", "id": rec["id"], "to": mask(rec["to"]),
+                            "kind": rec["kind"], "reason": rec.get("reason", ""),
+                            "retry_of": rec.get("retry_of")}))
+    return "undelivered"
+
+
+def outbox(r, msisdn: str, console: list[dict]) -> list[dict]:
+    """The outbox answer: what the console provider kept (``console``), each with
+    its status, then every other message recorded for the number (sent by a
+    remote provider: without its text, which may be a voucher code)."""
+    records = {k: json.loads(v) for k, v in r.hgetall(keys.sms_records(msisdn)).items()
+               if not k.startswith("p:")}
+    out = []
+    for m in console:
+        rec = records.pop(m.get("id"), None) or {}
+        out.append({**m, **{k: rec[k] for k in ("status", "reason", "retry_of") if k in rec}})
+    for rec in sorted(records.values(), key=lambda x: x["updated_at"]):
+        if rec["provider"] != "console":
+            rec.pop("text_enc", None)
+            rec["updated_at"] = formats.iso(rec["updated_at"])
+            out.append(rec)
+    return out
