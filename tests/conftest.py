@@ -178,11 +178,3 @@ def processes(redis_url):
     procs.stop_all()
 
 
-def wait_for(check, seconds: float = 20, every: float = 0.1):
-    """``check()``'s first truthy answer within ``seconds`` (else its last)."""
-    deadline = time.monotonic() + seconds
-    while True:
-        got = check()
-        if got or time.monotonic() > deadline:
-            return got
-        time.sleep(every)

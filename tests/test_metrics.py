@@ -129,7 +129,7 @@ class TestUnderTheProcfile:
         import requests
         from prometheus_client.mmap_dict import MmapedDict
 
-        from conftest import wait_for
+        from waiting import wait_for
 
         demo.seed(services)
         env = {"PROMETHEUS_MULTIPROC_DIR": str(tmp_path), "PORT": str(free_port)}

@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from conftest import wait_for
+from waiting import wait_for
 from test_offers import NIK, campaign_body
 from ussd_app import jobs
 from ussd_app.offers import consents, push

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from conftest import wait_for
+from waiting import wait_for
 from ussd_app import jobs
 from ussd_app.core import keys
 from ussd_app.loyalty import rewards

@@ -43,7 +43,7 @@ def digest(key: str) -> str:
 
 
 def institution_id(value) -> str:
-    if not isinstance(value, str) or not ID.match(value):
+    if not isinstance(value, str) or not ID.fullmatch(value):
         raise BadRequest("institution must be 1-40 lowercase letters, digits or -")
     return value
 

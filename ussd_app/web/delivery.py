@@ -10,15 +10,13 @@ import logging
 
 from flask import Blueprint, Response
 
-from ussd_app.core.errors import BadRequest, Unauthorized
+from ussd_app.core.errors import BadRequest
 from ussd_app.core.msisdn import mask, normalize
 from ussd_app.sms import reports
 from ussd_app.web import gateway, services
 
 bp = Blueprint("delivery", __name__)
-bp.before_request(gateway.check_token)
-bp.register_error_handler(BadRequest, gateway.bad_request)
-bp.register_error_handler(Unauthorized, gateway.unauthorized)
+bp.before_request(gateway.check_token)  # errors: plain text, as every /sms route (web.gateway)
 log = logging.getLogger("ussd_app.sms")
 
 

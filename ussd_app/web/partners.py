@@ -5,14 +5,12 @@ from __future__ import annotations
 from flask import Blueprint, jsonify
 
 from ussd_app.core import formats
-from ussd_app.core.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
+from ussd_app.core.errors import NotFound
 from ussd_app.offers import partners
 from ussd_app.web import api, auth, services
 
 bp = Blueprint("partners", __name__, url_prefix="/api/v1/partners")
-bp.before_request(auth.check)
-for _error in (BadRequest, Unauthorized, Forbidden, NotFound, Conflict):
-    bp.register_error_handler(_error, api.known_error)
+bp.before_request(auth.check)  # errors: the app's one handler answers in JSON
 
 
 @bp.post("")
@@ -32,6 +30,7 @@ def every():
 
 @bp.delete("/<institution>")
 def revoke(institution):
+    institution = partners.institution_id(institution)  # never echoes what is not an id
     if not partners.revoke(services().r, institution):
         raise NotFound(f"{institution} has no key")
     return jsonify(institution=institution, revoked=True)
