@@ -39,11 +39,11 @@ def test_held_offer_sms_survive_a_worker_restart_and_go_out_once(services, proce
 
 
 def test_housekeeping_runs_on_rqs_scheduler_one_round_at_a_time(services, processes):
-    rewards.put(services.r, rewards.validate("PULSA10", {
+    w = rewards.put(services.r, rewards.validate("PULSA10", {
         "name": "Pulsa 10rb", "category": "pulsa", "points": 100, "stock": 2, "fulfilment": "airtime"}))
     # a web process died between holding stock and debiting points, long ago
     services.r.zadd(keys.PENDING_REDEMPTIONS, {f"{M}|rid1|PULSA10": 0})
-    assert rewards.RESERVE(services.r, *rewards.reserve_args("PULSA10", "rid1", 1)) == 1
+    assert rewards.RESERVE(services.r, *rewards.reserve_args(w, "rid1", 1, w.revision)) == 1
     processes.worker("--every", "1")
     processes.worker("--every", "1")
     assert wait_for(lambda: not services.r.zcard(keys.PENDING_REDEMPTIONS), 30)
