@@ -10,9 +10,9 @@ def test_subscriber_keys_share_one_hash_slot():
     assert keys.idempotency(m) == "ussd:{+6281234567890}:idem"
     assert keys.outbox(m) == "ussd:{+6281234567890}:outbox"
     assert keys.sms_seen(m, "abc") == "ussd:{+6281234567890}:sms_seen:abc"
+    assert keys.session(m, "s1") == "ussd:{+6281234567890}:session:s1"
 
 
 def test_global_keys():
-    assert keys.session("s1") == "ussd:session:s1"
     assert keys.SUBSCRIBERS == "ussd:subscribers"
     assert keys.reward("DATA1") == "ussd:reward:DATA1"

@@ -1,6 +1,7 @@
 import redis
 
 from ussd_app.core import keys
+from ussd_app.core.msisdn import normalize
 
 
 def test_repeated_hop_returns_the_stored_reply_and_acts_once(phone, services):
@@ -9,7 +10,7 @@ def test_repeated_hop_returns_the_stored_reply_and_acts_once(phone, services):
     phone.type(2)  # English
     again = phone.resend()
     assert again == phone.screen
-    session = services.r.get(keys.session(phone.session))
+    session = services.r.get(keys.session(normalize(phone.msisdn), phone.session))
     assert '"hops":3' in session  # the resend did not count as a hop
     assert first.startswith("Pilih bahasa")
 
@@ -30,12 +31,18 @@ def test_stale_retry_of_an_earlier_hop_changes_nothing(phone):
     assert phone.resend() == latest
 
 
-def test_other_phone_number_is_refused(client, phone):
+def test_another_number_never_reaches_a_session_it_does_not_own(client, phone, services):
+    """A session is kept under its number (in the subscriber's hash slot): the
+    same session id from another number is that number's own, new session."""
     phone.dial(session="owned")
+    phone.type(5)  # the owner is on the language screen
     resp = client.post("/ussd", data={"sessionId": "owned", "serviceCode": "*700#",
-                                      "phoneNumber": "081299999999", "text": "1"})
-    assert resp.get_data(as_text=True).startswith("END ")
-    assert "bukan milik nomor Anda" in resp.get_data(as_text=True)
+                                      "phoneNumber": "081299999999", "text": "5*2"})
+    assert "Pilih bahasa" not in resp.get_data(as_text=True)
+    owner = services.r.get(keys.session(normalize(phone.msisdn), "owned"))
+    other = services.r.get(keys.session(normalize("081299999999"), "owned"))
+    assert '"hops":2' in owner and '"last_text":"5"' in owner
+    assert '"msisdn":"+6281299999999"' in other
 
 
 def test_shortcut_dial_lands_on_check_points(phone):
@@ -49,7 +56,7 @@ def test_shortcut_dial_with_several_inputs(phone):
 
 def test_session_has_a_ttl(phone, services):
     phone.dial()
-    ttl = services.r.ttl(keys.session(phone.session))
+    ttl = services.r.ttl(keys.session(normalize(phone.msisdn), phone.session))
     assert 0 < ttl <= services.config.USSD_SESSION_TTL
 
 

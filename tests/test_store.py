@@ -40,13 +40,25 @@ def test_an_error_reply_is_raised_after_every_reply_is_read(redis_url):
     assert store.roundtrip(r, ("GET", "ussd:test:str")) == ["x"]  # still in step
 
 
-def test_a_script_the_server_lost_is_loaded_and_the_commands_sent_again(redis_url):
+def test_a_script_the_server_lost_is_loaded_and_sent_again(redis_url):
     r = redis.Redis.from_url(redis_url, decode_responses=True)
     script = store.Script("return redis.call('INCR', KEYS[1])")
     r.script_flush()
     replies = store.roundtrip(r, ("SET", "ussd:test:n", "5"), script.command(["ussd:test:n"], []))
-    assert replies == ["OK", 6]  # the SET is sent again too: roundtrip is for idempotent batches
+    assert replies == ["OK", 6]
     assert r.script_exists(script.sha) == [True]
+
+
+def test_only_the_scripts_that_answered_noscript_are_sent_again(redis_url):
+    """A Redis Cluster node may hold one script of a batch and not the other:
+    the one that ran must not run again (it would answer 'dup', not 'ok')."""
+    r = redis.Redis.from_url(redis_url, decode_responses=True)
+    held = store.Script("return redis.call('INCR', KEYS[1]) .. ' held'")
+    lost = store.Script("return redis.call('INCR', KEYS[1]) .. ' lost'")
+    r.script_flush()
+    held.load(r)
+    replies = store.roundtrip(r, held.command(["ussd:test:h"], []), lost.command(["ussd:test:l"], []))
+    assert replies == ["1 held", "1 lost"]
 
 
 def test_a_held_connection_the_server_closed_is_made_again(redis_url):

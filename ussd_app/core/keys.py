@@ -13,13 +13,13 @@ def _sub(msisdn: str, what: str) -> str:
     return f"{PREFIX}:{{{msisdn}}}:{what}"
 
 
-# -- USSD sessions -----------------------------------------------------------
-def session(session_id: str) -> str:
-    """One JSON document per USSD session, expiring with the session."""
-    return f"{PREFIX}:session:{session_id}"
-
-
 # -- one subscriber (all in the slot of {msisdn}) ------------------------------
+def session(msisdn: str, session_id: str) -> str:
+    """One JSON document per USSD session, expiring with the session; in the
+    caller's slot, so a hop reads it with the caller's account on one node."""
+    return _sub(msisdn, f"session:{session_id}")
+
+
 def profile(msisdn: str) -> str:
     """Hash: status, credit_score, attributes (JSON), lang."""
     return _sub(msisdn, "profile")

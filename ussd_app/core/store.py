@@ -10,16 +10,27 @@ from typing import Any
 
 import redis
 
+from ussd_app.core import cluster
+
 log = logging.getLogger(__name__)
 
 _embedded_server = None
 
 
-def connect(url: str | None, decode: bool = True) -> redis.Redis:
+def connect(url: str | None, decode: bool = True, wait_replicas: int = 0,
+            wait_timeout_ms: int = 1000) -> redis.Redis:
     """A client for ``url``; without one, for the process-wide embedded fake.
 
     ``decode=False`` gives a bytes client on the same server (rq needs one).
+    ``redis+cluster://h:p[,h:p...]`` (``rediss+cluster://`` with TLS) gives a
+    Redis Cluster client (:func:`cluster.connect`). With ``wait_replicas``,
+    each durable script (:class:`Script`) sent through :func:`roundtrip` is
+    followed by ``WAIT`` for that many replicas (REDIS_WAIT_REPLICAS).
     """
+    if cluster.is_cluster_url(url):
+        return cluster.durable(cluster.connect(url, decode), wait_replicas, wait_timeout_ms)
+    if url and wait_replicas:
+        return cluster.durable(connect(url, decode), wait_replicas, wait_timeout_ms)
     if url:
         return redis.Redis.from_url(url, decode_responses=decode,
                                     socket_timeout=5, health_check_interval=30)
@@ -84,10 +95,14 @@ def roundtrip(r: redis.Redis, *commands: tuple) -> list:
     server has since closed is reconnected and the commands sent once more.
     Every reply is read before an error reply is raised, so the connection
     stays in step; a script (:meth:`Script.command`) the server does not hold
-    yet is loaded and the commands sent once more.
+    yet is loaded and sent once more (only the scripts that answered NOSCRIPT:
+    a Redis Cluster node may hold one script of a batch and not the other).
     """
     if not commands:
         return []
+    routed = cluster.routed(r, commands, roundtrip)  # a cluster, or durable scripts to WAIT after
+    if routed is not None:
+        return routed
     pool = r.connection_pool
     held = _held.__dict__
     conn = held.get(pool)
@@ -99,11 +114,12 @@ def roundtrip(r: redis.Redis, *commands: tuple) -> list:
             replies = _exchange(conn, commands)
         except redis.exceptions.ConnectionError:
             replies = _exchange(conn, commands)
-    if any(isinstance(reply, redis.exceptions.NoScriptError) for reply in replies):
-        for command in commands:
-            if isinstance(command, ScriptCommand):
-                command.script.load(r)
-        replies = _exchange(conn, commands)
+    missing = [i for i, reply in enumerate(replies) if isinstance(reply, redis.exceptions.NoScriptError)]
+    if missing:  # only those are sent again: the others ran (a resent script would answer 'dup')
+        for i in missing:
+            commands[i].script.load(r)
+        for i, reply in zip(missing, _exchange(conn, [commands[i] for i in missing])):
+            replies[i] = reply
     for reply in replies:
         if isinstance(reply, Exception):
             raise reply
@@ -141,10 +157,13 @@ class Script:
     Every script here acts once per id or key it is given (money-like state
     changes carry an idempotency key), so it runs over :func:`roundtrip`, which
     may send it again after a dropped connection, as redis-py's own retries do.
+    A ``durable`` script (points, redemptions, consent) is followed by WAIT
+    when the client asks for replicas (:func:`connect`).
     """
 
-    def __init__(self, source: str):
+    def __init__(self, source: str, durable: bool = False):
         self.source = source
+        self.durable = durable  # money-like: WAIT for replicas after it (REDIS_WAIT_REPLICAS)
         self.sha = hashlib.sha1(source.encode()).hexdigest()
 
     def __call__(self, r: redis.Redis, keys: list[str], args: list):
@@ -164,4 +183,5 @@ class Script:
         pipe.execute_command(*self.command(keys, args))
 
     def load(self, r: redis.Redis) -> None:
-        r.script_load(self.source)
+        r.script_load(self.source)  # on a cluster: on every primary
+

@@ -197,7 +197,7 @@ if stock and tonumber(stock) < qty then return 0 end
 if stock then redis.call('DECRBY', KEYS[1], qty) end
 redis.call('HSET', KEYS[2], ARGV[1], 'held:' .. qty)
 return 1
-""")
+""", durable=True)
 
 # KEYS[1] stock  KEYS[2] reservations   ARGV[1] redemption id  ARGV[2] 'used' | 'released'
 # Settles a held reservation once: 'released' puts the units back.
@@ -221,7 +221,7 @@ code = redis.call('LPOP', KEYS[1])
 if not code then return false end
 redis.call('HSET', KEYS[2], ARGV[1], code)
 return code
-""")
+""", durable=True)
 
 
 def reserve_args(code: str, rid: str, qty: int) -> tuple[list, list]:

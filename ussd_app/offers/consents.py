@@ -49,7 +49,7 @@ redis.call('RPUSH', KEYS[3], ARGV[5])
 offer.status, offer.consent_id, offer.consented_at = 'consented', ARGV[2], tonumber(ARGV[3])
 redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(offer))
 return {'ok', ARGV[2]}
-""")
+""", durable=True)
 
 # KEYS[1] offers  KEYS[2] consent log   ARGV[1] campaign id  ARGV[2] log JSON
 # Returns 'ok' or the offer's status ('' when there is none).
@@ -62,7 +62,7 @@ offer.status = 'declined'
 redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(offer))
 redis.call('RPUSH', KEYS[2], ARGV[2])
 return 'ok'
-""")
+""", durable=True)
 
 # KEYS[1] profile  KEYS[2] offers  KEYS[3] consents  KEYS[4] consent log
 # ARGV[1] now  ARGV[2] opt-out record JSON (without withdrawals)
@@ -95,7 +95,16 @@ for i = 1, #consents, 2 do
   end
 end
 return {closed, withdrawn}
-""")
+""", durable=True)
+
+# KEYS[1] profile  KEYS[2] consent log   ARGV[1] opt-in record JSON
+# Offers may come again; the log says so. (The inbound SMS it answers is
+# handled once per message id, so a resend appends nothing twice.)
+OPT_IN = Script("""
+redis.call('HSET', KEYS[1], 'offers_optout', '0')
+redis.call('RPUSH', KEYS[2], ARGV[1])
+return 1
+""", durable=True)
 
 # KEYS[1] consents  ARGV[1] consent id  ARGV[2] now
 # The consent, marked received now (first time), unless withdrawn (then false).
@@ -237,11 +246,8 @@ def opt_out(r: redis.Redis, msisdn: str, channel: str, reference: str, raw: str,
 
 
 def opt_in(r: redis.Redis, msisdn: str, channel: str, reference: str, now: float) -> None:
-    pipe = r.pipeline(transaction=True)
-    pipe.hset(keys.profile(msisdn), "offers_optout", "0")
-    pipe.rpush(keys.consent_log(msisdn), _json({"type": "optin", "channel": channel,
-                                                "reference": reference, "at": now}))
-    pipe.execute()
+    OPT_IN(r, [keys.profile(msisdn), keys.consent_log(msisdn)],
+           [_json({"type": "optin", "channel": channel, "reference": reference, "at": now})])
 
 
 def log(r: redis.Redis, msisdn: str) -> list[dict]:

@@ -31,13 +31,13 @@ _encode = msgspec.json.Encoder().encode
 def load(r: redis.Redis, accounts: Accounts, session_id: str, msisdn: str, now: float
          ) -> tuple[Session | None, Account]:
     """The session and the caller's account (status, language, points), in one round trip."""
-    raw, account = store.roundtrip(r, ("GET", keys.session(session_id)),
+    raw, account = store.roundtrip(r, ("GET", keys.session(msisdn, session_id)),
                                    accounts.command(msisdn, now))
     return (_decode(raw) if raw else None), accounts.parse(account)
 
 
 def save(r: redis.Redis, session: Session, ttl: int) -> None:
-    store.roundtrip(r, ("SET", keys.session(session.id), _encode(session), "EX", ttl))
+    store.roundtrip(r, ("SET", keys.session(session.msisdn, session.id), _encode(session), "EX", ttl))
 
 
 def new_input(last_text: str, text: str) -> str:
