@@ -1,8 +1,12 @@
+import shutil
+import subprocess
 import threading
+import time
 
+import pytest
 import redis
 
-from ussd_app.core import store
+from ussd_app.core import cluster, store
 
 
 def test_roundtrip_keeps_one_connection_per_thread(redis_url):
@@ -69,3 +73,47 @@ def test_a_held_connection_the_server_closed_is_made_again(redis_url):
     assert r.client_kill_filter(_id=mine) == 1  # as a Redis restart or an idle timeout does
     assert store.roundtrip(r, ("GET", "ussd:test:kept")) == ["1"]
     assert store._held.__dict__[r.connection_pool] is held  # the same connection, reconnected
+
+
+@pytest.fixture
+def replica(redis_url, free_port, tmp_path):
+    """A replica of the test server, in sync."""
+    primary = redis.Redis.from_url(redis_url)
+    host, port = primary.connection_pool.connection_kwargs["host"], primary.connection_pool.connection_kwargs["port"]
+    proc = subprocess.Popen([shutil.which("redis-server"), "--port", str(free_port), "--bind", "127.0.0.1",
+                             "--replicaof", host, str(port), "--save", "", "--dir", str(tmp_path)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    mine = redis.Redis(port=free_port)
+    try:
+        for _ in range(200):
+            try:
+                if mine.info("replication").get("master_link_status") == "up":
+                    break
+            except redis.ConnectionError:
+                pass
+            time.sleep(0.05)
+        else:
+            pytest.fail("the replica did not sync")
+        yield mine
+    finally:
+        proc.terminate()
+        proc.wait(5)
+
+
+DURABLE = store.Script("return redis.call('INCR', KEYS[1])", durable=True)
+PLAIN = store.Script("return redis.call('INCR', KEYS[1])")
+
+
+def test_a_durable_script_waits_for_the_replicas_asked_for(redis_url, replica):
+    r = store.connect(redis_url, wait_replicas=1, wait_timeout_ms=5000)
+    assert DURABLE(r, ["ussd:test:w"], []) == 1
+    assert replica.get("ussd:test:w") == b"1"  # acknowledged before the answer came back
+    assert store.roundtrip(r, ("GET", "ussd:test:w"), DURABLE.command(["ussd:test:w"], [])) == ["1", 2]
+
+
+def test_too_few_replicas_is_an_error_not_a_confirmation(redis_url, replica):
+    r = store.connect(redis_url, wait_replicas=2, wait_timeout_ms=20)
+    with pytest.raises(cluster.NotReplicated, match="acknowledged by 1 of 2 replicas"):
+        DURABLE(r, ["ussd:test:x"], [])
+    assert PLAIN(r, ["ussd:test:y"], []) == 1  # not money-like: no WAIT
+    assert store.connect(redis_url).get("ussd:test:x") == "1"  # written on the primary all the same

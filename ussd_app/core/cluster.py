@@ -70,6 +70,13 @@ def is_cluster_url(url: str | None) -> bool:
 
 def connect(url: str, decode: bool = True) -> Cluster:
     """A cluster client from ``redis+cluster://[user:password@]host:port[,host:port...]``."""
+    return Cluster(**options(url), decode_responses=decode, socket_timeout=5,
+                   socket_connect_timeout=2,
+                   retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), retries=3))
+
+
+def options(url: str) -> dict:
+    """The startup nodes, TLS and credentials a cluster URL names."""
     scheme, rest = url.split("://", 1)
     rest = rest.split("?", 1)[0]
     auth, _, rest = rest.rpartition("@")
@@ -84,10 +91,8 @@ def connect(url: str, decode: bool = True) -> Cluster:
                               "(redis+cluster://host:port[,host:port...])")
         nodes.append(ClusterNode(found.group(1).strip("[]"), int(found.group(2))))
     user, _, password = auth.partition(":")
-    return Cluster(startup_nodes=nodes, decode_responses=decode, socket_timeout=5,
-                   socket_connect_timeout=2, ssl=scheme == "rediss+cluster",
-                   username=unquote(user) or None, password=unquote(password) or None,
-                   retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), retries=3))
+    return {"startup_nodes": nodes, "ssl": scheme == "rediss+cluster",
+            "username": unquote(user) or None, "password": unquote(password) or None}
 
 
 class Cluster(RedisCluster):
