@@ -10,6 +10,8 @@ import threading
 
 import rq
 
+from ussd_app import retention
+from ussd_app.core.errors import Conflict
 from ussd_app.loyalty import redemptions
 from ussd_app.offers import sending
 
@@ -18,7 +20,8 @@ log = logging.getLogger(__name__)
 
 def housekeeping(services, every: float, stop: threading.Event | None = None) -> threading.Thread:
     """Every ``every`` seconds (until ``stop`` is set): flush due offer SMS,
-    settle stuck redemptions."""
+    settle stuck redemptions; once a day, with ARCHIVE_DIR, archive what is
+    older than the retention."""
     stop = stop or threading.Event()
 
     def loop():
@@ -26,6 +29,10 @@ def housekeeping(services, every: float, stop: threading.Event | None = None) ->
             try:
                 sending.flush(services)
                 redemptions.recover(services, older_than=300)
+                if services.config.ARCHIVE_DIR and retention.due(services):
+                    log.info("archive run: %s", retention.run(services))
+            except Conflict:
+                pass  # another process is archiving
             except Exception:  # keep the loop alive; the next round retries
                 log.exception("housekeeping round failed")
             stop.wait(every)

@@ -8,7 +8,7 @@ from flask import Blueprint, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from ussd_app.offers import campaigns, consents, sending as offers
-from ussd_app.core import formats, subscribers
+from ussd_app.core import archive, formats, subscribers
 from ussd_app.loyalty import points, redemptions, rewards
 from ussd_app.core.errors import BadRequest, Conflict, NotFound, Unauthorized
 from ussd_app.core.msisdn import normalize
@@ -124,7 +124,7 @@ def get_ledger(msisdn):
         e["at"] = formats.iso(e["at"])
         if e.get("expires_at"):
             e["expires_at"] = formats.iso(e["expires_at"])
-    return jsonify(msisdn=msisdn, entries=entries)
+    return jsonify(msisdn=msisdn, entries=entries, **archive.summary(services().r, msisdn, "ledger"))
 
 
 @bp.get("/outbox")
@@ -242,4 +242,5 @@ def consent_log(msisdn):
         for secret in ("nik_enc", "raw_input_enc"):
             if secret in e:
                 e[secret] = "(encrypted)"
-    return jsonify(msisdn=msisdn, entries=entries)
+    return jsonify(msisdn=msisdn, entries=entries,
+                   **archive.summary(services().r, msisdn, "consent_log"))

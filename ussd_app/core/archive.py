@@ -1,0 +1,249 @@
+"""Archiving the old head of a subscriber's append-only list (the points
+ledger, the consent log) to JSON-lines files, exactly once, so a
+subscriber's memory in Redis stays bounded.
+
+A run writes ``<dir>/<kind>/<run id>.jsonl.part``: one line per entry,
+``{"msisdn", "seq", "run", "entry"}`` (``seq``: the entry's place in the
+subscriber's list since its first entry), subscriber after subscriber, each
+subscriber's entries in order. Per batch of subscribers: read the old heads,
+write their lines and fsync, then trim each head with :data:`TRIM`, a script
+guarded by the count archived so far (a head is removed once, by one run,
+and only as it was read) which records the trim (run, from, to) in the
+subscriber's archive record. The part file is then *sealed*: a line stays
+only if a recorded trim of its run covers its ``seq`` (so a line whose trim
+never happened, a crash or a concurrent run, is dropped: its entry is still
+in Redis and is archived again), and the file is renamed to ``.jsonl``. A
+run first seals the part files a crashed run left. So every entry ends in
+exactly one sealed line, and no entry leaves Redis before its line is on disk.
+"""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import redis
+
+from ussd_app.core import formats, keys
+from ussd_app.core.errors import Conflict
+from ussd_app.core.store import Script
+
+TRIMS_KEPT = 16  # trims remembered per subscriber and kind: what sealing a crashed run needs
+CHUNK = 500  # entries read per subscriber per pass
+LOCK_MS = 120_000
+
+# KEYS[1] the list  KEYS[2] the subscriber's archive record (hash)  KEYS[3..] hashes to drop fields from
+# ARGV[1] kind  ARGV[2] entries archived before, as read  ARGV[3] n  ARGV[4] the n-th entry, as read
+# ARGV[5] run id  ARGV[6] cutoff (epoch)  ARGV[7] sum of the entries' points
+# ARGV[8..] for each of KEYS[3..]: a count, then that many fields
+# Removes the first n entries once (1), or nothing if the list or the record
+# moved since they were read (0).
+TRIM = Script("""
+local kind = ARGV[1]
+local done = tonumber(redis.call('HGET', KEYS[2], kind) or '0')
+if done ~= tonumber(ARGV[2]) then return 0 end
+local n = tonumber(ARGV[3])
+if redis.call('LINDEX', KEYS[1], n - 1) ~= ARGV[4] then return 0 end
+redis.call('LTRIM', KEYS[1], n, -1)
+local trims = {}
+for t in string.gmatch(redis.call('HGET', KEYS[2], kind .. ':trims') or '', '[^,]+') do
+  trims[#trims + 1] = t
+end
+trims[#trims + 1] = ARGV[5] .. ':' .. done .. ':' .. (done + n)
+while #trims > TRIMS_KEPT do table.remove(trims, 1) end
+redis.call('HSET', KEYS[2], kind, done + n, kind .. ':before', ARGV[6],
+  kind .. ':trims', table.concat(trims, ','))
+redis.call('HINCRBY', KEYS[2], kind .. ':points', ARGV[7])
+local i = 8
+for k = 3, #KEYS do
+  local count = tonumber(ARGV[i])
+  if count > 0 then redis.call('HDEL', KEYS[k], unpack(ARGV, i + 1, i + count)) end
+  i = i + count + 1
+end
+return 1
+""".replace("TRIMS_KEPT", str(TRIMS_KEPT)), durable=True)
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One archived list: its name, its key, an entry's time, the fields of
+    other hashes an archived entry takes with it, and its points."""
+    name: str
+    key: Callable[[str], str]
+    time: Callable[[dict], float]
+    drops: Callable[[str, dict], list[tuple[str, str]]] = lambda msisdn, entry: []
+    points: Callable[[dict], int] = lambda entry: 0
+
+
+def summary(r: redis.Redis, msisdn: str, kind: str) -> dict:
+    """What was archived of ``kind``: ``archived`` entries, all older than ``archived_before``."""
+    count, before = r.hmget(keys.archive(msisdn), kind, f"{kind}:before")
+    return {"archived": int(count or 0),
+            "archived_before": formats.iso(float(before)) if before else None}
+
+
+class Run:
+    """One archive run into ``directory`` (see the module's docstring)."""
+
+    def __init__(self, r: redis.Redis, directory: str, now: float):
+        self.r, self.dir, self.now = r, Path(directory), now
+        self.id = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now)) + "-" + secrets.token_hex(4)
+        self.files: dict[str, object] = {}
+        self.clean: dict[str, bool] = {}  # kind -> every trim of this run took
+
+    def __enter__(self) -> Run:
+        if not self.r.set(keys.ARCHIVE_LOCK, self.id, nx=True, px=LOCK_MS):
+            raise Conflict("another archive run is under way (ussd:archive:lock)")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for kind, f in self.files.items():
+            f.close()
+            seal(self.r, self._part(kind), trusted=self.clean[kind] and exc[0] is None)
+        if self.r.get(keys.ARCHIVE_LOCK) == self.id:
+            self.r.delete(keys.ARCHIVE_LOCK)
+
+    def _part(self, kind: str) -> Path:
+        return self.dir / kind / f"{self.id}.jsonl.part"
+
+    def recover(self, kinds: Iterable[Kind]) -> int:
+        """Seal the part files crashed runs left; returns how many."""
+        found = 0
+        for kind in kinds:
+            for part in sorted((self.dir / kind.name).glob("*.jsonl.part")):
+                seal(self.r, part)
+                found += 1
+        return found
+
+    def archive(self, kind: Kind, msisdns: list[str], cutoff: float) -> int:
+        """Archive each subscriber's entries of ``kind`` older than ``cutoff``; returns how many."""
+        total = 0
+        while msisdns:
+            self.r.set(keys.ARCHIVE_LOCK, self.id, xx=True, px=LOCK_MS)
+            pipe = self.r.pipeline(transaction=False)
+            for m in msisdns:
+                pipe.lrange(kind.key(m), 0, CHUNK - 1)
+                pipe.hget(keys.archive(m), kind.name)
+            read = pipe.execute()
+            heads = []  # (msisdn, archived before, raw entries to archive)
+            for i, m in enumerate(msisdns):
+                raw, done = read[2 * i], int(read[2 * i + 1] or 0)
+                old = 0
+                for item in raw:
+                    if kind.time(json.loads(item)) >= cutoff:
+                        break
+                    old += 1
+                if old:
+                    heads.append((m, done, raw[:old]))
+            if not heads:
+                return total
+            self._write(kind, heads)
+            total += self._trim(kind, heads, cutoff)
+            msisdns = [m for m, _, raw in heads if len(raw) == CHUNK]  # more to come: another pass
+        return total
+
+    def _write(self, kind: Kind, heads) -> None:
+        f = self.files.get(kind.name)
+        if f is None:
+            self._part(kind.name).parent.mkdir(parents=True, exist_ok=True)
+            f = self.files[kind.name] = open(self._part(kind.name), "a", encoding="utf-8")
+            self.clean[kind.name] = True
+        for m, done, raw in heads:
+            for i, item in enumerate(raw):
+                f.write(_line({"msisdn": m, "seq": done + i, "run": self.id, "entry": json.loads(item)}))
+        f.flush()
+        os.fsync(f.fileno())  # on disk before anything leaves Redis
+
+    def _trim(self, kind: Kind, heads, cutoff: float) -> int:
+        TRIM.load(self.r)
+        pipe = self.r.pipeline(transaction=False)
+        for m, done, raw in heads:
+            entries = [json.loads(item) for item in raw]
+            drops: dict[str, list[str]] = {}
+            for entry in entries:
+                for key, field in kind.drops(m, entry):
+                    drops.setdefault(key, []).append(field)
+            args = [kind.name, done, len(raw), raw[-1], self.id, repr(float(cutoff)),
+                    sum(kind.points(e) for e in entries)]
+            for fields in drops.values():
+                args += [len(fields), *fields]
+            TRIM.queue(pipe, [kind.key(m), keys.archive(m), *drops], args)
+        trimmed = 0
+        for (m, done, raw), took in zip(heads, pipe.execute()):
+            if took:
+                trimmed += len(raw)
+            else:
+                self.clean[kind.name] = False
+        return trimmed
+
+
+def _line(obj: dict) -> str:
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False) + "\n"
+
+
+def seal(r: redis.Redis, part: Path, trusted: bool = False, batch: int = 1000) -> Path | None:
+    """Keep the lines of ``part`` whose trim was recorded, and rename it
+    ``.jsonl`` (``trusted``: every trim of its run took, keep it whole)."""
+    final = part.with_name(part.name[:-len(".part")])
+    if final.exists():  # sealed already; a crash came before the part was removed
+        part.unlink()
+        return final
+    kind = part.parent.name
+    if not trusted:
+        tmp = part.with_name(part.name[:-len(".part")] + ".tmp")
+        kept = 0
+        with open(part, encoding="utf-8") as src, open(tmp, "w", encoding="utf-8") as out:
+            while True:
+                lines = [line for line in (src.readline() for _ in range(batch)) if line.endswith("\n")]
+                if not lines:
+                    break
+                rows = [json.loads(line) for line in lines]
+                pipe = r.pipeline(transaction=False)
+                for row in rows:
+                    pipe.hget(keys.archive(row["msisdn"]), f"{kind}:trims")
+                for line, row, trims in zip(lines, rows, pipe.execute()):
+                    if _covered(trims, row["run"], row["seq"]):
+                        out.write(line)
+                        kept += 1
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, part)
+        if not kept:
+            part.unlink()
+            return None
+    if part.stat().st_size == 0:
+        part.unlink()
+        return None
+    os.replace(part, final)
+    _fsync_dir(final.parent)
+    return final
+
+
+def _covered(trims: str | None, run: str, seq: int) -> bool:
+    for trim in (trims or "").split(","):
+        who, _, span = trim.partition(":")
+        if who == run:
+            start, _, end = span.partition(":")
+            if int(start) <= seq < int(end):
+                return True
+    return False
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def read(directory: str, kind: str) -> Iterable[dict]:
+    """Every sealed line of ``kind``, oldest run first."""
+    for path in sorted((Path(directory) / kind).glob("*.jsonl")):
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                yield json.loads(line)
