@@ -62,6 +62,25 @@ def test_old_entries_are_archived_in_order_and_the_balance_stays(services, histo
     assert (consents["archived"], len(consents["entries"])) == (3, 1)
     # the archived earnings' idempotency keys went with them; the kept one stays
     assert sorted(r.hkeys(keys.idempotency(M))) == ["earn:tx-3"]
+    # the settled redemption left with its entry, without the voucher code it delivered
+    redeemed = archived[2]
+    assert redeemed["attached"]["status"] == "done" and "delivered" not in redeemed["attached"]
+    assert r.hlen(keys.redemptions(M)) == 0
+
+
+def test_a_pending_redemption_keeps_its_entry_and_the_later_ones(services, clock, monkeypatch):
+    r, now = services.r, clock.now
+    reward = rewards.put(r, rewards.validate("PULSA10", {
+        "name": {"id": "Pulsa"}, "category": "pulsa", "points": 100, "fulfilment": "airtime"}))
+    clock.now = now - 500 * DAY
+    points.earn(r, M, 1000, "topup", "tx-0", math.inf, clock.now)
+    monkeypatch.setattr(services.jobs, "enqueue", lambda *args, **kwargs: None)  # never fulfilled
+    assert redemptions.redeem(services, M, reward, 1, "hop-0", "ussd").status == "ok"
+    points.earn(r, M, 1000, "topup", "tx-1", math.inf, clock.now)
+    clock.now = now
+    assert retention.run(services)["ledger"] == 1  # the first earning only
+    assert [e["type"] for e in points.ledger(r, M)] == ["redeem", "earn"]
+    assert r.hlen(keys.redemptions(M)) == 1
 
 
 def test_a_second_run_archives_nothing_twice(services, history):
@@ -85,7 +104,7 @@ def crashed_run(services, cutoff, trim: bool):
     job = archive.Run(services.r, services.config.ARCHIVE_DIR, services.clock()).__enter__()
     raw = services.r.lrange(keys.ledger(M), 0, -1)
     old = [x for x in raw if json.loads(x)["at"] < cutoff]
-    heads = [(M, 0, old)]
+    heads = job._attach(retention.LEDGER, [(M, 0, old, {})])
     job._write(retention.LEDGER, heads)
     if trim:
         job._trim(retention.LEDGER, heads, cutoff)

@@ -7,7 +7,10 @@ housekeeping round.
 The balance lives in the buckets, never in the ledger, so archiving moves no
 point. An archived ``earn`` or ``redeem`` entry takes its idempotency key
 with it (the hash grew by one field per earning, forever): a reference
-repeated after the retention is a new one. The consent log is the proof of
+repeated after the retention is a new one. An archived ``redeem`` entry
+takes its redemption record into its line once the redemption is settled
+(done or failed; without the voucher code it delivered); a pending one keeps
+it, and every later entry, in Redis. The consent log is the proof of
 consent: it leaves Redis only once its lines are on disk, and never without
 an ``ARCHIVE_DIR``.
 """
@@ -27,8 +30,22 @@ def _ledger_drops(msisdn: str, entry: dict) -> list[tuple[str, str]]:
     return []
 
 
+def _redemption(msisdn: str, entry: dict) -> tuple[str, str] | None:
+    if entry.get("type") == "redeem" and entry.get("redemption"):
+        return keys.redemptions(msisdn), entry["redemption"]
+    return None
+
+
+def _settled(record: dict) -> dict | None:
+    """A redemption record leaves with its entry once settled (never a voucher code)."""
+    if record.get("status") not in ("done", "failed"):
+        return None
+    return {k: v for k, v in record.items() if k != "delivered"}
+
+
 LEDGER = archive.Kind("ledger", keys.ledger, time=lambda e: e.get("at", math.inf),
-                      drops=_ledger_drops, points=lambda e: int(e.get("points") or 0))
+                      drops=_ledger_drops, attach=_redemption, settled=_settled,
+                      points=lambda e: int(e.get("points") or 0))
 CONSENT_LOG = archive.Kind("consent_log", keys.consent_log,
                            time=lambda e: e.get("at", e.get("consented_at", math.inf)))
 KINDS = (LEDGER, CONSENT_LOG)

@@ -71,11 +71,16 @@ return 1
 @dataclass(frozen=True)
 class Kind:
     """One archived list: its name, its key, an entry's time, the fields of
-    other hashes an archived entry takes with it, and its points."""
+    other hashes an archived entry takes with it (``drops``), a record
+    elsewhere that leaves with it, written into its line (``attach``: a hash
+    and field; only once ``settled`` says so, else the head stops before
+    it), and its points."""
     name: str
     key: Callable[[str], str]
     time: Callable[[dict], float]
     drops: Callable[[str, dict], list[tuple[str, str]]] = lambda msisdn, entry: []
+    attach: Callable[[str, dict], tuple[str, str] | None] = lambda msisdn, entry: None
+    settled: Callable[[dict], dict | None] = lambda record: record
     points: Callable[[dict], int] = lambda entry: 0
 
 
@@ -129,7 +134,7 @@ class Run:
                 pipe.lrange(kind.key(m), 0, CHUNK - 1)
                 pipe.hget(keys.archive(m), kind.name)
             read = pipe.execute()
-            heads = []  # (msisdn, archived before, raw entries to archive)
+            heads = []  # (msisdn, archived before, raw entries to archive, attached records)
             for i, m in enumerate(msisdns):
                 raw, done = read[2 * i], int(read[2 * i + 1] or 0)
                 old = 0
@@ -138,13 +143,33 @@ class Run:
                         break
                     old += 1
                 if old:
-                    heads.append((m, done, raw[:old]))
+                    heads.append((m, done, raw[:old], {}))
+            heads = self._attach(kind, heads)
             if not heads:
                 return total
             self._write(kind, heads)
             total += self._trim(kind, heads, cutoff)
-            msisdns = [m for m, _, raw in heads if len(raw) == CHUNK]  # more to come: another pass
+            msisdns = [m for m, _, raw, _ in heads if len(raw) == CHUNK]  # more to come: another pass
         return total
+
+    def _attach(self, kind: Kind, heads) -> list:
+        """Each head with its entries' attached records, cut before the first
+        record that may not leave yet."""
+        wanted = [(h, i, ref) for h in heads for i, item in enumerate(h[2])
+                  if (ref := kind.attach(h[0], json.loads(item)))]
+        if wanted:
+            pipe = self.r.pipeline(transaction=False)
+            for _, _, (key, field) in wanted:
+                pipe.hget(key, field)
+            cut = {}
+            for (head, i, ref), raw in zip(wanted, pipe.execute()):
+                record = kind.settled(json.loads(raw)) if raw else {}
+                if record is None:
+                    cut[id(head)] = min(cut.get(id(head), i), i)
+                else:
+                    head[3][i] = (ref, record)
+            heads = [(h[0], h[1], h[2][:cut.get(id(h), len(h[2]))], h[3]) for h in heads]
+        return [h for h in heads if h[2]]
 
     def _write(self, kind: Kind, heads) -> None:
         f = self.files.get(kind.name)
@@ -152,20 +177,26 @@ class Run:
             self._part(kind.name).parent.mkdir(parents=True, exist_ok=True)
             f = self.files[kind.name] = open(self._part(kind.name), "a", encoding="utf-8")
             self.clean[kind.name] = True
-        for m, done, raw in heads:
+        for m, done, raw, attached in heads:
             for i, item in enumerate(raw):
-                f.write(_line({"msisdn": m, "seq": done + i, "run": self.id, "entry": json.loads(item)}))
+                line = {"msisdn": m, "seq": done + i, "run": self.id, "entry": json.loads(item)}
+                if attached.get(i, (None, None))[1]:
+                    line["attached"] = attached[i][1]
+                f.write(_line(line))
         f.flush()
         os.fsync(f.fileno())  # on disk before anything leaves Redis
 
     def _trim(self, kind: Kind, heads, cutoff: float) -> int:
         TRIM.load(self.r)
         pipe = self.r.pipeline(transaction=False)
-        for m, done, raw in heads:
+        for m, done, raw, attached in heads:
             entries = [json.loads(item) for item in raw]
             drops: dict[str, list[str]] = {}
             for entry in entries:
                 for key, field in kind.drops(m, entry):
+                    drops.setdefault(key, []).append(field)
+            for i, ((key, field), record) in attached.items():
+                if i < len(raw) and record:
                     drops.setdefault(key, []).append(field)
             args = [kind.name, done, len(raw), raw[-1], self.id, repr(float(cutoff)),
                     sum(kind.points(e) for e in entries)]
@@ -173,7 +204,7 @@ class Run:
                 args += [len(fields), *fields]
             TRIM.queue(pipe, [kind.key(m), keys.archive(m), *drops], args)
         trimmed = 0
-        for (m, done, raw), took in zip(heads, pipe.execute()):
+        for (m, done, raw, _), took in zip(heads, pipe.execute()):
             if took:
                 trimmed += len(raw)
             else:
