@@ -29,18 +29,23 @@ from __future__ import annotations
 import re
 import threading
 import time
+from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
 import redis
-from redis.backoff import ExponentialWithJitterBackoff
-from redis.cluster import ClusterNode, RedisCluster
 from redis.crc import key_slot
 from redis.exceptions import (AskError, ClusterDownError, ConnectionError, MovedError,
                               NoScriptError, RedisClusterException, SlotNotCoveredError,
                               TimeoutError, TryAgainError)
-from redis.retry import Retry
 
 from ussd_app.core.errors import ConfigError
+
+if TYPE_CHECKING:
+    from redis.cluster import ClusterNode, RedisCluster
+
+ROUTED = "ussd_routed"
+"""The attribute :func:`connect` and :func:`durable` set on a client whose
+``store.roundtrip`` calls come here (a plain client has none: one dict lookup)."""
 
 SCHEMES = ("redis+cluster://", "rediss+cluster://")
 FAILOVER_WAIT = 10.0
@@ -68,15 +73,25 @@ def is_cluster_url(url: str | None) -> bool:
     return bool(url) and url.startswith(SCHEMES)
 
 
-def connect(url: str, decode: bool = True) -> Cluster:
-    """A cluster client from ``redis+cluster://[user:password@]host:port[,host:port...]``."""
-    return Cluster(**options(url), decode_responses=decode, socket_timeout=5,
-                   socket_connect_timeout=2,
-                   retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), retries=3))
+def connect(url: str, decode: bool = True):
+    """A cluster client from ``redis+cluster://[user:password@]host:port[,host:port...]``:
+    redis-py's ``RedisCluster`` with :class:`RidesOutFailover` (imported here
+    only: a single-server process never loads redis-py's cluster module)."""
+    from redis.backoff import ExponentialWithJitterBackoff
+    from redis.cluster import RedisCluster
+    from redis.retry import Retry
+
+    cls = type("Cluster", (RidesOutFailover, RedisCluster), {})
+    client = cls(**options(url), decode_responses=decode, socket_timeout=5, socket_connect_timeout=2,
+                 retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), retries=3))
+    setattr(client, ROUTED, True)
+    return client
 
 
 def options(url: str) -> dict:
     """The startup nodes, TLS and credentials a cluster URL names."""
+    from redis.cluster import ClusterNode
+
     scheme, rest = url.split("://", 1)
     rest = rest.split("?", 1)[0]
     auth, _, rest = rest.rpartition("@")
@@ -95,12 +110,12 @@ def options(url: str) -> dict:
             "username": unquote(user) or None, "password": unquote(password) or None}
 
 
-class Cluster(RedisCluster):
-    """redis-py's cluster client that rides out a failover: a command whose
-    node is gone is sent again, with backoff and the slot map read anew, for
-    up to :data:`FAILOVER_WAIT` seconds (redis-py alone tries a few times at
-    once, all within the election). Pipelines are left to redis-py: they
-    serve jobs, which are retried, not hops."""
+class RidesOutFailover:
+    """Mixed into redis-py's ``RedisCluster`` (:func:`connect`): a command
+    whose node is gone is sent again, with backoff and the slot map read
+    anew, for up to :data:`FAILOVER_WAIT` seconds (redis-py alone tries a
+    few times at once, all within the election). Pipelines are left to
+    redis-py: they serve jobs, which are retried, not hops."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -147,6 +162,7 @@ def durable(client, replicas: int, timeout_ms: int):
     """Have :func:`store.roundtrip` follow each durable script with WAIT."""
     if replicas:
         client.wait_replicas, client.wait_timeout_ms = replicas, timeout_ms
+        setattr(client, ROUTED, True)
     return client
 
 
@@ -183,9 +199,12 @@ def _waited(r, commands, send) -> list:
 def routed(r, commands: tuple, send) -> list | None:
     """The replies where ``send`` (``store.roundtrip``) cannot take its own
     path: WAIT to add, or a cluster; else None."""
-    if r.__dict__.get("wait_replicas") and _unwaited(commands):
+    found = r.__dict__
+    if ROUTED not in found:
+        return None
+    if found.get("wait_replicas") and _unwaited(commands):
         return _waited(r, commands, send)
-    if isinstance(r, RedisCluster):
+    if "nodes_manager" in found:  # a cluster client
         return roundtrip(r, commands, send)
     return None
 
