@@ -14,9 +14,9 @@ def sends(monkeypatch):
     seen = []
     original = cluster._send
 
-    def spy(r, node, commands, send, deadline):
+    def spy(r, node, commands, *args):
         seen.append((node.name, [c[0] for c in commands]))
-        return original(r, node, commands, send, deadline)
+        return original(r, node, commands, *args)
     monkeypatch.setattr(cluster, "_send", spy)
     return seen
 
@@ -62,3 +62,10 @@ def test_a_check_points_hop_goes_to_the_callers_node_in_two_round_trips(services
     assert "Poin Anda: 1.500" in phone.type(1)
     node = services.r.nodes_manager.get_node_from_slot(services.r.keyslot(keys.profile(M))).name
     assert [name for name, _ in sends] == [node, node]  # read the session and account; write the session
+
+
+def test_a_batch_of_independent_writes_is_one_round_trip_per_node(services, sends):
+    keys_ = spread(services.r, 3) * 4
+    replies = store.batch(services.r, [("INCR", k) for k in keys_])
+    assert replies == [1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 4, 4]
+    assert sorted(len(names) for _, names in sends) == [4, 4, 4]

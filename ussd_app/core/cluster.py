@@ -228,14 +228,16 @@ def _slot(command) -> int | None:
     return key_slot(key if isinstance(key, bytes) else str(key).encode())
 
 
-def _groups(r: RedisCluster, commands) -> list[tuple[ClusterNode, list[int]]]:
-    """(node, indexes of its commands) in the order to send them."""
+def _groups(r: RedisCluster, commands, independent: bool = False
+            ) -> list[tuple[ClusterNode, list[int]]]:
+    """(node, indexes of its commands) in the order to send them: one group
+    per node for reads or ``independent`` commands, else runs of one node."""
     nodes, slot = [], None
     for command in commands:
         slot = _slot(command) if _name(command) not in KEYLESS else slot
         nodes.append(r.get_default_node() if slot is None
                      else r.nodes_manager.get_node_from_slot(slot))
-    reads = all(_name(c) in READS for c in commands)
+    reads = independent or all(_name(c) in READS for c in commands)
     groups: list[tuple[ClusterNode, list[int]]] = []
     for i, node in enumerate(nodes):
         same = ([g for g in groups if g[0] is node] if reads
@@ -247,20 +249,24 @@ def _groups(r: RedisCluster, commands) -> list[tuple[ClusterNode, list[int]]]:
     return groups
 
 
-def roundtrip(r: RedisCluster, commands, send, deadline: float | None = None) -> list:
+def roundtrip(r: RedisCluster, commands, send, deadline: float | None = None,
+              independent: bool = False) -> list:
     """``store.roundtrip`` on a cluster: each node's commands through ``send``
-    on that node's client (see the module's docstring)."""
-    groups = _groups(r, commands)
+    on that node's client (see the module's docstring); ``independent``:
+    ``store.batch``, one group per node whatever the commands."""
+    groups = _groups(r, commands, independent)
     if len(groups) == 1:
-        return _send(r, groups[0][0], commands, send, deadline)
+        return _send(r, groups[0][0], commands, send, deadline, independent)
     replies = [None] * len(commands)
     for node, indexes in groups:
-        for i, reply in zip(indexes, _send(r, node, [commands[i] for i in indexes], send, deadline)):
+        group = [commands[i] for i in indexes]
+        for i, reply in zip(indexes, _send(r, node, group, send, deadline, independent)):
             replies[i] = reply
     return replies
 
 
-def _send(r: RedisCluster, node: ClusterNode, commands, send, deadline: float | None) -> list:
+def _send(r: RedisCluster, node: ClusterNode, commands, send, deadline: float | None,
+          independent: bool = False) -> list:
     delay = 0.02
     while True:
         try:
@@ -272,9 +278,9 @@ def _send(r: RedisCluster, node: ClusterNode, commands, send, deadline: float | 
         except FAILOVER_ERRORS:
             deadline, delay = _pause(deadline, delay)
         r.refresh()
-        groups = _groups(r, commands)
+        groups = _groups(r, commands, independent)
         if len(groups) > 1:  # the slots were split between nodes meanwhile
-            return roundtrip(r, commands, send, deadline)
+            return roundtrip(r, commands, send, deadline, independent)
         node = groups[0][0]
 
 

@@ -126,6 +126,18 @@ def roundtrip(r: redis.Redis, *commands: tuple) -> list:
     return replies
 
 
+def batch(r: redis.Redis, commands: list) -> list:
+    """The replies to ``commands`` that each act on their own, in any order
+    (a batch job's scripts, one per subscriber): :func:`roundtrip`, but on a
+    Redis Cluster one round trip per node, where a call with writes keeps
+    its order across nodes."""
+    if not commands:
+        return []
+    if cluster.ROUTED in r.__dict__ and "nodes_manager" in r.__dict__:
+        return cluster.roundtrip(r, commands, roundtrip, independent=True)
+    return roundtrip(r, *commands)
+
+
 def pairs(flat: list) -> dict:
     """A flat ``[field, value, ...]`` reply (HGETALL through :func:`roundtrip`) as a dict."""
     return dict(zip(flat[::2], flat[1::2]))

@@ -141,16 +141,17 @@ def _json(obj: dict) -> str:
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
 
 
-def offer(r: redis.Redis, msisdn: str, campaign: Campaign, text: str, now: float,
-          pipeline=None) -> str | None:
-    """Record an open offer once per campaign (or queue that on ``pipeline``)."""
+def offer(r: redis.Redis, msisdn: str, campaign: Campaign, text: str, now: float) -> str:
+    """Record an open offer once per campaign; 'ok' or why not (see :data:`OFFER`)."""
+    (reply,) = store.roundtrip(r, offer_command(msisdn, campaign, text, now))
+    return reply
+
+
+def offer_command(msisdn: str, campaign: Campaign, text: str, now: float) -> store.ScriptCommand:
+    """:func:`offer` as a command, for a batch over :func:`store.roundtrip`."""
     record = {"campaign": campaign.id, "code": campaign.code, "status": "open",
               "offered_at": now, "text": text, "sender": campaign.sender_id}
-    args = ([keys.offers(msisdn), keys.profile(msisdn)], [campaign.id, _json(record)])
-    if pipeline is not None:
-        OFFER.queue(pipeline, *args)
-        return None
-    return OFFER(r, *args)
+    return OFFER.command([keys.offers(msisdn), keys.profile(msisdn)], [campaign.id, _json(record)])
 
 
 @dataclass(frozen=True)
@@ -261,13 +262,11 @@ def leads(r: redis.Redis, vault, institution: str, cursor: int, limit: int, now:
                            start=0, num=limit, withscores=True)
     if not rows:
         return [], None
-    RECEIVE.load(r)
-    pipe = r.pipeline(transaction=False)
-    for member, _ in rows:
-        msisdn, cid = member.split("|")
-        RECEIVE.queue(pipe, [keys.consents(msisdn)], [cid, now])
+    # One round trip per node (RECEIVE answers the same when sent again).
+    marked = store.batch(r, [RECEIVE.command([keys.consents(m)], [cid, now])
+                             for m, cid in (member.split("|") for member, _ in rows)])
     out = []
-    for raw in pipe.execute():
+    for raw in marked:
         if not raw:
             continue  # withdrawn before it was received, or never consented
         c = json.loads(raw)
