@@ -198,10 +198,9 @@ def _waited(r, commands, send) -> list:
 
 def routed(r, commands: tuple, send) -> list | None:
     """The replies where ``send`` (``store.roundtrip``) cannot take its own
-    path: WAIT to add, or a cluster; else None."""
+    path: WAIT to add, or a cluster; else None. (``store.roundtrip`` comes
+    here only for a client marked :data:`ROUTED`.)"""
     found = r.__dict__
-    if ROUTED not in found:
-        return None
     if found.get("wait_replicas") and _unwaited(commands):
         return _waited(r, commands, send)
     if "nodes_manager" in found:  # a cluster client

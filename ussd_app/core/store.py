@@ -100,9 +100,10 @@ def roundtrip(r: redis.Redis, *commands: tuple) -> list:
     """
     if not commands:
         return []
-    routed = cluster.routed(r, commands, roundtrip)  # a cluster, or durable scripts to WAIT after
-    if routed is not None:
-        return routed
+    if cluster.ROUTED in r.__dict__:  # a cluster, or durable scripts to WAIT after
+        routed = cluster.routed(r, commands, roundtrip)
+        if routed is not None:
+            return routed
     pool = r.connection_pool
     held = _held.__dict__
     conn = held.get(pool)
@@ -114,12 +115,8 @@ def roundtrip(r: redis.Redis, *commands: tuple) -> list:
             replies = _exchange(conn, commands)
         except redis.exceptions.ConnectionError:
             replies = _exchange(conn, commands)
-    missing = [i for i, reply in enumerate(replies) if isinstance(reply, redis.exceptions.NoScriptError)]
-    if missing:  # only those are sent again: the others ran (a resent script would answer 'dup')
-        for i in missing:
-            commands[i].script.load(r)
-        for i, reply in zip(missing, _exchange(conn, [commands[i] for i in missing])):
-            replies[i] = reply
+    if any(isinstance(reply, redis.exceptions.NoScriptError) for reply in replies):
+        _load_and_resend(r, conn, commands, replies)
     for reply in replies:
         if isinstance(reply, Exception):
             raise reply
@@ -136,6 +133,16 @@ def batch(r: redis.Redis, commands: list) -> list:
     if cluster.ROUTED in r.__dict__ and "nodes_manager" in r.__dict__:
         return cluster.roundtrip(r, commands, roundtrip, independent=True)
     return roundtrip(r, *commands)
+
+
+def _load_and_resend(r: redis.Redis, conn, commands: tuple, replies: list) -> None:
+    """Load the scripts that answered NOSCRIPT and send them again, those
+    only: the others ran (a script sent again would answer 'dup', not 'ok')."""
+    missing = [i for i, reply in enumerate(replies) if isinstance(reply, redis.exceptions.NoScriptError)]
+    for i in missing:
+        commands[i].script.load(r)
+    for i, reply in zip(missing, _exchange(conn, [commands[i] for i in missing])):
+        replies[i] = reply
 
 
 def pairs(flat: list) -> dict:
