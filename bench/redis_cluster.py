@@ -5,12 +5,14 @@ cluster tests (tests/cluster) and the benchmarks (bench/sizing.py).
         cluster.url  # redis+cluster://127.0.0.1:P1,127.0.0.1:P2,127.0.0.1:P3
 
 Each node runs in its own directory with ``--cluster-enabled yes``, on a free
-port with its bus on another (``--cluster-port``); ``redis-cli --cluster
+port with its bus on another (``--cluster-port``; before Redis 7.0, the port
+plus 10000); ``redis-cli --cluster
 create`` joins them; the cluster is ready when every node says
 ``cluster_state:ok`` and every replica is in sync.
 """
 from __future__ import annotations
 
+import random
 import shutil
 import socket
 import subprocess
@@ -18,6 +20,34 @@ import time
 from pathlib import Path
 
 import redis
+
+
+def server_version() -> tuple[int, ...]:
+    out = subprocess.run([shutil.which("redis-server"), "--version"], capture_output=True,
+                         text=True, check=True).stdout
+    return tuple(int(x) for x in out.split("v=", 1)[1].split()[0].split("."))
+
+
+def bindable(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def bus_pairs(n: int) -> list[tuple[int, int]]:
+    """For a redis-server before 7.0 (no --cluster-port): ``n`` ports whose
+    bus port (the port + 10000) is free too."""
+    found = []
+    for port in random.sample(range(20000, 55000), 2000):
+        if bindable(port) and bindable(port + 10000) and all(
+                abs(port - p) not in (0, 10000) for p, _ in found):
+            found.append((port, port + 10000))
+            if len(found) == n:
+                return found
+    raise RuntimeError("no free ports for a Redis Cluster")
 
 
 def free_ports(n: int) -> list[int]:
@@ -65,8 +95,12 @@ class LocalCluster:
         if exe is None or cli is None:
             raise RuntimeError("redis-server and redis-cli are needed (apt-get install -y redis-server)")
         n = self.masters * (1 + self.replicas)
-        ports = free_ports(2 * n)
-        self.ports, buses = ports[:n], ports[n:]
+        self._own_bus = server_version() >= (7,)
+        if self._own_bus:
+            ports = free_ports(2 * n)
+            self.ports, buses = ports[:n], ports[n:]
+        else:
+            self.ports, buses = map(list, zip(*bus_pairs(n)))
         self._bus = dict(zip(self.ports, buses))
         for port in self.ports:
             self._spawn(port)
@@ -82,7 +116,7 @@ class LocalCluster:
         self.procs[port] = subprocess.Popen(
             [shutil.which("redis-server"), "--port", str(port), "--bind", "127.0.0.1",
              "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-             "--cluster-port", str(self._bus[port]),
+             *(["--cluster-port", str(self._bus[port])] if self._own_bus else []),
              "--cluster-node-timeout", str(self.node_timeout),
              "--cluster-replica-validity-factor", "0",  # a replica may always take over
              "--save", "", "--appendonly", "no", "--dir", str(where), *self.extra],

@@ -122,8 +122,11 @@ def copy(src, dst, originals: list[str], copies: list[str]) -> None:
     RESTORE under its own number) and a place in the subscriber index."""
     from ussd_app.core import keys
 
-    dumped = [(m, [(key, src.dump(key), src.pttl(key)) for key in
-                   src.scan_iter(match=f"ussd:{{{m}}}:*".encode())]) for m in originals]
+    found: dict[bytes, list[bytes]] = {}
+    for key in src.scan_iter(match=b"ussd:{+62819*", count=5000):  # the originals' keys, one pass
+        found.setdefault(key.split(b"}", 1)[0][6:], []).append(key)
+    dumped = [(m, [(key, src.dump(key), src.pttl(key)) for key in found.get(m.encode(), [])])
+              for m in originals]
     for i in range(0, len(copies), 500):
         pipe = dst.pipeline(transaction=False)
         for j, m in enumerate(copies[i:i + 500]):
@@ -144,11 +147,11 @@ def kind_of(key: str) -> str:
     return "monthly" if what.startswith("monthly:") else what
 
 
-def per_kind(r, msisdns: list[str]) -> dict[str, float]:
+def per_kind(r, msisdns: list[str], prefix: str) -> dict[str, float]:
+    """MEMORY USAGE of ``msisdns``' keys (all under ``prefix``), summed by kind, per subscriber."""
     sizes: dict[str, int] = {}
-    for m in msisdns:
-        for key in r.scan_iter(match=f"ussd:{{{m}}}:*", count=1000):
-            sizes[kind_of(key)] = sizes.get(kind_of(key), 0) + (r.memory_usage(key, samples=0) or 0)
+    for key in r.scan_iter(match=f"ussd:{{{prefix}*", count=5000):
+        sizes[kind_of(key)] = sizes.get(kind_of(key), 0) + (r.memory_usage(key, samples=0) or 0)
     return {k: v / len(msisdns) for k, v in sizes.items()}
 
 
@@ -193,14 +196,14 @@ def memory(profile: str, k: int, n: int, months: int, retention_days: int) -> di
             others = [f"+62818{i:07d}" for i in range(n)]
             copy(raw, raw, firsts, others)
             full = (used_memory([url]) - base) / n
-            kinds_full = per_kind(r, firsts)
+            kinds_full = per_kind(r, firsts, "+62819")
             ledger_full = statistics.mean(r.llen(keys.ledger(m)) for m in firsts)
             started = time.perf_counter()
             counts = retention.run(services)
             archive_s = time.perf_counter() - started
             after = used_memory([url])
             kept = (after - base) / n  # the K originals are in base; their archive shrinks it a little
-            kinds_kept = per_kind(r, firsts)
+            kinds_kept = per_kind(r, firsts, "+62819")
             ledger_kept = statistics.mean(r.llen(keys.ledger(m)) for m in firsts)
             with LocalCluster(Path(tmp) / "cluster", masters=3) as cluster:  # the same, on a cluster
                 from redis.cluster import RedisCluster
