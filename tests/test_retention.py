@@ -104,7 +104,7 @@ def crashed_run(services, cutoff, trim: bool):
     job = archive.Run(services.r, services.config.ARCHIVE_DIR, services.clock()).__enter__()
     raw = services.r.lrange(keys.ledger(M), 0, -1)
     old = [x for x in raw if json.loads(x)["at"] < cutoff]
-    heads = job._attach(retention.LEDGER, [(M, 0, old, {})])
+    heads = job._attach(retention.LEDGER, [archive.Head(M, 0, old, [json.loads(x) for x in old])])
     job._write(retention.LEDGER, heads)
     if trim:
         job._trim(retention.LEDGER, heads, cutoff)

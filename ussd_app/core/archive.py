@@ -23,14 +23,13 @@ import os
 import secrets
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis
 
-from ussd_app.core import formats, keys
+from ussd_app.core import formats, keys, store
 from ussd_app.core.errors import Conflict
-from ussd_app.core.store import Script
 
 TRIMS_KEPT = 16  # trims remembered per subscriber and kind: what sealing a crashed run needs
 CHUNK = 500  # entries read per subscriber per pass
@@ -42,7 +41,7 @@ LOCK_MS = 120_000
 # ARGV[8..] for each of KEYS[3..]: a count, then that many fields
 # Removes the first n entries once (1), or nothing if the list or the record
 # moved since they were read (0).
-TRIM = Script("""
+TRIM = store.Script("""
 local kind = ARGV[1]
 local done = tonumber(redis.call('HGET', KEYS[2], kind) or '0')
 if done ~= tonumber(ARGV[2]) then return 0 end
@@ -82,6 +81,19 @@ class Kind:
     attach: Callable[[str, dict], tuple[str, str] | None] = lambda msisdn, entry: None
     settled: Callable[[dict], dict | None] = lambda record: record
     points: Callable[[dict], int] = lambda entry: 0
+
+
+@dataclass
+class Head:
+    """The old head of one subscriber's list, as read: what a run archives."""
+    msisdn: str
+    done: int  # entries archived before
+    raw: list[str]
+    entries: list[dict]  # the same, parsed
+    attached: dict = field(default_factory=dict)  # index -> ((hash, field), record)
+
+    def cut(self, n: int) -> None:
+        self.raw, self.entries = self.raw[:n], self.entries[:n]
 
 
 def summary(r: redis.Redis, msisdn: str, kind: str) -> dict:
@@ -126,87 +138,82 @@ class Run:
 
     def archive(self, kind: Kind, msisdns: list[str], cutoff: float) -> int:
         """Archive each subscriber's entries of ``kind`` older than ``cutoff``; returns how many."""
+        self.r.set(keys.ARCHIVE_LOCK, self.id, xx=True, px=LOCK_MS)
+        # Most subscribers have nothing old on a given day: their oldest entry says so.
+        oldest = store.batch(self.r, [("LINDEX", kind.key(m), 0) for m in msisdns])
+        msisdns = [m for m, item in zip(msisdns, oldest)
+                   if item is not None and kind.time(json.loads(item)) < cutoff]
         total = 0
         while msisdns:
-            self.r.set(keys.ARCHIVE_LOCK, self.id, xx=True, px=LOCK_MS)
-            pipe = self.r.pipeline(transaction=False)
-            for m in msisdns:
-                pipe.lrange(kind.key(m), 0, CHUNK - 1)
-                pipe.hget(keys.archive(m), kind.name)
-            read = pipe.execute()
-            heads = []  # (msisdn, archived before, raw entries to archive, attached records)
+            read = store.batch(self.r, [command for m in msisdns for command in (
+                ("LRANGE", kind.key(m), 0, CHUNK - 1), ("HGET", keys.archive(m), kind.name))])
+            heads = []
             for i, m in enumerate(msisdns):
-                raw, done = read[2 * i], int(read[2 * i + 1] or 0)
-                old = 0
+                raw, entries = read[2 * i], []
                 for item in raw:
-                    if kind.time(json.loads(item)) >= cutoff:
+                    entry = json.loads(item)
+                    if kind.time(entry) >= cutoff:
                         break
-                    old += 1
-                if old:
-                    heads.append((m, done, raw[:old], {}))
+                    entries.append(entry)
+                if entries:
+                    heads.append(Head(m, int(read[2 * i + 1] or 0), raw[:len(entries)], entries))
             heads = self._attach(kind, heads)
             if not heads:
                 return total
             self._write(kind, heads)
             total += self._trim(kind, heads, cutoff)
-            msisdns = [m for m, _, raw, _ in heads if len(raw) == CHUNK]  # more to come: another pass
+            msisdns = [h.msisdn for h in heads if len(h.raw) == CHUNK]  # more to come: another pass
         return total
 
-    def _attach(self, kind: Kind, heads) -> list:
+    def _attach(self, kind: Kind, heads: list[Head]) -> list[Head]:
         """Each head with its entries' attached records, cut before the first
         record that may not leave yet."""
-        wanted = [(h, i, ref) for h in heads for i, item in enumerate(h[2])
-                  if (ref := kind.attach(h[0], json.loads(item)))]
+        wanted = [(h, i, ref) for h in heads for i, entry in enumerate(h.entries)
+                  if (ref := kind.attach(h.msisdn, entry))]
         if wanted:
-            pipe = self.r.pipeline(transaction=False)
-            for _, _, (key, field) in wanted:
-                pipe.hget(key, field)
-            cut = {}
-            for (head, i, ref), raw in zip(wanted, pipe.execute()):
+            found = store.batch(self.r, [("HGET", key, name) for _, _, (key, name) in wanted])
+            for (head, i, ref), raw in zip(wanted, found):
                 record = kind.settled(json.loads(raw)) if raw else {}
                 if record is None:
-                    cut[id(head)] = min(cut.get(id(head), i), i)
-                else:
-                    head[3][i] = (ref, record)
-            heads = [(h[0], h[1], h[2][:cut.get(id(h), len(h[2]))], h[3]) for h in heads]
-        return [h for h in heads if h[2]]
+                    head.cut(i)
+                elif i < len(head.raw):
+                    head.attached[i] = (ref, record)
+        return [h for h in heads if h.raw]
 
-    def _write(self, kind: Kind, heads) -> None:
+    def _write(self, kind: Kind, heads: list[Head]) -> None:
         f = self.files.get(kind.name)
         if f is None:
             self._part(kind.name).parent.mkdir(parents=True, exist_ok=True)
             f = self.files[kind.name] = open(self._part(kind.name), "a", encoding="utf-8")
             self.clean[kind.name] = True
-        for m, done, raw, attached in heads:
-            for i, item in enumerate(raw):
-                line = {"msisdn": m, "seq": done + i, "run": self.id, "entry": json.loads(item)}
-                if attached.get(i, (None, None))[1]:
-                    line["attached"] = attached[i][1]
+        for head in heads:
+            for i, entry in enumerate(head.entries):
+                line = {"msisdn": head.msisdn, "seq": head.done + i, "run": self.id, "entry": entry}
+                if head.attached.get(i, (None, None))[1]:
+                    line["attached"] = head.attached[i][1]
                 f.write(_line(line))
         f.flush()
         os.fsync(f.fileno())  # on disk before anything leaves Redis
 
-    def _trim(self, kind: Kind, heads, cutoff: float) -> int:
-        TRIM.load(self.r)
-        pipe = self.r.pipeline(transaction=False)
-        for m, done, raw, attached in heads:
-            entries = [json.loads(item) for item in raw]
+    def _trim(self, kind: Kind, heads: list[Head], cutoff: float) -> int:
+        commands = []
+        for head in heads:
             drops: dict[str, list[str]] = {}
-            for entry in entries:
-                for key, field in kind.drops(m, entry):
-                    drops.setdefault(key, []).append(field)
-            for i, ((key, field), record) in attached.items():
-                if i < len(raw) and record:
-                    drops.setdefault(key, []).append(field)
-            args = [kind.name, done, len(raw), raw[-1], self.id, repr(float(cutoff)),
-                    sum(kind.points(e) for e in entries)]
+            for entry in head.entries:
+                for key, name in kind.drops(head.msisdn, entry):
+                    drops.setdefault(key, []).append(name)
+            for i, ((key, name), record) in head.attached.items():
+                if i < len(head.raw) and record:
+                    drops.setdefault(key, []).append(name)
+            args = [kind.name, head.done, len(head.raw), head.raw[-1], self.id, repr(float(cutoff)),
+                    sum(kind.points(e) for e in head.entries)]
             for fields in drops.values():
                 args += [len(fields), *fields]
-            TRIM.queue(pipe, [kind.key(m), keys.archive(m), *drops], args)
+            commands.append(TRIM.command([kind.key(head.msisdn), keys.archive(head.msisdn), *drops], args))
         trimmed = 0
-        for (m, done, raw, _), took in zip(heads, pipe.execute()):
+        for head, took in zip(heads, store.batch(self.r, commands)):
             if took:
-                trimmed += len(raw)
+                trimmed += len(head.raw)
             else:
                 self.clean[kind.name] = False
         return trimmed
@@ -233,10 +240,9 @@ def seal(r: redis.Redis, part: Path, trusted: bool = False, batch: int = 1000) -
                 if not lines:
                     break
                 rows = [json.loads(line) for line in lines]
-                pipe = r.pipeline(transaction=False)
-                for row in rows:
-                    pipe.hget(keys.archive(row["msisdn"]), f"{kind}:trims")
-                for line, row, trims in zip(lines, rows, pipe.execute()):
+                trims = store.batch(r, [("HGET", keys.archive(row["msisdn"]), f"{kind}:trims")
+                                        for row in rows])
+                for line, row, trims in zip(lines, rows, trims):
                     if _covered(trims, row["run"], row["seq"]):
                         out.write(line)
                         kept += 1
