@@ -19,6 +19,7 @@ import redis  # noqa: E402
 
 from phones import Phone  # noqa: E402
 from ussd_app import create_app  # noqa: E402
+from ussd_app.core import store  # noqa: E402
 
 
 def _free_port() -> int:
@@ -34,7 +35,7 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def redis_url(tmp_path_factory):
+def redis_server(tmp_path_factory):
     """A real redis-server on a free loopback port, for the whole run."""
     exe = shutil.which("redis-server")
     if exe is None:
@@ -60,6 +61,19 @@ def redis_url(tmp_path_factory):
     proc.wait(5)
 
 
+@pytest.fixture(scope="session")
+def redis_url(redis_server):
+    """The service's REDIS_URL: this single server (tests/cluster: a Redis Cluster)."""
+    return redis_server
+
+
+def flush(url: str) -> None:
+    """Empty the Redis at ``url`` (a cluster: every primary)."""
+    r = store.connect(url)
+    r.flushdb()
+    r.close()
+
+
 class Clock:
     """A settable clock (epoch seconds)."""
 
@@ -80,13 +94,14 @@ def config(redis_url):
 
 
 @pytest.fixture
-def app(config, redis_url):
-    r = redis.Redis.from_url(redis_url)
-    r.flushdb()
+def app(config):
+    urls = {config["REDIS_URL"], config.get("JOBS_REDIS_URL") or config["REDIS_URL"]}
+    for url in urls:
+        flush(url)
     app = create_app(config)
     yield app
-    r.flushdb()
-    r.close()
+    for url in urls:
+        flush(url)
 
 
 @pytest.fixture

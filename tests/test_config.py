@@ -1,6 +1,6 @@
 import pytest
 
-from ussd_app.core import config
+from ussd_app.core import cluster, config
 from ussd_app import create_app
 from ussd_app.core.errors import ConfigError
 
@@ -23,6 +23,11 @@ def test_production_starts_when_complete():
     ({"SMS_PROVIDER": "pigeon"}, "SMS_PROVIDER must be console or africastalking"),
     ({"USSD_RESUME_SECONDS": "-1"}, "USSD_RESUME_SECONDS must be 0 or more"),
     ({"USSD_RESUME_SECONDS": "2m"}, "USSD_RESUME_SECONDS must be a whole number"),
+    ({"REDIS_URL": "redis+cluster://h:7000"}, "REDIS_URL is a Redis Cluster: set JOBS_REDIS_URL"),
+    ({"REDIS_URL": "redis+cluster://h:7000", "JOBS_REDIS_URL": "redis+cluster://h:7001"},
+     "JOBS_REDIS_URL must be a plain Redis"),
+    ({"REDIS_WAIT_REPLICAS": "-1"}, "REDIS_WAIT_REPLICAS must be from 0 to 16"),
+    ({"RETENTION_DAYS": "0"}, "RETENTION_DAYS must be at least 1"),
 ])
 def test_bad_values_are_named(env, message):
     with pytest.raises(ConfigError, match=message):
@@ -40,3 +45,27 @@ def test_factory_refuses_incomplete_production(monkeypatch):
     monkeypatch.setenv("USSD_APP_ENV", "production")
     with pytest.raises(ConfigError, match="REDIS_URL"):
         create_app()
+
+
+def test_a_cluster_with_a_plain_redis_for_jobs_is_accepted():
+    cfg = config.load(environ={"REDIS_URL": "redis+cluster://a:7000,b:7001",
+                               "JOBS_REDIS_URL": "redis://q:6379/0"})
+    assert cfg.JOBS_REDIS_URL == "redis://q:6379/0"
+
+
+def test_cluster_urls_name_their_nodes_tls_and_credentials():
+    found = cluster.options("rediss+cluster://app:s%40cret@10.0.0.1:7000,10.0.0.2:7001,[::1]:7002")
+    assert [(n.host, n.port) for n in found["startup_nodes"]] == [
+        ("10.0.0.1", 7000), ("10.0.0.2", 7001), ("::1", 7002)]
+    assert (found["ssl"], found["username"], found["password"]) == (True, "app", "s@cret")
+    assert cluster.options("redis+cluster://h:7000/0")["ssl"] is False
+
+
+@pytest.mark.parametrize("url, message", [
+    ("redis+cluster://h", "'h' is not host:port"),
+    ("redis+cluster://h:7000,:7001", "':7001' is not host:port"),
+    ("redis+cluster://h:7000/2", "a Redis Cluster has only database 0"),
+])
+def test_bad_cluster_urls_are_named(url, message):
+    with pytest.raises(ConfigError, match=message):
+        cluster.options(url)

@@ -1,11 +1,13 @@
 """Financial offers: campaigns, sending, consent by SMS and USSD, opt-out, leads."""
 import json
 import logging
+import threading
 from datetime import datetime
 
 import pytest
 
-from ussd_app.offers import consents
+from ussd_app.offers import campaigns, consents
+from ussd_app.sms import providers
 from ussd_app.core import keys
 from ussd_app.core.formats import WIB
 
@@ -281,6 +283,27 @@ class TestOptOutAndLeads:
         got = [lead["msisdn"] for page in (first, second, third) for lead in page["leads"]]
         assert got == [f"+62812000000{i:02d}" for i in range(5)]
         assert third["next_cursor"] is None
+
+    def test_concurrent_consents_give_one_consent_and_one_lead_each(self, offered, services, api):
+        """Twenty consents at once from each eligible number (a gateway's
+        retries, both channels): one consent, one lead, one SMS each."""
+        campaign = campaigns.get(services.r, "kta-nov")
+        numbers = ["+6281100000001", "+6281100000002"]
+        outcomes = []
+        barrier = threading.Barrier(40)
+
+        def one(msisdn, i):
+            proof = consents.Proof("sms", f"m{i}", "text", services.vault.encrypt(f"YA {NIK}"), "id")
+            barrier.wait()
+            outcomes.append(consents.give(services, msisdn, campaign, services.vault.encrypt(NIK), proof))
+        threads = [threading.Thread(target=one, args=(m, i)) for m in numbers for i in range(20)]
+        [t.start() for t in threads]
+        [t.join() for t in threads]
+        assert sorted(outcomes) == ["already"] * 38 + ["ok"] * 2
+        assert sorted(lead["msisdn"] for lead in leads(api)["leads"]) == numbers
+        for m in numbers:
+            assert [e["type"] for e in consents.log(services.r, m)] == ["consent"]
+            assert len(providers.outbox(services.r, m)) == 2  # the offer, one confirmation
 
     def test_leads_need_an_institution(self, client):
         assert client.get("/api/v1/leads").get_json() == {"error": "missing institution"}

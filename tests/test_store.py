@@ -1,8 +1,12 @@
+import shutil
+import subprocess
 import threading
+import time
 
+import pytest
 import redis
 
-from ussd_app.core import store
+from ussd_app.core import cluster, store
 
 
 def test_roundtrip_keeps_one_connection_per_thread(redis_url):
@@ -40,13 +44,25 @@ def test_an_error_reply_is_raised_after_every_reply_is_read(redis_url):
     assert store.roundtrip(r, ("GET", "ussd:test:str")) == ["x"]  # still in step
 
 
-def test_a_script_the_server_lost_is_loaded_and_the_commands_sent_again(redis_url):
+def test_a_script_the_server_lost_is_loaded_and_sent_again(redis_url):
     r = redis.Redis.from_url(redis_url, decode_responses=True)
     script = store.Script("return redis.call('INCR', KEYS[1])")
     r.script_flush()
     replies = store.roundtrip(r, ("SET", "ussd:test:n", "5"), script.command(["ussd:test:n"], []))
-    assert replies == ["OK", 6]  # the SET is sent again too: roundtrip is for idempotent batches
+    assert replies == ["OK", 6]
     assert r.script_exists(script.sha) == [True]
+
+
+def test_only_the_scripts_that_answered_noscript_are_sent_again(redis_url):
+    """A Redis Cluster node may hold one script of a batch and not the other:
+    the one that ran must not run again (it would answer 'dup', not 'ok')."""
+    r = redis.Redis.from_url(redis_url, decode_responses=True)
+    held = store.Script("return redis.call('INCR', KEYS[1]) .. ' held'")
+    lost = store.Script("return redis.call('INCR', KEYS[1]) .. ' lost'")
+    r.script_flush()
+    held.load(r)
+    replies = store.roundtrip(r, held.command(["ussd:test:h"], []), lost.command(["ussd:test:l"], []))
+    assert replies == ["1 held", "1 lost"]
 
 
 def test_a_held_connection_the_server_closed_is_made_again(redis_url):
@@ -57,3 +73,47 @@ def test_a_held_connection_the_server_closed_is_made_again(redis_url):
     assert r.client_kill_filter(_id=mine) == 1  # as a Redis restart or an idle timeout does
     assert store.roundtrip(r, ("GET", "ussd:test:kept")) == ["1"]
     assert store._held.__dict__[r.connection_pool] is held  # the same connection, reconnected
+
+
+@pytest.fixture
+def replica(redis_url, free_port, tmp_path):
+    """A replica of the test server, in sync."""
+    primary = redis.Redis.from_url(redis_url)
+    host, port = primary.connection_pool.connection_kwargs["host"], primary.connection_pool.connection_kwargs["port"]
+    proc = subprocess.Popen([shutil.which("redis-server"), "--port", str(free_port), "--bind", "127.0.0.1",
+                             "--replicaof", host, str(port), "--save", "", "--dir", str(tmp_path)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    mine = redis.Redis(port=free_port)
+    try:
+        for _ in range(200):
+            try:
+                if mine.info("replication").get("master_link_status") == "up":
+                    break
+            except redis.ConnectionError:
+                pass
+            time.sleep(0.05)
+        else:
+            pytest.fail("the replica did not sync")
+        yield mine
+    finally:
+        proc.terminate()
+        proc.wait(5)
+
+
+DURABLE = store.Script("return redis.call('INCR', KEYS[1])", durable=True)
+PLAIN = store.Script("return redis.call('INCR', KEYS[1])")
+
+
+def test_a_durable_script_waits_for_the_replicas_asked_for(redis_url, replica):
+    r = store.connect(redis_url, wait_replicas=1, wait_timeout_ms=5000)
+    assert DURABLE(r, ["ussd:test:w"], []) == 1
+    assert replica.get("ussd:test:w") == b"1"  # acknowledged before the answer came back
+    assert store.roundtrip(r, ("GET", "ussd:test:w"), DURABLE.command(["ussd:test:w"], [])) == ["1", 2]
+
+
+def test_too_few_replicas_is_an_error_not_a_confirmation(redis_url, replica):
+    r = store.connect(redis_url, wait_replicas=2, wait_timeout_ms=20)
+    with pytest.raises(cluster.NotReplicated, match=r"acknowledged by [01] of 2 replicas"):
+        DURABLE(r, ["ussd:test:x"], [])
+    assert PLAIN(r, ["ussd:test:y"], []) == 1  # not money-like: no WAIT
+    assert store.connect(redis_url).get("ussd:test:x") == "1"  # written on the primary all the same

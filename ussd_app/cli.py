@@ -347,6 +347,25 @@ def partners_revoke(institution):
     click.echo(f"revoked {institution}")
 
 
+@main.group("archive")
+def archive_group():
+    """Retention: ledger entries and consent records older than RETENTION_DAYS."""
+
+
+@archive_group.command("run")
+@click.option("--batch", default=1000, show_default=True)
+def archive_run(batch):
+    """Move entries older than RETENTION_DAYS to JSON lines in ARCHIVE_DIR (each once)."""
+    from ussd_app import retention
+    from ussd_app.core.errors import Conflict
+
+    try:
+        counts = retention.run(_services(), batch)
+    except Conflict as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(", ".join(f"{k}: {v}" for k, v in counts.items()))
+
+
 @main.group()
 def pii():
     """Personal-data encryption."""

@@ -15,6 +15,8 @@ import time
 
 import rq
 
+from ussd_app import retention
+from ussd_app.core.errors import Conflict
 from ussd_app.loyalty import redemptions
 from ussd_app.offers import push, sending
 from ussd_app.ussd import funnel, hop
@@ -28,9 +30,15 @@ EVERY = 30  # seconds between housekeeping rounds
 def housekeeping(services, every: int = EVERY) -> dict:
     """The job: settle redemptions a crash left pending, queue again lead
     deliveries a killed worker left, count silently expired USSD sessions as
-    timeouts, then schedule the next round."""
+    timeouts, once a day (with ARCHIVE_DIR) archive what is older than the
+    retention, then schedule the next round."""
     try:
         funnel.sweep(services.r, services.clock(), hop.lifetime(services.config))
+        if services.config.ARCHIVE_DIR and retention.due(services):
+            try:
+                log.info("archive run: %s", retention.run(services))
+            except Conflict:
+                pass  # another process is archiving
         return {**redemptions.recover(services, older_than=300), "lead_pushes": push.recover(services)}
     finally:
         schedule_housekeeping(services, every)

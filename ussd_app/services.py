@@ -29,9 +29,12 @@ class Services:
         self.config = config
         self.clock = clock
         self.window = window.parse_window(config.OFFER_SEND_WINDOW, config.OFFER_HOLIDAYS)
-        self.r = store.connect(config.REDIS_URL)
+        wait = {"wait_replicas": config.REDIS_WAIT_REPLICAS,
+                "wait_timeout_ms": config.REDIS_WAIT_TIMEOUT_MS}
+        self.r = store.connect(config.REDIS_URL, **wait)
         self.raw = store.connect(config.REDIS_URL, decode=False)
-        self.jobs = Jobs(self, self.raw, sync=config.JOBS_SYNC)
+        jobs = self.raw if not config.JOBS_REDIS_URL else store.connect(config.JOBS_REDIS_URL, decode=False)
+        self.jobs = Jobs(self, jobs, sync=config.JOBS_SYNC)
         self.sms = Outbound(self, providers.build(config, self.r))
         self.vault = pii.Vault(config.PII_KEY)
         self.kept = store.Kept()  # this process's copies of the catalog and campaigns

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, fields
 
+from ussd_app.core import cluster
 from ussd_app.core.errors import ConfigError
 
 REQUIRED_IN_PRODUCTION = ("REDIS_URL", "GATEWAY_TOKEN", "ADMIN_TOKEN", "PII_KEY")
@@ -13,6 +14,9 @@ REQUIRED_IN_PRODUCTION = ("REDIS_URL", "GATEWAY_TOKEN", "ADMIN_TOKEN", "PII_KEY"
 class Config:
     USSD_APP_ENV: str = "development"
     REDIS_URL: str | None = None
+    JOBS_REDIS_URL: str | None = None  # the job queues' Redis (default REDIS_URL); never a cluster
+    REDIS_WAIT_REPLICAS: int = 0  # replicas that must acknowledge a money-like write (WAIT)
+    REDIS_WAIT_TIMEOUT_MS: int = 1000
     GATEWAY_TOKEN: str | None = None
     ADMIN_TOKEN: str | None = None
     METRICS_TOKEN: str | None = None  # else GET /metrics takes ADMIN_TOKEN
@@ -41,6 +45,8 @@ class Config:
     LEAD_PUSH_TIMEOUT: float = 10.0  # seconds a partner's webhook may take to answer
     LEAD_PUSH_BACKOFF: int = 10  # seconds before a lead's first retry; doubling, at most 1 h, for 24 h
     JOBS_SYNC: bool = False
+    RETENTION_DAYS: int = 396  # ledger entries and consent records older than this are archived
+    ARCHIVE_DIR: str | None = None  # where they go (JSON lines); unset: nothing is archived
 
     @property
     def production(self) -> bool:
@@ -102,5 +108,17 @@ def check(config: Config) -> None:
     if retry is None or len(retry) > 20 or any(not 0 <= x <= 86400 for x in retry):
         raise ConfigError("FULFILMENT_RETRY must be up to 20 comma-separated seconds (0-86400), "
                           "e.g. 5,30,120,600,1800")
+    if cluster.is_cluster_url(config.JOBS_REDIS_URL):
+        raise ConfigError("JOBS_REDIS_URL must be a plain Redis (redis:// or rediss://), not a "
+                          "cluster: the job queue's keys span hash slots")
+    if cluster.is_cluster_url(config.REDIS_URL) and not config.JOBS_REDIS_URL:
+        raise ConfigError("REDIS_URL is a Redis Cluster: set JOBS_REDIS_URL to a plain Redis "
+                          "for the job queues (their keys span hash slots)")
+    if not 0 <= config.REDIS_WAIT_REPLICAS <= 16:
+        raise ConfigError("REDIS_WAIT_REPLICAS must be from 0 to 16")
+    if config.REDIS_WAIT_TIMEOUT_MS < 1:
+        raise ConfigError("REDIS_WAIT_TIMEOUT_MS must be at least 1")
+    if config.RETENTION_DAYS < 1:
+        raise ConfigError("RETENTION_DAYS must be at least 1")
     if not 40 <= config.USSD_MAX_CHARS <= 182:
         raise ConfigError("USSD_MAX_CHARS must be between 40 and 182")

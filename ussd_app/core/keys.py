@@ -16,7 +16,8 @@ def _sub(msisdn: str, what: str) -> str:
 # -- USSD sessions (in the subscriber's slot, so a hop writes its session and
 # the resume pointer in one script) ---------------------------------------------
 def session(msisdn: str, session_id: str) -> str:
-    """One JSON document per USSD session, expiring with the session."""
+    """One JSON document per USSD session, expiring with the session; in the
+    caller's slot, so a hop reads it with the caller's account on one node."""
     return _sub(msisdn, f"session:{session_id}")
 
 
@@ -99,6 +100,13 @@ def consent_log(msisdn: str) -> str:
     return _sub(msisdn, "consent_log")
 
 
+def archive(msisdn: str) -> str:
+    """Hash: per archived list (``ledger``, ``consent_log``) the entries moved to
+    the archive files, ``<list>:before`` (the cutoff), ``<list>:points`` and
+    ``<list>:trims`` (the last trims: run:from:to, what sealing a file checks)."""
+    return _sub(msisdn, "archive")
+
+
 def consent_attempts(msisdn: str) -> str:
     """Counter of consent attempts in the current hour (rate limit)."""
     return _sub(msisdn, "consent_attempts")
@@ -137,6 +145,12 @@ REWARDS = f"{PREFIX}:rewards"
 REWARDS_REVISION = f"{PREFIX}:rewards:revision"
 """A fresh random token whenever a reward's definition changes: processes keep
 the definitions while it stays the same."""
+
+ARCHIVE_LOCK = f"{PREFIX}:archive:lock"
+"""The id of the archive run under way (with a TTL): one run at a time."""
+
+ARCHIVE_LAST = f"{PREFIX}:archive:last"
+"""When the last archive run started (epoch seconds): the worker runs one a day."""
 
 PENDING_REDEMPTIONS = f"{PREFIX}:redemptions:pending"
 """Sorted set: '<msisdn>|<redemption id>|<reward>' scored by reservation time:

@@ -10,18 +10,27 @@ from typing import Any
 
 import redis
 
-from ussd_app.core import metrics
+from ussd_app.core import cluster, metrics
 
 log = logging.getLogger(__name__)
 
 _embedded_server = None
 
 
-def connect(url: str | None, decode: bool = True) -> redis.Redis:
+def connect(url: str | None, decode: bool = True, wait_replicas: int = 0,
+            wait_timeout_ms: int = 1000) -> redis.Redis:
     """A client for ``url``; without one, for the process-wide embedded fake.
 
     ``decode=False`` gives a bytes client on the same server (rq needs one).
+    ``redis+cluster://h:p[,h:p...]`` (``rediss+cluster://`` with TLS) gives a
+    Redis Cluster client (:func:`cluster.connect`). With ``wait_replicas``,
+    each durable script (:class:`Script`) sent through :func:`roundtrip` is
+    followed by ``WAIT`` for that many replicas (REDIS_WAIT_REPLICAS).
     """
+    if cluster.is_cluster_url(url):
+        return cluster.durable(cluster.connect(url, decode), wait_replicas, wait_timeout_ms)
+    if url and wait_replicas:
+        return cluster.durable(connect(url, decode), wait_replicas, wait_timeout_ms)
     if url:
         return redis.Redis.from_url(url, decode_responses=decode,
                                     socket_timeout=5, health_check_interval=30)
@@ -87,10 +96,15 @@ def roundtrip(r: redis.Redis, *commands: tuple) -> list:
     server has since closed is reconnected and the commands sent once more.
     Every reply is read before an error reply is raised, so the connection
     stays in step; a script (:meth:`Script.command`) the server does not hold
-    yet is loaded and the commands sent once more.
+    yet is loaded and sent once more (only the scripts that answered NOSCRIPT:
+    a Redis Cluster node may hold one script of a batch and not the other).
     """
     if not commands:
         return []
+    if cluster.ROUTED in r.__dict__:  # a cluster, or durable scripts to WAIT after
+        routed = cluster.routed(r, commands, roundtrip)
+        if routed is not None:
+            return routed
     pool = r.connection_pool
     held = _held.__dict__
     conn = held.get(pool)
@@ -103,14 +117,33 @@ def roundtrip(r: redis.Redis, *commands: tuple) -> list:
         except redis.exceptions.ConnectionError:
             replies = _exchange(conn, commands)
     if any(isinstance(reply, redis.exceptions.NoScriptError) for reply in replies):
-        for command in commands:
-            if isinstance(command, ScriptCommand):
-                command.script.load(r)
-        replies = _exchange(conn, commands)
+        _load_and_resend(r, conn, commands, replies)
     for reply in replies:
         if isinstance(reply, Exception):
             raise reply
     return replies
+
+
+def batch(r: redis.Redis, commands: list) -> list:
+    """The replies to ``commands`` that each act on their own, in any order
+    (a batch job's scripts, one per subscriber): :func:`roundtrip`, but on a
+    Redis Cluster one round trip per node, where a call with writes keeps
+    its order across nodes."""
+    if not commands:
+        return []
+    if cluster.ROUTED in r.__dict__ and "nodes_manager" in r.__dict__:
+        return cluster.roundtrip(r, commands, roundtrip, independent=True)
+    return roundtrip(r, *commands)
+
+
+def _load_and_resend(r: redis.Redis, conn, commands: tuple, replies: list) -> None:
+    """Load the scripts that answered NOSCRIPT and send them again, those
+    only: the others ran (a script sent again would answer 'dup', not 'ok')."""
+    missing = [i for i, reply in enumerate(replies) if isinstance(reply, redis.exceptions.NoScriptError)]
+    for i in missing:
+        commands[i].script.load(r)
+    for i, reply in zip(missing, _exchange(conn, [commands[i] for i in missing])):
+        replies[i] = reply
 
 
 def pairs(flat: list) -> dict:
@@ -144,10 +177,13 @@ class Script:
     Every script here acts once per id or key it is given (money-like state
     changes carry an idempotency key), so it runs over :func:`roundtrip`, which
     may send it again after a dropped connection, as redis-py's own retries do.
+    A ``durable`` script (points, redemptions, consent) is followed by WAIT
+    when the client asks for replicas (:func:`connect`).
     """
 
-    def __init__(self, source: str):
+    def __init__(self, source: str, durable: bool = False):
         self.source = source
+        self.durable = durable  # money-like: WAIT for replicas after it (REDIS_WAIT_REPLICAS)
         self.sha = hashlib.sha1(source.encode()).hexdigest()
 
     def __call__(self, r: redis.Redis, keys: list[str], args: list):
@@ -167,4 +203,5 @@ class Script:
         pipe.execute_command(*self.command(keys, args))
 
     def load(self, r: redis.Redis) -> None:
-        r.script_load(self.source)
+        r.script_load(self.source)  # on a cluster: on every primary
+

@@ -63,7 +63,7 @@ ledger_append(KEYS[4], KEYS[5], {type = 'earn', points = points, bucket = id,
   at = now, balance_before = before, balance_after = after})
 redis.call('HSET', KEYS[1], ARGV[1], id)
 return {1, after}
-""")
+""", durable=True)
 
 # KEYS[1] buckets zset  KEYS[2] bucket points hash  KEYS[3] profile hash
 # ARGV[1] now

@@ -90,7 +90,7 @@ ledger_append(KEYS[4], KEYS[5], {type = 'redeem', points = -total, reward = ARGV
   buckets = taken})
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 return {'ok', ARGV[2], balance - total}
-""")
+""", durable=True)
 
 # KEYS[1] redemptions  KEYS[2] buckets  KEYS[3] bucket points  KEYS[4] ledger
 # KEYS[5] counters     KEYS[6] monthly counts of the redemption's month
@@ -116,7 +116,7 @@ ledger_append(KEYS[4], KEYS[5], {type = 'refund', points = rec.points, reward = 
   redemption = ARGV[1], reference = rec.reference, by = 'system', at = now,
   reason = ARGV[3], balance_before = before, balance_after = after, buckets = rec.taken})
 return 1
-""")
+""", durable=True)
 
 # KEYS[1] redemptions   ARGV[1] redemption id  ARGV[2] now  ARGV[3] 'delivered' or
 # 'delivered_enc' (a voucher code, encrypted)  ARGV[4] its value  ARGV[5] the status it must be in

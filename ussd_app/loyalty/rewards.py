@@ -307,7 +307,7 @@ if ARGV[4] ~= '' then
 end
 redis.call('HSET', KEYS[2], ARGV[1], 'held:' .. qty)
 return 1
-""")
+""", durable=True)
 
 # KEYS[1] stock  KEYS[2] reservations  KEYS[3] voucher pool  KEYS[4] claims
 # ARGV[1] redemption id  ARGV[2] 'used' | 'released'

@@ -60,7 +60,7 @@ redis.call('RPUSH', KEYS[3], ARGV[5])
 offer.status, offer.consent_id, offer.consented_at = 'consented', ARGV[2], tonumber(ARGV[3])
 redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(offer))
 return {'ok', ARGV[2]}
-""")
+""", durable=True)
 
 # KEYS[1] offers  KEYS[2] consent log   ARGV[1] campaign id  ARGV[2] log JSON
 # Returns 'ok' or the offer's status ('' when there is none).
@@ -73,7 +73,7 @@ offer.status = 'declined'
 redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(offer))
 redis.call('RPUSH', KEYS[2], ARGV[2])
 return 'ok'
-""")
+""", durable=True)
 
 # KEYS[1] profile  KEYS[2] offers  KEYS[3] consents  KEYS[4] consent log
 # ARGV[1] now  ARGV[2] opt-out record JSON (without withdrawals)
@@ -114,7 +114,16 @@ for i = 1, #consents, 2 do
   end
 end
 return {closed, withdrawn}
-""")
+""", durable=True)
+
+# KEYS[1] profile  KEYS[2] consent log   ARGV[1] opt-in record JSON
+# Offers may come again; the log says so. (The inbound SMS it answers is
+# handled once per message id, so a resend appends nothing twice.)
+OPT_IN = Script("""
+redis.call('HSET', KEYS[1], 'offers_optout', '0')
+redis.call('RPUSH', KEYS[2], ARGV[1])
+return 1
+""", durable=True)
 
 # KEYS[1] consents  ARGV[1] consent id  ARGV[2] now
 # The consent, marked received now (first time), unless withdrawn (then false).
@@ -162,16 +171,17 @@ def _json(obj: dict) -> str:
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
 
 
-def offer(r: redis.Redis, msisdn: str, campaign: Campaign, text: str, now: float,
-          pipeline=None) -> str | None:
-    """Record an open offer once per campaign (or queue that on ``pipeline``)."""
+def offer(r: redis.Redis, msisdn: str, campaign: Campaign, text: str, now: float) -> str:
+    """Record an open offer once per campaign; 'ok' or why not (see :data:`OFFER`)."""
+    (reply,) = store.roundtrip(r, offer_command(msisdn, campaign, text, now))
+    return reply
+
+
+def offer_command(msisdn: str, campaign: Campaign, text: str, now: float) -> store.ScriptCommand:
+    """:func:`offer` as a command, for a batch over :func:`store.roundtrip`."""
     record = {"campaign": campaign.id, "code": campaign.code, "status": "open",
               "offered_at": now, "text": text, "sender": campaign.sender_id}
-    args = ([keys.offers(msisdn), keys.profile(msisdn)], [campaign.id, _json(record)])
-    if pipeline is not None:
-        OFFER.queue(pipeline, *args)
-        return None
-    return OFFER(r, *args)
+    return OFFER.command([keys.offers(msisdn), keys.profile(msisdn)], [campaign.id, _json(record)])
 
 
 @dataclass(frozen=True)
@@ -313,11 +323,8 @@ def opt_out(r: redis.Redis, msisdn: str, channel: str, reference: str, raw_input
 
 
 def opt_in(r: redis.Redis, msisdn: str, channel: str, reference: str, now: float) -> None:
-    pipe = r.pipeline(transaction=True)
-    pipe.hset(keys.profile(msisdn), "offers_optout", "0")
-    pipe.rpush(keys.consent_log(msisdn), _json({"type": "optin", "channel": channel,
-                                                "reference": reference, "at": now}))
-    pipe.execute()
+    OPT_IN(r, [keys.profile(msisdn), keys.consent_log(msisdn)],
+           [_json({"type": "optin", "channel": channel, "reference": reference, "at": now})])
     metrics.consent_event("optin")
 
 
@@ -332,12 +339,10 @@ def leads(r: redis.Redis, vault, institution: str, cursor: int, limit: int, now:
                            start=0, num=limit, withscores=True)
     if not rows:
         return [], None
-    RECEIVE.load(r)
-    pipe = r.pipeline(transaction=False)
-    for member, _ in rows:
-        msisdn, cid = member.split("|")
-        RECEIVE.queue(pipe, [keys.consents(msisdn)], [cid, now])
-    out = [lead(json.loads(raw), vault) for raw in pipe.execute()
+    # One round trip per node (RECEIVE answers the same when sent again).
+    marked = store.batch(r, [RECEIVE.command([keys.consents(m)], [cid, now])
+                             for m, cid in (member.split("|") for member, _ in rows)])
+    out = [lead(json.loads(raw), vault) for raw in marked
            if raw]  # none: withdrawn before it was received, or never consented
     last = int(rows[-1][1])
     return out, (last if len(rows) == limit else None)

@@ -12,7 +12,7 @@ import json
 from collections import Counter
 
 from ussd_app.offers import campaigns, consents
-from ussd_app.core import keys, subscribers, texts
+from ussd_app.core import keys, store, subscribers, texts
 from ussd_app.offers.campaigns import Campaign
 from ussd_app.core.errors import Conflict
 from ussd_app.core.formats import iso
@@ -46,8 +46,10 @@ def send(services, campaign: Campaign, msisdns: list[str] | None = None, batch: 
          progress: bool = False) -> dict:
     """Offer ``campaign`` to ``msisdns`` (or every subscriber), at most once each.
 
-    Two round trips per batch: read the profiles, then record the offers (the
-    script re-checks opt-out and blocking atomically) and queue the SMS.
+    Two round trips per batch (per node, on a cluster): read the profiles,
+    then record the offers (the script re-checks opt-out and blocking
+    atomically) and queue the SMS; both over :func:`store.batch`, lighter
+    than redis-py's pipelines (far lighter on a cluster).
     """
     r, config, now = services.r, services.config, services.clock()
     if not campaign.open(now):
@@ -55,30 +57,25 @@ def send(services, campaign: Campaign, msisdns: list[str] | None = None, batch: 
     send_at = services.window.next_open(now)
     counts = Counter()
     text_in = {lang: sms_text(config, campaign, lang) for lang in texts.LANGUAGES}
-    consents.OFFER.load(r)
     chunks = ([msisdns[i:i + batch] for i in range(0, len(msisdns), batch)] if msisdns is not None
               else subscribers.in_batches(r, batch))
     total = len(msisdns) if msisdns is not None else None
     with subscribers.progress(r, total, show=progress) as bar:
         for chunk in chunks:
-            pipe = r.pipeline(transaction=False)
-            for m in chunk:
-                pipe.hmget(keys.profile(m), *PROFILE_FIELDS)
-            profiles = pipe.execute()
-            pipe = r.pipeline(transaction=False)
-            queued = []
+            profiles = store.batch(r, [("HMGET", keys.profile(m), *PROFILE_FIELDS) for m in chunk])
+            commands, queued = [], []
             for m, raw in zip(chunk, profiles):
                 skip = _classify(campaign, raw)
                 if skip:
                     counts[skip] += 1
                     continue
                 text = text_in.get(raw[3] or texts.DEFAULT, text_in[texts.DEFAULT])
-                consents.offer(r, m, campaign, text, now, pipeline=pipe)
+                commands.append(consents.offer_command(m, campaign, text, now))
                 queued.append({**services.sms.message(m, text, campaign.sender_id,
                                                       message_id=f"offer:{campaign.id}:{m}"),
                                "kind": "offer"})
             messages = []
-            for msg, result in zip(queued, pipe.execute() if queued else []):
+            for msg, result in zip(queued, store.batch(r, commands)):
                 if result == "ok":
                     messages.append(msg)
                 else:

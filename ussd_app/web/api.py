@@ -7,7 +7,7 @@ import math
 from flask import Blueprint, jsonify, request
 
 from ussd_app.offers import campaigns, consents, push, sending as offers
-from ussd_app.core import digits, formats, keys, subscribers
+from ussd_app.core import archive, digits, formats, keys, subscribers
 from ussd_app.loyalty import points, redemptions, rewards
 from ussd_app.core.errors import BadRequest, Conflict, NotFound
 from ussd_app.core.msisdn import normalize
@@ -151,7 +151,7 @@ def get_ledger(msisdn):
         e["at"] = formats.iso(e["at"])
         if e.get("expires_at"):
             e["expires_at"] = formats.iso(e["expires_at"])
-    return jsonify(msisdn=msisdn, entries=entries)
+    return jsonify(msisdn=msisdn, entries=entries, **archive.summary(services().r, msisdn, "ledger"))
 
 
 @bp.get("/outbox")
@@ -325,4 +325,5 @@ def consent_log(msisdn):
                 e[secret] = "(encrypted)"
         if e.get("input") not in (None, "menu", "ussd-menu"):
             e["input"] = "(withheld)"  # an opt-out logged in clear before inputs were encrypted
-    return jsonify(msisdn=msisdn, entries=entries)
+    return jsonify(msisdn=msisdn, entries=entries,
+                   **archive.summary(services().r, msisdn, "consent_log"))

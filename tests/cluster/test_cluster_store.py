@@ -1,0 +1,71 @@
+"""store.roundtrip on a Redis Cluster: a call's commands grouped by node,
+a hop's work on the caller's node alone."""
+import pytest
+from redis.cluster import RedisCluster
+
+from ussd_app.core import cluster, keys, store
+
+M = "+6281234567890"
+
+
+@pytest.fixture
+def sends(monkeypatch):
+    """Every group roundtrip sends to a node: (node name, commands)."""
+    seen = []
+    original = cluster._send
+
+    def spy(r, node, commands, *args):
+        seen.append((node.name, [c[0] for c in commands]))
+        return original(r, node, commands, *args)
+    monkeypatch.setattr(cluster, "_send", spy)
+    return seen
+
+
+def spread(r, n: int) -> list[str]:
+    """``n`` keys, one on each of ``n`` different nodes."""
+    found = {}
+    for i in range(1000):
+        key = f"ussd:test:{i}"
+        found.setdefault(r.nodes_manager.get_node_from_slot(r.keyslot(key)).name, key)
+        if len(found) == n:
+            return list(found.values())
+    raise AssertionError("the keys did not spread")
+
+
+def test_the_service_runs_on_the_cluster_and_its_jobs_on_a_plain_redis(services):
+    assert isinstance(services.r, RedisCluster)
+    assert len(services.r.get_primaries()) == 3
+    assert not isinstance(services.jobs.connection, RedisCluster)
+
+
+def test_reads_go_once_to_each_node(services, sends):
+    a, b, c = spread(services.r, 3)
+    store.roundtrip(services.r, ("SET", a, "1"))
+    replies = store.roundtrip(services.r, ("GET", a), ("GET", b), ("GET", c), ("GET", a), ("EXISTS", b))
+    assert replies == ["1", None, None, "1", 0]
+    assert [names for _, names in sends[1:]] == [["GET", "GET"], ["GET", "EXISTS"], ["GET"]]
+
+
+def test_writes_to_several_nodes_keep_their_order(services, sends):
+    a, b, _ = spread(services.r, 3)
+    replies = store.roundtrip(services.r, ("SET", a, "1"), ("INCR", a), ("RPUSH", b, "x"),
+                              ("INCR", a))
+    assert replies == ["OK", 2, 1, 3]
+    assert [len(names) for _, names in sends] == [2, 1, 1]  # a, then b, then a again
+    assert sends[0][0] == sends[2][0] != sends[1][0]
+
+
+def test_a_check_points_hop_goes_to_the_callers_node_in_two_round_trips(services, phone, api, sends):
+    api("POST", f"/api/v1/subscribers/{M}/points", {"points": 1500, "source": "topup", "reference": "r1"})
+    phone.dial()
+    sends.clear()
+    assert "Poin Anda: 1.500" in phone.type(1)
+    node = services.r.nodes_manager.get_node_from_slot(services.r.keyslot(keys.profile(M))).name
+    assert [name for name, _ in sends] == [node, node]  # read the session and account; write the session
+
+
+def test_a_batch_of_independent_writes_is_one_round_trip_per_node(services, sends):
+    keys_ = spread(services.r, 3) * 4
+    replies = store.batch(services.r, [("INCR", k) for k in keys_])
+    assert replies == [1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 4, 4]
+    assert sorted(len(names) for _, names in sends) == [4, 4, 4]
