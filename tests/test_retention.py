@@ -32,7 +32,7 @@ def history(services, clock):
         clock.now = now - age * DAY
         points.earn(r, M, 1000, "topup", f"tx-{i}", math.inf, clock.now)
         if age == 600:
-            assert redemptions.redeem(services, M, reward, 1, f"hop-{i}", "ussd").status == "ok"
+            assert redemptions.redeem(services, M, reward, redemptions.new_quote(reward, 1), "ussd").status == "ok"
         r.rpush(keys.consent_log(M), json.dumps({"type": "optin", "channel": "sms", "at": clock.now}))
     clock.now = now
     return now
@@ -75,7 +75,7 @@ def test_a_pending_redemption_keeps_its_entry_and_the_later_ones(services, clock
     clock.now = now - 500 * DAY
     points.earn(r, M, 1000, "topup", "tx-0", math.inf, clock.now)
     monkeypatch.setattr(services.jobs, "enqueue", lambda *args, **kwargs: None)  # never fulfilled
-    assert redemptions.redeem(services, M, reward, 1, "hop-0", "ussd").status == "ok"
+    assert redemptions.redeem(services, M, reward, redemptions.new_quote(reward, 1), "ussd").status == "ok"
     points.earn(r, M, 1000, "topup", "tx-1", math.inf, clock.now)
     clock.now = now
     assert retention.run(services)["ledger"] == 1  # the first earning only

@@ -62,7 +62,7 @@ def test_a_killed_primary_is_replaced_and_no_confirmed_redemption_is_lost(replic
         while not stop.is_set():
             i += 1
             try:
-                outcome = redemptions.redeem(services, M, reward, 1, f"k-{i}", "ussd")
+                outcome = redemptions.redeem(services, M, reward, redemptions.new_quote(reward, 1), "ussd")
                 if outcome.status == "ok":
                     confirmed.append((time.monotonic(), outcome.redemption))
             except Exception as e:  # a redemption not confirmed: allowed while the primary is down

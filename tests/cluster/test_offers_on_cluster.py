@@ -3,4 +3,4 @@ subscribers' slots), consent by SMS and USSD, opt-out and leads (a lead's
 index in the institution's slot, the consent in the subscriber's)."""
 from test_offers import (  # noqa: F401  (collected here too, on the cluster)
     TestConsentBySms, TestConsentByUssd, TestOptOutAndLeads, TestSending, TestSendingWindow,
-    offered, people, sub, test_the_worker_housekeeping_sends_due_offers)
+    offered, people, sub)
