@@ -134,19 +134,20 @@ def report(services, provider_id: str, msisdn: str, status: str, reason: str) ->
     return "undelivered"
 
 
-def outbox(r, msisdn: str, console: list[dict]) -> list[dict]:
+def outbox(r, msisdn: str, console: list[dict]) -> tuple[list[dict], list[dict]]:
     """The outbox answer: what the console provider kept (``console``), each with
-    its status, then every other message recorded for the number (sent by a
-    remote provider: without its text, which may be a voucher code)."""
+    its status; and the records of what a remote provider sent the number
+    (without the text, which may be a voucher code)."""
     records = {k: json.loads(v) for k, v in r.hgetall(keys.sms_records(msisdn)).items()
                if not k.startswith("p:")}
-    out = []
+    kept = []
     for m in console:
         rec = records.pop(m.get("id"), None) or {}
-        out.append({**m, **{k: rec[k] for k in ("status", "reason", "retry_of") if k in rec}})
+        kept.append({**m, **{k: rec[k] for k in ("status", "reason", "retry_of") if k in rec}})
+    remote = []
     for rec in sorted(records.values(), key=lambda x: x["updated_at"]):
         if rec["provider"] != "console":
             rec.pop("text_enc", None)
             rec["updated_at"] = formats.iso(rec["updated_at"])
-            out.append(rec)
-    return out
+            remote.append(rec)
+    return kept, remote
