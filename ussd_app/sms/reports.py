@@ -12,9 +12,12 @@ until the message is delivered or has failed for good.
 """
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import secrets
+
+import msgspec
 
 from ussd_app.core import formats, keys, metrics
 from ussd_app.core.msisdn import mask
@@ -29,14 +32,14 @@ STATUSES = {"sent": "sent", "submitted": "sent", "buffered": "sent", "success": 
             "failed": "failed", "rejected": "failed", "expired": "failed",
             "absentsubscriber": "failed"}
 
-# KEYS[1] the subscriber's SMS records   ARGV[1] provider's message id  ARGV[2] status
+# KEYS[1] the subscriber's SMS records   ARGV[1] provider's message id (ours where it
+# named none: 'p:<id>' is kept only for a provider's own ids)  ARGV[2] status
 # ARGV[3] reason  ARGV[4] now
 # The first final report (delivered, failed) wins; a 'sent' report, a late
 # 'Buffered' after 'Success', or a report posted twice changes nothing.
 # Returns {'unknown'} | {'same', record} | {'changed', record as it was, with its text}.
 REPORT = Script("""
-local id = redis.call('HGET', KEYS[1], 'p:' .. ARGV[1])
-if not id then return {'unknown'} end
+local id = redis.call('HGET', KEYS[1], 'p:' .. ARGV[1]) or ARGV[1]
 local raw = redis.call('HGET', KEYS[1], id)
 if not raw then return {'unknown'} end
 local rec = cjson.decode(raw)
@@ -50,9 +53,16 @@ return {'changed', cjson.encode(rec)}
 """)
 
 
+_ids = itertools.count(1)
+_process = secrets.token_hex(5)  # ids of different processes never meet
+
+
+_encode = msgspec.json.Encoder().encode
+
+
 def new_id() -> str:
-    """A message's own id (stable across the job's retries)."""
-    return "sms-" + secrets.token_urlsafe(12)  # base64url: never reads as a 16-digit NIK
+    """A message's own id (stable across the job's retries); cheap, for offer batches."""
+    return f"sms-{_process}{next(_ids):x}"
 
 
 def _record(message: dict, provider: str, status: str, now: float, vault, reason: str = "") -> dict:
@@ -76,9 +86,12 @@ def sent(services, provider: str, messages: list[dict], provider_ids: list | Non
     now = services.clock()
     pipe = services.r.pipeline(transaction=False)
     for m, pid in zip(messages, provider_ids or [None] * len(messages)):
-        key = keys.sms_records(m["to"])
-        pipe.hset(key, m["id"], json.dumps(_record(m, provider, "sent", now, services.vault)))
-        pipe.hset(key, f"p:{pid or m['id']}", m["id"])
+        # msgspec: an offer batch writes a record per message (json.dumps took a quarter of its time)
+        key, record = keys.sms_records(m["to"]), _encode(_record(m, provider, "sent", now, services.vault))
+        if pid and pid != m["id"]:  # reports will name the provider's id
+            pipe.hset(key, mapping={m["id"]: record, f"p:{pid}": m["id"]})
+        else:
+            pipe.hset(key, m["id"], record)
         pipe.expire(key, RECORD_DAYS * 86400)
     pipe.execute()
 
@@ -90,7 +103,7 @@ def refused(services, provider: str, messages: list[dict], reason: str) -> None:
     for m in messages:
         if m.get("id"):
             key = keys.sms_records(m["to"])
-            pipe.hset(key, m["id"], json.dumps(_record(m, provider, "failed", now, services.vault, reason)))
+            pipe.hset(key, m["id"], _encode(_record(m, provider, "failed", now, services.vault, reason)))
             pipe.expire(key, RECORD_DAYS * 86400)
     pipe.execute()
 
@@ -121,19 +134,20 @@ def report(services, provider_id: str, msisdn: str, status: str, reason: str) ->
     return "undelivered"
 
 
-def outbox(r, msisdn: str, console: list[dict]) -> list[dict]:
+def outbox(r, msisdn: str, console: list[dict]) -> tuple[list[dict], list[dict]]:
     """The outbox answer: what the console provider kept (``console``), each with
-    its status, then every other message recorded for the number (sent by a
-    remote provider: without its text, which may be a voucher code)."""
+    its status; and the records of what a remote provider sent the number
+    (without the text, which may be a voucher code)."""
     records = {k: json.loads(v) for k, v in r.hgetall(keys.sms_records(msisdn)).items()
                if not k.startswith("p:")}
-    out = []
+    kept = []
     for m in console:
         rec = records.pop(m.get("id"), None) or {}
-        out.append({**m, **{k: rec[k] for k in ("status", "reason", "retry_of") if k in rec}})
+        kept.append({**m, **{k: rec[k] for k in ("status", "reason", "retry_of") if k in rec}})
+    remote = []
     for rec in sorted(records.values(), key=lambda x: x["updated_at"]):
         if rec["provider"] != "console":
             rec.pop("text_enc", None)
             rec["updated_at"] = formats.iso(rec["updated_at"])
-            out.append(rec)
-    return out
+            remote.append(rec)
+    return kept, remote

@@ -157,7 +157,8 @@ def get_ledger(msisdn):
 @bp.get("/outbox")
 def outbox():
     r, to = services().r, normalize(request.args.get("to"), "to")
-    return jsonify(messages=reports.outbox(r, to, providers.outbox(r, to)))
+    kept, remote = reports.outbox(r, to, providers.outbox(r, to))
+    return jsonify(messages=kept, remote=remote)
 
 
 # -- rewards ----------------------------------------------------------------------
