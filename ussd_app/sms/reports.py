@@ -62,7 +62,7 @@ _encode = msgspec.json.Encoder().encode
 
 def new_id() -> str:
     """A message's own id (stable across the job's retries); cheap, for offer batches."""
-    return f"sms-{_process}{next(_ids):x}"
+    return f"sms-{_process}-{next(_ids):x}"  # the dash: never a 16-digit run, read as a NIK
 
 
 def _record(message: dict, provider: str, status: str, now: float, vault, reason: str = "") -> dict:
