@@ -7,7 +7,7 @@ import os
 
 from flask import Flask
 
-from ussd_app.core import config as configuration
+from ussd_app.core import config as configuration, store
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,9 @@ def create_app(config: dict | None = None) -> Flask:
         log.warning("ADMIN_TOKEN is unset: the integration API is open (never in production)")
     app = Flask(__name__)
     app.config["USSD"] = cfg
-    app.extensions["ussd"] = Services(cfg)
+    services = app.extensions["ussd"] = Services(cfg)
+    if cfg.production:  # refuse a Redis that would lose confirmed redemptions on a restart
+        store.require_durable(services.r, cfg.ALLOW_VOLATILE_REDIS)
     app.register_blueprint(gateway.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(ops.bp)

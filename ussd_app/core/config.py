@@ -36,6 +36,7 @@ class Config:
     FULFILMENT_FAIL_RATE: float = 0.0
     FULFILMENT_TIMEOUT: float = 5.0
     JOBS_SYNC: bool = False
+    ALLOW_VOLATILE_REDIS: bool = False  # production accepts a Redis that keeps nothing over a restart
 
     @property
     def production(self) -> bool:

@@ -13,6 +13,8 @@ import redis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
+from ussd_app.core.errors import ConfigError
+
 log = logging.getLogger(__name__)
 
 _embedded_server = None
@@ -78,6 +80,52 @@ def connect(url: str | None, decode: bool = True) -> redis.Redis:
 def be_patient(r: redis.Redis, seconds: float) -> None:
     """Let ``r``'s commands (and :func:`roundtrip`'s) wait ``seconds`` for a lost server."""
     r.set_retry(Patience(seconds))
+
+
+def where(r: redis.Redis) -> str:
+    """``host:port`` of ``r``'s server, for messages (never its password)."""
+    kw = r.connection_pool.connection_kwargs
+    return kw.get("path") or f"{kw.get('host', '?')}:{kw.get('port', '?')}"
+
+
+def persistence(r: redis.Redis) -> str:
+    """How the server keeps data over a restart: ``aof``, ``rdb`` or ``none``.
+
+    From ``INFO persistence`` (always allowed) and ``CONFIG GET save``; where
+    CONFIG is disabled (managed Redis), a snapshot taken since the server
+    started counts as ``rdb``. A server that knows no INFO (the embedded fake,
+    which lives in this process's memory) keeps ``none``.
+    """
+    try:
+        info = r.info("persistence")
+    except redis.ResponseError:
+        return "none"
+    if str(info.get("aof_enabled", "0")) == "1":
+        return "aof"
+    try:
+        save = r.config_get("save").get("save")
+    except redis.ResponseError:  # CONFIG renamed or disabled
+        started = time.time() - int(r.info("server").get("uptime_in_seconds", 0))
+        saved = int(info.get("rdb_last_save_time", 0) or 0)
+        return "rdb" if int(info.get("rdb_saves", 0) or 0) > 0 or saved > started + 1 else "none"
+    return "rdb" if save else "none"
+
+
+def require_durable(r: redis.Redis, allow_volatile: bool) -> str:
+    """The server's :func:`persistence`; ConfigError if it is ``none`` (and
+    ``allow_volatile`` is false) or the server cannot be reached."""
+    try:
+        kept = persistence(r)
+    except redis.RedisError as e:
+        raise ConfigError(f"USSD_APP_ENV=production checks that Redis keeps its data, but Redis at "
+                          f"{where(r)} (REDIS_URL) did not answer: {type(e).__name__}: {e}") from None
+    if kept == "none" and not allow_volatile:
+        raise ConfigError(
+            f"Redis at {where(r)} (REDIS_URL) keeps no data over a restart (no append-only file, "
+            f"no snapshots): confirmed redemptions would be lost. Run it with appendonly yes and "
+            f"appendfsync everysec (README: Running in production), or set "
+            f"ALLOW_VOLATILE_REDIS=1 to accept that")
+    return kept
 
 
 def revise(pipe, key: str) -> None:
