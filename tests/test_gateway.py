@@ -56,7 +56,7 @@ class TestGatewayToken:
 
 def test_health_and_readiness(client):
     assert client.get("/healthz").get_json() == {"status": "ok"}
-    assert client.get("/readyz").get_json() == {"status": "ok"}
+    assert client.get("/readyz").get_json() == {"status": "ok", "redis": "ok", "persistence": "none"}
 
 
 def test_urlencoded_body_is_decoded_like_werkzeug(client):

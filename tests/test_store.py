@@ -2,34 +2,57 @@ import shutil
 import subprocess
 import threading
 import time
+import uuid
 
 import pytest
 import redis
+import requests
+from werkzeug.serving import make_server
 
 from ussd_app.core import cluster, store
 
 
-def test_roundtrip_keeps_one_connection_per_thread(redis_url):
+def idle(r) -> list:
+    return list(r.connection_pool.__dict__.get("roundtrip_idle", ()))
+
+
+def test_roundtrip_puts_its_connection_back_for_the_next(redis_url):
     r = redis.Redis.from_url(redis_url, decode_responses=True)
     assert store.roundtrip(r, ("SET", "ussd:test:held", "1"), ("GET", "ussd:test:held")) == ["OK", "1"]
-    mine = store._held.__dict__[r.connection_pool]
+    (mine,) = idle(r)
     store.roundtrip(r, ("GET", "ussd:test:held"))
-    assert store._held.__dict__[r.connection_pool] is mine
-    theirs = []
-    t = threading.Thread(target=lambda: (store.roundtrip(r, ("PING",)),
-                                         theirs.append(store._held.__dict__[r.connection_pool])))
-    t.start()
-    t.join()
-    assert theirs and theirs[0] is not mine
+    assert idle(r) == [mine]
+    threads = [threading.Thread(target=store.roundtrip, args=(r, ("PING",))) for _ in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert mine in idle(r) and len(idle(r)) <= 20  # one per round trip at once, each put back
+
+
+def test_round_trips_at_once_each_have_their_own_connection(redis_url):
+    r = redis.Redis.from_url(redis_url, decode_responses=True)
+    r.delete("ussd:test:gate")
+    ids = []
+    blocked = threading.Thread(target=lambda: ids.append(
+        store.roundtrip(r, ("CLIENT", "ID"), ("BLPOP", "ussd:test:gate", 5))[0]))
+    blocked.start()
+    while not [c for c in r.client_list() if c["cmd"] == "blpop"]:
+        pass
+    (other,) = store.roundtrip(r, ("CLIENT", "ID"))
+    store.roundtrip(r, ("RPUSH", "ussd:test:gate", "go"))
+    blocked.join()
+    assert ids and ids[0] != other
+    assert len(idle(r)) == 2
 
 
 def test_a_forked_childs_copy_is_not_used(redis_url):
     r = redis.Redis.from_url(redis_url, decode_responses=True)
     store.roundtrip(r, ("PING",))
-    inherited = store._held.__dict__[r.connection_pool]
+    (inherited,) = idle(r)
     inherited.pid = -1  # as a child process sees its parent's connection
     assert store.roundtrip(r, ("PING",)) == ["PONG"]
-    assert store._held.__dict__[r.connection_pool] is not inherited
+    assert idle(r) and inherited not in idle(r)
 
 
 def test_an_error_reply_is_raised_after_every_reply_is_read(redis_url):
@@ -65,14 +88,14 @@ def test_only_the_scripts_that_answered_noscript_are_sent_again(redis_url):
     assert replies == ["1 held", "1 lost"]
 
 
-def test_a_held_connection_the_server_closed_is_made_again(redis_url):
+def test_a_connection_the_server_closed_is_made_again(redis_url):
     r = redis.Redis.from_url(redis_url, decode_responses=True)
     store.roundtrip(r, ("SET", "ussd:test:kept", "1"))
-    held = store._held.__dict__[r.connection_pool]
+    (held,) = idle(r)
     (mine,) = store.roundtrip(r, ("CLIENT", "ID"))
     assert r.client_kill_filter(_id=mine) == 1  # as a Redis restart or an idle timeout does
     assert store.roundtrip(r, ("GET", "ussd:test:kept")) == ["1"]
-    assert store._held.__dict__[r.connection_pool] is held  # the same connection, reconnected
+    assert idle(r) == [held]  # the same connection, reconnected
 
 
 @pytest.fixture
@@ -117,3 +140,88 @@ def test_too_few_replicas_is_an_error_not_a_confirmation(redis_url, replica):
         DURABLE(r, ["ussd:test:x"], [])
     assert PLAIN(r, ["ussd:test:y"], []) == 1  # not money-like: no WAIT
     assert store.connect(redis_url).get("ussd:test:x") == "1"  # written on the primary all the same
+
+
+def test_roundtrip_waits_out_a_redis_restart(tmp_path, free_port):
+    server = RedisProcess(tmp_path, free_port)
+    r = store.connect(server.url)
+    store.roundtrip(r, ("SET", "ussd:test:restart", "1"))
+    server.restart_after(0.5)  # SHUTDOWN (the AOF is kept), then started again
+    try:
+        assert store.roundtrip(r, ("GET", "ussd:test:restart")) == ["1"]
+        assert r.get("ussd:test:restart") == "1"  # the client's own commands too
+    finally:
+        server.stop()
+
+
+def test_patience_runs_out_when_redis_stays_away(free_port):
+    r = store.connect(f"redis://127.0.0.1:{free_port}/0")  # nothing listens there
+    store.be_patient(r, 0.3)
+    for call in (lambda: store.roundtrip(r, ("PING",)), r.ping):
+        try:
+            call()
+        except redis.ConnectionError:
+            pass
+        else:
+            raise AssertionError("a command to no server answered")
+
+
+def test_a_thread_per_request_server_holds_few_connections(config, redis_url):
+    """``ussd-app run`` serves each request on a new thread: 1,000 hops must
+    not leave a Redis connection per thread behind."""
+    name = "hops-" + uuid.uuid4().hex[:8]
+    from ussd_app import create_app
+
+    app = create_app({**config, "REDIS_URL": f"{redis_url}?client_name={name}"})
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    serving = threading.Thread(target=server.serve_forever, daemon=True)
+    serving.start()
+    base, http = f"http://127.0.0.1:{server.server_port}", requests.Session()
+    try:
+        hops, session = 0, None
+        journey = ["", "1", "1*0", "1*0*1", "1*0*1*00"]
+        while hops < 1000:
+            session = uuid.uuid4().hex
+            for text in journey:
+                resp = http.post(base + "/ussd", data={"sessionId": session, "serviceCode": "*700#",
+                                                      "phoneNumber": "081234567890", "text": text})
+                assert resp.status_code == 200 and resp.text[:4] in ("CON ", "END ")
+                hops += 1
+        clients = [c for c in redis.Redis.from_url(redis_url).client_list() if c["name"] == name]
+        assert len(clients) <= 4, f"{len(clients)} Redis connections after {hops} hops"
+    finally:
+        server.shutdown()
+        http.close()
+
+
+class RedisProcess:
+    """A redis-server of the test's own, with an append-only file, restartable."""
+
+    def __init__(self, tmp_path, port: int):
+        self.argv = [shutil.which("redis-server"), "--port", str(port), "--bind", "127.0.0.1",
+                     "--dir", str(tmp_path), "--save", "", "--appendonly", "yes"]
+        self.url = f"redis://127.0.0.1:{port}/0"
+        self.start()
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(self.argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        client = redis.Redis.from_url(self.url)
+        for _ in range(200):
+            try:
+                client.ping()
+                return
+            except redis.ConnectionError:
+                time.sleep(0.02)
+        raise AssertionError("redis-server did not start")
+
+    def restart_after(self, seconds: float) -> None:
+        try:
+            redis.Redis.from_url(self.url).shutdown()
+        except redis.ConnectionError:
+            pass
+        self.proc.wait(10)
+        threading.Timer(seconds, self.start).start()
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)

@@ -7,7 +7,7 @@ import os
 
 from flask import Flask
 
-from ussd_app.core import config as configuration
+from ussd_app.core import config as configuration, store
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,9 @@ def create_app(config: dict | None = None) -> Flask:
     app.config["USSD"] = cfg
     app.config["MAX_CONTENT_LENGTH"] = api.MAX_BODY  # the largest body any route needs
     errors.install(app)  # one handler: JSON, or the gateway's own form, by path
-    app.extensions["ussd"] = Services(cfg)
+    services = app.extensions["ussd"] = Services(cfg)
+    if cfg.production:  # refuse a Redis that would lose confirmed redemptions on a restart
+        store.require_durable(services.r, cfg.ALLOW_VOLATILE_REDIS)
     request_ids.install(app)
     app.register_blueprint(gateway.bp)
     app.register_blueprint(delivery.bp)

@@ -47,6 +47,7 @@ class Config:
     JOBS_SYNC: bool = False
     RETENTION_DAYS: int = 396  # ledger entries and consent records older than this are archived
     ARCHIVE_DIR: str | None = None  # where they go (JSON lines); unset: nothing is archived
+    ALLOW_VOLATILE_REDIS: bool = False  # production accepts a Redis that keeps nothing over a restart
 
     @property
     def production(self) -> bool:

@@ -4,17 +4,58 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import threading
+import time
 import uuid
+from collections import deque
 from typing import Any
 
 import redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
 
 from ussd_app.core import cluster, metrics
+from ussd_app.core.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
 _embedded_server = None
+
+PATIENCE = 5.0  # seconds a command waits for Redis to come back (a restart, a failover)
+
+
+class Patience(Retry):
+    """Retry a command on a lost connection or a timeout, with exponential
+    backoff (0.1 s doubling up to 1 s), until ``seconds`` have passed since its
+    first failure.
+
+    Bounded by time rather than by count: redis-py retries connecting inside
+    its command retry, so counts multiply, while one deadline holds for both.
+    OSError is retried too: that is how a refused connection reaches the
+    connect retry (redis-py's default retries a refused connect not at all,
+    and a pooled connection is checked outside the command's retry).
+    """
+
+    def __init__(self, seconds: float):
+        super().__init__(ExponentialBackoff(cap=1.0, base=0.05), retries=-1, supported_errors=(
+            redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError))
+        self.seconds = seconds
+
+    def call_with_retry(self, do, fail, is_retryable=None):
+        deadline, failures = None, 0
+        while True:
+            try:
+                return do()
+            except self._supported_errors as error:
+                if is_retryable and not is_retryable(error):
+                    raise
+                failures += 1
+                fail(error)
+                now = time.monotonic()
+                deadline = deadline or now + self.seconds
+                pause = self._backoff.compute(failures)
+                if now + pause > deadline:
+                    raise error
+                time.sleep(pause)
 
 
 def connect(url: str | None, decode: bool = True, wait_replicas: int = 0,
@@ -26,14 +67,16 @@ def connect(url: str | None, decode: bool = True, wait_replicas: int = 0,
     Redis Cluster client (:func:`cluster.connect`). With ``wait_replicas``,
     each durable script (:class:`Script`) sent through :func:`roundtrip` is
     followed by ``WAIT`` for that many replicas (REDIS_WAIT_REPLICAS).
+    Commands wait up to :data:`PATIENCE` seconds for a lost server
+    (:func:`be_patient` changes it per client).
     """
     if cluster.is_cluster_url(url):
         return cluster.durable(cluster.connect(url, decode), wait_replicas, wait_timeout_ms)
     if url and wait_replicas:
         return cluster.durable(connect(url, decode), wait_replicas, wait_timeout_ms)
     if url:
-        return redis.Redis.from_url(url, decode_responses=decode,
-                                    socket_timeout=5, health_check_interval=30)
+        return redis.Redis.from_url(url, decode_responses=decode, socket_timeout=5,
+                                    health_check_interval=30, retry=Patience(PATIENCE))
     import fakeredis  # only needed for the one-process demo
 
     global _embedded_server
@@ -42,6 +85,57 @@ def connect(url: str | None, decode: bool = True, wait_replicas: int = 0,
                     "(one-process demo only; data is lost on exit)")
         _embedded_server = fakeredis.FakeServer()
     return fakeredis.FakeRedis(server=_embedded_server, decode_responses=decode)
+
+
+def be_patient(r: redis.Redis, seconds: float) -> None:
+    """Let ``r``'s commands (and :func:`roundtrip`'s) wait ``seconds`` for a lost server."""
+    r.set_retry(Patience(seconds))
+
+
+def where(r: redis.Redis) -> str:
+    """``host:port`` of ``r``'s server, for messages (never its password)."""
+    kw = r.connection_pool.connection_kwargs
+    return kw.get("path") or f"{kw.get('host', '?')}:{kw.get('port', '?')}"
+
+
+def persistence(r: redis.Redis) -> str:
+    """How the server keeps data over a restart: ``aof``, ``rdb`` or ``none``.
+
+    From ``INFO persistence`` (always allowed) and ``CONFIG GET save``; where
+    CONFIG is disabled (managed Redis), a snapshot taken since the server
+    started counts as ``rdb``. A server that knows no INFO (the embedded fake,
+    which lives in this process's memory) keeps ``none``.
+    """
+    try:
+        info = r.info("persistence")
+    except redis.ResponseError:
+        return "none"
+    if str(info.get("aof_enabled", "0")) == "1":
+        return "aof"
+    try:
+        save = r.config_get("save").get("save")
+    except redis.ResponseError:  # CONFIG renamed or disabled
+        started = time.time() - int(r.info("server").get("uptime_in_seconds", 0))
+        saved = int(info.get("rdb_last_save_time", 0) or 0)
+        return "rdb" if int(info.get("rdb_saves", 0) or 0) > 0 or saved > started + 1 else "none"
+    return "rdb" if save else "none"
+
+
+def require_durable(r: redis.Redis, allow_volatile: bool) -> str:
+    """The server's :func:`persistence`; ConfigError if it is ``none`` (and
+    ``allow_volatile`` is false) or the server cannot be reached."""
+    try:
+        kept = persistence(r)
+    except redis.RedisError as e:
+        raise ConfigError(f"USSD_APP_ENV=production checks that Redis keeps its data, but Redis at "
+                          f"{where(r)} (REDIS_URL) did not answer: {type(e).__name__}: {e}") from None
+    if kept == "none" and not allow_volatile:
+        raise ConfigError(
+            f"Redis at {where(r)} (REDIS_URL) keeps no data over a restart (no append-only file, "
+            f"no snapshots): confirmed redemptions would be lost. Run it with appendonly yes and "
+            f"appendfsync everysec (README: Running in production), or set "
+            f"ALLOW_VOLATILE_REDIS=1 to accept that")
+    return kept
 
 
 def revise(pipe, key: str) -> None:
@@ -79,25 +173,26 @@ class Kept:
         return data
 
 
-_held = threading.local()  # per thread: the connection each pool lent it for roundtrip()
-
-
 @metrics.timed_redis
 def roundtrip(r: redis.Redis, *commands: tuple) -> list:
-    """The replies to ``commands``, sent in one write on this thread's connection.
+    """The replies to ``commands``, sent in one write on one connection.
 
     For what a USSD hop reads and the session it writes, which are idempotent
     (reads, a SET of a whole document, scripts that act once per id):
     redis-py's own connection without the client, pipeline and pool layers
     around it, and without its reply callbacks (HGETALL answers a flat list:
-    :func:`pairs`). Each thread keeps the connection its
-    pool lent it the first time, which saves the pool's lending checks (a third
-    of a round trip's instructions, bench/hop_cost.py); a held connection the
-    server has since closed is reconnected and the commands sent once more.
-    Every reply is read before an error reply is raised, so the connection
-    stays in step; a script (:meth:`Script.command`) the server does not hold
-    yet is loaded and sent once more (only the scripts that answered NOSCRIPT:
-    a Redis Cluster node may hold one script of a batch and not the other).
+    :func:`pairs`). The connection is borrowed from a list of idle ones kept
+    on the pool, and put back after the replies are read: a pop and an append
+    instead of the pool's lending checks (a third of a round trip's
+    instructions, bench/hop_cost.py), and never more connections than
+    round trips at once, under any server (a thread per request included).
+    A connection the server has since closed is reconnected and the commands
+    sent once more, then again with the client's backoff (:class:`Patience`)
+    while the server is away. Every reply is read before an error reply is
+    raised, so the connection stays in step; a script
+    (:meth:`Script.command`) the server does not hold yet is loaded and sent
+    once more (only the scripts that answered NOSCRIPT: a Redis Cluster node
+    may hold one script of a batch and not the other).
     """
     if not commands:
         return []
@@ -106,18 +201,24 @@ def roundtrip(r: redis.Redis, *commands: tuple) -> list:
         if routed is not None:
             return routed
     pool = r.connection_pool
-    held = _held.__dict__
-    conn = held.get(pool)
-    if conn is None or conn.pid != os.getpid():  # first use, or a forked child's copy
-        conn = held[pool] = pool.get_connection()
-        replies = _exchange(conn, commands)
-    else:
+    idle = pool.__dict__.get("roundtrip_idle")
+    if idle is None:
+        idle = pool.__dict__.setdefault("roundtrip_idle", deque())
+    try:
+        conn = idle.pop()
+        if conn.pid != os.getpid():  # a forked child's copy of its parent's
+            conn = pool.get_connection()
+    except IndexError:
+        conn = pool.get_connection()
+    try:
         try:
             replies = _exchange(conn, commands)
-        except redis.exceptions.ConnectionError:
-            replies = _exchange(conn, commands)
-    if any(isinstance(reply, redis.exceptions.NoScriptError) for reply in replies):
-        _load_and_resend(r, conn, commands, replies)
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+            replies = conn.retry.call_with_retry(lambda: _exchange(conn, commands), _ignore)
+        if any(isinstance(reply, redis.exceptions.NoScriptError) for reply in replies):
+            _load_and_resend(r, conn, commands, replies)
+    finally:
+        idle.append(conn)
     for reply in replies:
         if isinstance(reply, Exception):
             raise reply
@@ -144,6 +245,10 @@ def _load_and_resend(r: redis.Redis, conn, commands: tuple, replies: list) -> No
         commands[i].script.load(r)
     for i, reply in zip(missing, _exchange(conn, [commands[i] for i in missing])):
         replies[i] = reply
+
+
+def _ignore(error: Exception) -> None:
+    """A failed exchange has already dropped its connection (see :func:`_exchange`)."""
 
 
 def pairs(flat: list) -> dict:

@@ -3,6 +3,7 @@ from flask import Blueprint, jsonify
 
 import redis
 
+from ussd_app.core import store
 from ussd_app.web import services
 
 bp = Blueprint("ops", __name__)
@@ -15,8 +16,9 @@ def healthz():
 
 @bp.get("/readyz")
 def readyz():
+    """Redis answers, and how it keeps data over a restart (``aof``, ``rdb``, ``none``)."""
     try:
-        services().r.ping()
+        kept = store.persistence(services().r)
     except redis.RedisError as e:
-        return jsonify(status="unavailable", error=f"redis: {type(e).__name__}"), 503
-    return jsonify(status="ok")
+        return jsonify(status="unavailable", redis="unavailable", error=f"redis: {type(e).__name__}"), 503
+    return jsonify(status="ok", redis="ok", persistence=kept)

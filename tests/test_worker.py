@@ -1,0 +1,69 @@
+"""The worker process carries on when Redis goes away: its rq worker is
+started again with backoff, and its housekeeping keeps going."""
+import threading
+import time
+
+import redis
+from redis.backoff import NoBackoff
+
+from ussd_app import create_app, jobs
+from ussd_app.core import keys
+
+from test_store import RedisProcess
+
+
+def test_the_rq_worker_starts_again_after_losing_redis(services, monkeypatch):
+    runs = []
+
+    def work(self, **kwargs):
+        runs.append(self)
+        if len(runs) == 1:  # rq's loop quit on a Redis error, then failed to record its death
+            raise redis.ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+        if len(runs) == 2:  # it quit again ("found an unhandled exception, quitting...")
+            return False
+        self.stop_requested = True  # SIGTERM: a warm shutdown
+        return True
+
+    monkeypatch.setattr(jobs.Worker, "work", work)
+    monkeypatch.setattr(jobs, "RESTART", NoBackoff())
+    jobs.work(services)
+    assert len(runs) == 3 and len({id(w) for w in runs}) == 3  # a new rq worker each time
+
+
+def test_a_burst_worker_is_not_started_again(services, monkeypatch):
+    runs = []
+    monkeypatch.setattr(jobs.Worker, "work", lambda self, **kw: runs.append(kw) or False)
+    jobs.work(services, burst=True)
+    assert len(runs) == 1
+
+
+def test_the_worker_waits_out_a_redis_restart(tmp_path, free_port):
+    server = RedisProcess(tmp_path, free_port)
+    try:
+        services = create_app({"REDIS_URL": server.url, "USSD_APP_ENV": "test"}).extensions["ussd"]
+        jobs.be_patient(services)
+        services.r.set("ussd:test:worker", "1")
+        server.restart_after(1.5)  # longer than the web's patience, shorter than the worker's
+        assert services.r.get("ussd:test:worker") == "1"
+        assert services.raw.get("ussd:test:worker") == b"1"
+    finally:
+        server.stop()
+
+
+def test_housekeeping_carries_on_after_a_redis_restart(tmp_path, free_port):
+    server = RedisProcess(tmp_path, free_port)
+    stop = threading.Event()
+    try:
+        services = create_app({"REDIS_URL": server.url, "USSD_APP_ENV": "test"}).extensions["ussd"]
+        jobs.housekeeping(services, every=0.05, stop=stop)
+        server.restart_after(0.5)
+        time.sleep(1.0)
+        # Left by a crash long ago: a marker with no redemption behind it.
+        services.r.zadd(keys.PENDING_REDEMPTIONS, {"+6281234567890|r1|PULSA5": time.time() - 3600})
+        deadline = time.monotonic() + 10
+        while services.r.zcard(keys.PENDING_REDEMPTIONS) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert services.r.zcard(keys.PENDING_REDEMPTIONS) == 0, "housekeeping stopped with Redis"
+    finally:
+        stop.set()
+        server.stop()
