@@ -212,6 +212,7 @@ class TestProduction:
     @pytest.fixture
     def config(self, config):
         return {**config, "USSD_APP_ENV": "production", "ADMIN_TOKEN": "a", "GATEWAY_TOKEN": "g",
+                "ALLOW_VOLATILE_REDIS": True,  # the test server keeps nothing: it is a test
                 "PII_KEY": "YWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWE="}
 
     def test_a_webhook_must_be_https(self, client):

@@ -493,8 +493,10 @@ class Promises:
         self.stack, self.traffic = stack, traffic
         self.refunds: set[str] = set()  # redemption ids with a refund in their ledger
 
-    def settle(self, seconds: float = 45) -> None:
-        """Run the recovery, as cron would, until no redemption is pending."""
+    def settle(self, seconds: float = 120) -> None:
+        """Run the recovery, as cron would, until no redemption is pending (a
+        worker killed mid-fulfilment holds its lease, 2 x FULFILMENT_TIMEOUT
+        + 60 s, before the recovery may take it over)."""
         deadline = time.monotonic() + seconds
         touched = [a.msisdn for a in self.traffic.attempts if "redeem" in a.kind]
         while True:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ussd_app.core import msisdn as msisdns
 from ussd_app.core.errors import BadRequest
 from ussd_app.gateways import wire
 from ussd_app.ussd.types import Hop, Reply
@@ -32,17 +31,8 @@ def read(body: bytes) -> dict:
 
 
 def parse(fields: Mapping) -> Hop:
-    session_id = wire.session_id(fields, "sessionID")
-    phone = msisdns.normalize(wire.text(fields, "msisdn"), "msisdn")
-    wire.text(fields, "userID")
-    new = wire.flag(fields, "newSession")
-    data = wire.text(fields, "userData", required=False)
-    network = wire.text(fields, "network", required=False) or None
-    if new:
-        return Hop(session_id=session_id, msisdn=phone, service_code=wire.service_code(data),
-                   inputs=wire.typed_ahead(data), new=True, dialect=NAME, network=network)
-    return Hop(session_id=session_id, msisdn=phone, inputs=(data,), new=False, dialect=NAME,
-               network=network)
+    return wire.latest_input_hop(fields, NAME, session="sessionID", msisdn="msisdn", user="userID", first="newSession",
+                                 data="userData", network="network")
 
 
 def _echo(fields: Mapping | None) -> dict:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ussd_app.core import msisdn as msisdns
 from ussd_app.core.errors import BadRequest
 from ussd_app.gateways import wire
 from ussd_app.ussd.types import Hop, Reply
@@ -34,17 +33,8 @@ def read(body: bytes) -> dict:
 
 
 def parse(fields: Mapping) -> Hop:
-    session_id = wire.session_id(fields, "SESSIONID")
-    phone = msisdns.normalize(wire.text(fields, "MSISDN"), "MSISDN")
-    wire.text(fields, "USERID")
-    first = wire.flag(fields, "MSGTYPE")
-    data = wire.text(fields, "USERDATA", required=False)
-    network = wire.text(fields, "NETWORK", required=False) or None
-    if first:
-        return Hop(session_id=session_id, msisdn=phone, service_code=wire.service_code(data),
-                   inputs=wire.typed_ahead(data), new=True, dialect=NAME, network=network)
-    return Hop(session_id=session_id, msisdn=phone, inputs=(data,), new=False, dialect=NAME,
-               network=network)
+    return wire.latest_input_hop(fields, NAME, session="SESSIONID", msisdn="MSISDN", user="USERID", first="MSGTYPE",
+                                 data="USERDATA", network="NETWORK")
 
 
 def _echo(fields: Mapping | None) -> dict:

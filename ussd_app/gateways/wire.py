@@ -7,7 +7,9 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from ussd_app.core import msisdn as msisdns
 from ussd_app.core.errors import BadRequest
+from ussd_app.ussd.types import Hop
 
 MAX_SESSION_ID = 128
 MAX_INPUT = 200  # a gateway's own limit on what one hop carries
@@ -90,3 +92,20 @@ def json_object(body: bytes) -> dict:
 
 def json_reply(data: dict) -> str:
     return json.dumps(data, ensure_ascii=False)
+
+
+def latest_input_hop(fields: Mapping[str, Any], dialect: str, *, session: str, msisdn: str,
+                     user: str, first: str, data: str, network: str) -> Hop:
+    """The hop of a gateway that flags the first hop (whose data is the dialled
+    string) and then sends the latest input only (Nalo, Arkesel), each field
+    under the name the gateway gives it."""
+    sid = session_id(fields, session)
+    phone = msisdns.normalize(text(fields, msisdn), msisdn)
+    text(fields, user)
+    new = flag(fields, first)
+    typed = text(fields, data, required=False)
+    net = text(fields, network, required=False) or None
+    if new:
+        return Hop(session_id=sid, msisdn=phone, service_code=service_code(typed),
+                   inputs=typed_ahead(typed), new=True, dialect=dialect, network=net)
+    return Hop(session_id=sid, msisdn=phone, inputs=(typed,), new=False, dialect=dialect, network=net)
