@@ -76,6 +76,11 @@ def app(config, redis_url):
     yield app
     r.flushdb()
     r.close()
+    # The app's connections are closed now: left to the garbage collector (the
+    # services hold a cycle), a socket may be finalized before the connection
+    # that would close it (a ResourceWarning, an error here).
+    app.extensions["ussd"].r.close()
+    app.extensions["ussd"].raw.close()
 
 
 @pytest.fixture
