@@ -102,6 +102,11 @@ def app(config):
     yield app
     for url in urls:
         flush(url)
+    # The app's connections are closed now: left to the garbage collector (the
+    # services hold a cycle), a socket may be finalized before the connection
+    # that would close it (a ResourceWarning, an error here).
+    app.extensions["ussd"].r.close()
+    app.extensions["ussd"].raw.close()
 
 
 @pytest.fixture

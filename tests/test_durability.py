@@ -7,6 +7,7 @@ import time
 import pytest
 import redis
 
+from test_store import close
 from ussd_app import create_app
 from ussd_app.core import store
 from ussd_app.core.errors import ConfigError
@@ -24,19 +25,33 @@ def own_redis(tmp_path, free_port):
             [shutil.which("redis-server"), "--port", str(free_port), "--bind", "127.0.0.1",
              "--dir", str(tmp_path), *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         url = f"redis://127.0.0.1:{free_port}/0"
-        client = redis.Redis.from_url(url)
-        for _ in range(200):
-            try:
-                client.ping()
-                return url
-            except redis.ConnectionError:
-                time.sleep(0.02)
+        with redis.Redis.from_url(url) as client:
+            for _ in range(200):
+                try:
+                    client.ping()
+                    return url
+                except redis.ConnectionError:
+                    time.sleep(0.02)
         raise AssertionError("redis-server did not start")
 
     yield start
     for p in procs:
         p.terminate()
         p.wait(10)
+
+
+@pytest.fixture
+def build():
+    """create_app, each app's connections closed after the test."""
+    apps = []
+
+    def make(config: dict | None = None):
+        apps.append(create_app(config))
+        return apps[-1]
+
+    yield make
+    for app in apps:
+        close(app)
 
 
 def production(url: str, **more) -> dict:
@@ -49,8 +64,8 @@ def production(url: str, **more) -> dict:
     (("--appendonly", "no", "--save", "3600 1"), "rdb"),
     (("--appendonly", "no", "--save", ""), "none"),
 ])
-def test_readiness_says_how_redis_keeps_data(own_redis, args, kept):
-    app = create_app({"REDIS_URL": own_redis(*args), "USSD_APP_ENV": "test"})
+def test_readiness_says_how_redis_keeps_data(own_redis, build, args, kept):
+    app = build({"REDIS_URL": own_redis(*args), "USSD_APP_ENV": "test"})
     resp = app.test_client().get("/readyz")
     assert (resp.status_code, resp.get_json()) == (200, {"status": "ok", "redis": "ok", "persistence": kept})
 
@@ -58,47 +73,47 @@ def test_readiness_says_how_redis_keeps_data(own_redis, args, kept):
 def test_without_config_a_snapshot_since_start_counts_as_rdb(own_redis):
     """Managed Redis often disables CONFIG: INFO alone must do."""
     url = own_redis("--appendonly", "no", "--save", "3600 1", "--rename-command", "CONFIG", "")
-    r = redis.Redis.from_url(url)
-    assert store.persistence(r) == "none"  # nothing says it snapshots yet
-    time.sleep(1.1)  # a save in the server's first second looks like its start
-    r.bgsave()
-    while r.info("persistence")["rdb_bgsave_in_progress"]:
-        time.sleep(0.02)
-    assert store.persistence(r) == "rdb"
+    with redis.Redis.from_url(url) as r:
+        assert store.persistence(r) == "none"  # nothing says it snapshots yet
+        time.sleep(1.1)  # a save in the server's first second looks like its start
+        r.bgsave()
+        while r.info("persistence")["rdb_bgsave_in_progress"]:
+            time.sleep(0.02)
+        assert store.persistence(r) == "rdb"
 
 
-def test_readiness_fails_without_redis(free_port, monkeypatch):
+def test_readiness_fails_without_redis(free_port, monkeypatch, build):
     monkeypatch.setattr(store, "PATIENCE", 0.2)
-    app = create_app({"REDIS_URL": f"redis://127.0.0.1:{free_port}/0", "USSD_APP_ENV": "test"})
+    app = build({"REDIS_URL": f"redis://127.0.0.1:{free_port}/0", "USSD_APP_ENV": "test"})
     resp = app.test_client().get("/readyz")
     assert resp.status_code == 503
     assert resp.get_json() == {"status": "unavailable", "redis": "unavailable", "error": "redis: ConnectionError"}
 
 
-def test_production_refuses_a_redis_that_keeps_nothing(own_redis):
+def test_production_refuses_a_redis_that_keeps_nothing(own_redis, build):
     url = own_redis("--appendonly", "no", "--save", "")
     with pytest.raises(ConfigError, match="ALLOW_VOLATILE_REDIS=1") as e:
-        create_app(production(url))
+        build(production(url))
     assert "appendonly yes" in str(e.value) and "127.0.0.1" in str(e.value)
-    assert create_app(production(url, ALLOW_VOLATILE_REDIS=True)).extensions["ussd"].config.production
+    assert build(production(url, ALLOW_VOLATILE_REDIS=True)).extensions["ussd"].config.production
 
 
-def test_production_starts_on_an_append_only_redis(own_redis):
+def test_production_starts_on_an_append_only_redis(own_redis, build):
     url = own_redis("--appendonly", "yes", "--save", "")
-    assert create_app(production(url)).test_client().get("/readyz").get_json()["persistence"] == "aof"
+    assert build(production(url)).test_client().get("/readyz").get_json()["persistence"] == "aof"
 
 
-def test_production_says_so_when_redis_cannot_be_reached(free_port, monkeypatch):
+def test_production_says_so_when_redis_cannot_be_reached(free_port, monkeypatch, build):
     monkeypatch.setattr(store, "PATIENCE", 0.2)
     url = f"redis://:secret@127.0.0.1:{free_port}/0"
     with pytest.raises(ConfigError, match=f"Redis at 127.0.0.1:{free_port} .REDIS_URL. did not answer") as e:
-        create_app(production(url))
+        build(production(url))
     assert "secret" not in str(e.value)
 
 
-def test_the_volatile_switch_is_read_from_the_environment(monkeypatch, own_redis):
+def test_the_volatile_switch_is_read_from_the_environment(monkeypatch, own_redis, build):
     url = own_redis("--appendonly", "no", "--save", "")
     for name, value in production(url).items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("ALLOW_VOLATILE_REDIS", "1")
-    assert create_app().extensions["ussd"].config.ALLOW_VOLATILE_REDIS is True
+    assert build().extensions["ussd"].config.ALLOW_VOLATILE_REDIS is True

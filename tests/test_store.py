@@ -13,7 +13,7 @@ from ussd_app.core import cluster, store
 
 
 def idle(r) -> list:
-    return list(r.connection_pool.__dict__.get("roundtrip_idle", ()))
+    return list(store._idle.get(r.connection_pool, ()))
 
 
 def test_roundtrip_puts_its_connection_back_for_the_next(redis_url):
@@ -151,6 +151,7 @@ def test_roundtrip_waits_out_a_redis_restart(tmp_path, free_port):
         assert store.roundtrip(r, ("GET", "ussd:test:restart")) == ["1"]
         assert r.get("ussd:test:restart") == "1"  # the client's own commands too
     finally:
+        r.close()
         server.stop()
 
 
@@ -187,11 +188,20 @@ def test_a_thread_per_request_server_holds_few_connections(config, redis_url):
                                                       "phoneNumber": "081234567890", "text": text})
                 assert resp.status_code == 200 and resp.text[:4] in ("CON ", "END ")
                 hops += 1
-        clients = [c for c in redis.Redis.from_url(redis_url).client_list() if c["name"] == name]
+        with redis.Redis.from_url(redis_url) as admin:
+            clients = [c for c in admin.client_list() if c["name"] == name]
         assert len(clients) <= 4, f"{len(clients)} Redis connections after {hops} hops"
     finally:
         server.shutdown()
+        server.server_close()
         http.close()
+        close(app)
+
+
+def close(app) -> None:
+    """Close an app's Redis connections now (see the ``app`` fixture)."""
+    app.extensions["ussd"].r.close()
+    app.extensions["ussd"].raw.close()
 
 
 class RedisProcess:
@@ -205,20 +215,21 @@ class RedisProcess:
 
     def start(self) -> None:
         self.proc = subprocess.Popen(self.argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        client = redis.Redis.from_url(self.url)
-        for _ in range(200):
-            try:
-                client.ping()
-                return
-            except redis.ConnectionError:
-                time.sleep(0.02)
+        with redis.Redis.from_url(self.url) as client:
+            for _ in range(200):
+                try:
+                    client.ping()
+                    return
+                except redis.ConnectionError:
+                    time.sleep(0.02)
         raise AssertionError("redis-server did not start")
 
     def restart_after(self, seconds: float) -> None:
-        try:
-            redis.Redis.from_url(self.url).shutdown()
-        except redis.ConnectionError:
-            pass
+        with redis.Redis.from_url(self.url) as client:
+            try:
+                client.shutdown()
+            except redis.ConnectionError:
+                pass
         self.proc.wait(10)
         threading.Timer(seconds, self.start).start()
 

@@ -8,7 +8,7 @@ from redis.backoff import NoBackoff
 from ussd_app import create_app, jobs
 from ussd_app.core import keys
 
-from test_store import RedisProcess
+from test_store import RedisProcess, close
 
 
 def test_the_rq_worker_starts_again_after_losing_redis(services, monkeypatch):
@@ -38,14 +38,16 @@ def test_a_burst_worker_is_not_started_again(services, monkeypatch):
 
 def test_the_worker_waits_out_a_redis_restart(tmp_path, free_port):
     server = RedisProcess(tmp_path, free_port)
+    app = create_app({"REDIS_URL": server.url, "USSD_APP_ENV": "test"})
     try:
-        services = create_app({"REDIS_URL": server.url, "USSD_APP_ENV": "test"}).extensions["ussd"]
+        services = app.extensions["ussd"]
         jobs.be_patient(services)
         services.r.set("ussd:test:worker", "1")
         server.restart_after(1.5)  # longer than the web's patience, shorter than the worker's
         assert services.r.get("ussd:test:worker") == "1"
         assert services.raw.get("ussd:test:worker") == b"1"
     finally:
+        close(app)
         server.stop()
 
 
@@ -54,8 +56,9 @@ def test_housekeeping_carries_on_after_a_redis_restart(tmp_path, free_port):
     restart waits it out and does its work (the worker's own restart after a
     lost Redis: test_the_worker_waits_out_a_redis_restart, tests/faults)."""
     server = RedisProcess(tmp_path, free_port)
+    app = create_app({"REDIS_URL": server.url, "USSD_APP_ENV": "test"})
     try:
-        services = create_app({"REDIS_URL": server.url, "USSD_APP_ENV": "test"}).extensions["ussd"]
+        services = app.extensions["ussd"]
         jobs.be_patient(services)
         # Left by a crash long ago: a marker with no redemption behind it.
         services.r.zadd(keys.PENDING_REDEMPTIONS, {"+6281234567890|r1|PULSA5": time.time() - 3600})
@@ -64,4 +67,5 @@ def test_housekeeping_carries_on_after_a_redis_restart(tmp_path, free_port):
         jobs.housekeeping(services, every=3600)
         assert services.r.zcard(keys.PENDING_REDEMPTIONS) == 0, "housekeeping stopped with Redis"
     finally:
+        close(app)
         server.stop()

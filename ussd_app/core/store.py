@@ -173,6 +173,13 @@ class Kept:
         return data
 
 
+# Per pool, the connections it lent roundtrip() that no round trip is using now.
+# Kept for the process's life, as its pools are (one per Services): a pool that
+# went away with its connections would leave their sockets to the garbage
+# collector, which closes them in no set order (ResourceWarning).
+_idle: dict[Any, deque] = {}
+
+
 @metrics.timed_redis
 def roundtrip(r: redis.Redis, *commands: tuple) -> list:
     """The replies to ``commands``, sent in one write on one connection.
@@ -181,8 +188,8 @@ def roundtrip(r: redis.Redis, *commands: tuple) -> list:
     (reads, a SET of a whole document, scripts that act once per id):
     redis-py's own connection without the client, pipeline and pool layers
     around it, and without its reply callbacks (HGETALL answers a flat list:
-    :func:`pairs`). The connection is borrowed from a list of idle ones kept
-    on the pool, and put back after the replies are read: a pop and an append
+    :func:`pairs`). The connection is borrowed from the pool's idle ones
+    (:data:`_idle`), and put back after the replies are read: a pop and an append
     instead of the pool's lending checks (a third of a round trip's
     instructions, bench/hop_cost.py), and never more connections than
     round trips at once, under any server (a thread per request included).
@@ -201,9 +208,9 @@ def roundtrip(r: redis.Redis, *commands: tuple) -> list:
         if routed is not None:
             return routed
     pool = r.connection_pool
-    idle = pool.__dict__.get("roundtrip_idle")
+    idle = _idle.get(pool)
     if idle is None:
-        idle = pool.__dict__.setdefault("roundtrip_idle", deque())
+        idle = _idle.setdefault(pool, deque())
     try:
         conn = idle.pop()
         if conn.pid != os.getpid():  # a forked child's copy of its parent's
