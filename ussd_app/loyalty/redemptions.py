@@ -130,7 +130,7 @@ rec.status, rec.settled_at = 'done', tonumber(ARGV[2])
 rec[ARGV[3]] = ARGV[4]
 redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(rec))
 return 1
-""")
+""", durable=True)
 
 # KEYS[1] redemptions   ARGV[1] redemption id  ARGV[2] now  ARGV[3] reason
 # A pending redemption whose outcome stayed unknown: a person settles it.
@@ -142,7 +142,7 @@ if rec.status ~= 'pending' then return 0 end
 rec.status, rec.reason, rec.review_at = 'needs_review', ARGV[3], tonumber(ARGV[2])
 redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(rec))
 return 1
-""")
+""", durable=True)
 
 
 FULFIL_JOB = "ussd_app.loyalty.fulfilment.fulfil"  # by name: fulfilment builds on this module

@@ -251,7 +251,7 @@ for i = 1, #ARGV, 2 do
   end
 end
 return {added, dup, redis.call('LLEN', KEYS[1])}
-""")
+""", durable=True)
 
 
 def voucher_codes(codes, field: str = "codes") -> list[str]:
@@ -327,7 +327,7 @@ if ARGV[2] == 'released' then
   end
 end
 return 1
-""")
+""", durable=True)
 
 
 def hold_codes(reward: Reward) -> str:
