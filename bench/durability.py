@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -25,29 +24,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench.run import free_port  # noqa: E402  (run as a script: the package is on ROOT)
+from bench.run import start_redis  # noqa: E402  (run as a script: the package is on ROOT)
 
 POLICIES = {
     "no AOF (save \"\")": ["--appendonly", "no"],
     "AOF everysec": ["--appendonly", "yes", "--appendfsync", "everysec"],
     "AOF always": ["--appendonly", "yes", "--appendfsync", "always"],
 }
-
-
-def start_redis(args: list[str], where: str) -> tuple[subprocess.Popen, str]:
-    import redis
-
-    port = free_port()
-    proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                             "--dir", where, *args], stdout=subprocess.DEVNULL)
-    url = f"redis://127.0.0.1:{port}/0"
-    for _ in range(200):
-        try:
-            redis.Redis.from_url(url).ping()
-            return proc, url
-        except redis.ConnectionError:
-            time.sleep(0.05)
-    raise SystemExit("redis-server did not start")
 
 
 def measure(url: str, threads: int, seconds: float) -> dict:
@@ -96,7 +79,7 @@ def main() -> None:
     for round_ in range(args.rounds):
         for name, flags in POLICIES.items():
             with tempfile.TemporaryDirectory(dir=args.dir) as where:
-                proc, url = start_redis(flags, where)
+                proc, url = start_redis(where, *flags)
                 try:
                     for n in counts:
                         rows.setdefault((name, n), []).append(measure(url, n, args.seconds))

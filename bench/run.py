@@ -87,12 +87,14 @@ def node_peer() -> bool:
     return True
 
 
-def start_redis(tmp: str) -> tuple[subprocess.Popen, str]:
+def start_redis(tmp: str, *args: str) -> tuple[subprocess.Popen, str]:
+    """A redis-server on a free loopback port in ``tmp`` (no persistence unless
+    ``args`` ask for it, e.g. ``--appendonly yes``); its process and URL."""
     port = free_port()
     proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                             "--appendonly", "no", "--dir", tmp], stdout=subprocess.DEVNULL)
+                             "--appendonly", "no", "--dir", tmp, *args], stdout=subprocess.DEVNULL)
     url = f"redis://127.0.0.1:{port}/0"
-    for _ in range(100):
+    for _ in range(200):
         try:
             redis.Redis.from_url(url).ping()
             return proc, url
