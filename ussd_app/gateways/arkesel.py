@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ussd_app.core.errors import BadRequest
 from ussd_app.gateways import wire
 from ussd_app.ussd.types import Hop, Reply
 
@@ -64,10 +63,4 @@ def encode(session_id: str, msisdn: str, service_code: str, history: list[str],
 
 
 def decode(status: int, content_type: str, body: str) -> tuple[str, bool]:
-    try:
-        data = wire.json_object(body.encode())
-    except BadRequest:
-        return body, True
-    if status != 200:
-        return str(data.get("error") or data.get("message") or body), True
-    return str(data.get("message", "")), data.get("continueSession") is not True
+    return wire.json_decode(status, body, "message", lambda data: data.get("continueSession") is True)

@@ -85,10 +85,4 @@ def encode(session_id: str, msisdn: str, service_code: str, history: list[str],
 
 
 def decode(status: int, content_type: str, body: str) -> tuple[str, bool]:
-    try:
-        data = wire.json_object(body.encode())
-    except BadRequest:
-        return body, True
-    if status != 200:
-        return str(data.get("error") or data.get("Message") or body), True
-    return str(data.get("Message", "")), data.get("Type") != "Response"
+    return wire.json_decode(status, body, "Message", lambda data: data.get("Type") == "Response")

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ussd_app.core.errors import BadRequest
 from ussd_app.gateways import wire
 from ussd_app.ussd.types import Hop, Reply
 
@@ -65,10 +64,4 @@ def encode(session_id: str, msisdn: str, service_code: str, history: list[str],
 
 
 def decode(status: int, content_type: str, body: str) -> tuple[str, bool]:
-    try:
-        data = wire.json_object(body.encode())
-    except BadRequest:
-        return body, True
-    if status != 200:
-        return str(data.get("error") or data.get("MSG") or body), True
-    return str(data.get("MSG", "")), data.get("MSGTYPE") is not True
+    return wire.json_decode(status, body, "MSG", lambda data: data.get("MSGTYPE") is True)

@@ -109,3 +109,15 @@ def latest_input_hop(fields: Mapping[str, Any], dialect: str, *, session: str, m
         return Hop(session_id=sid, msisdn=phone, service_code=service_code(typed),
                    inputs=typed_ahead(typed), new=True, dialect=dialect, network=net)
     return Hop(session_id=sid, msisdn=phone, inputs=(typed,), new=False, dialect=dialect, network=net)
+
+
+def json_decode(status: int, body: str, message: str, continues) -> tuple[str, bool]:
+    """A JSON dialect's reply as the phone shows it: the text under ``message``
+    (or the error), and whether it ends the session (``continues(data)`` false)."""
+    try:
+        data = json_object(body.encode())
+    except BadRequest:
+        return body, True
+    if status != 200:
+        return str(data.get("error") or data.get(message) or body), True
+    return str(data.get(message, "")), not continues(data)
