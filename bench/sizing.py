@@ -403,8 +403,14 @@ def main() -> None:
     ap.add_argument("--offers", type=int, default=100_000)
     ap.add_argument("--sessions", type=int, default=40, help="sessions per measured round")
     ap.add_argument("--rounds", type=int, default=10)
+    ap.add_argument("--results", help="a JSON file: steps measured before are read from it, "
+                                      "the new ones added (the model needs memory and ops)")
     args = ap.parse_args()
     found: dict = {}
+    if args.results and Path(args.results).exists():
+        found = json.loads(Path(args.results).read_text())
+        if "ops" in found:
+            found["ops"] = {tuple(k.split("|")): v for k, v in found["ops"].items()}
     if "memory" in args.steps:
         found["memory"] = {}
         for profile in PROFILES:
@@ -462,6 +468,10 @@ def main() -> None:
                                   f"(1M extrapolated: {1e6 / v['per_s']:,.0f} s)")
             finally:
                 proc.terminate()
+    if args.results:
+        Path(args.results).write_text(json.dumps(
+            {**found, **({"ops": {"|".join(k): v for k, v in found["ops"].items()}} if "ops" in found else {})},
+            indent=1))
     if "memory" in found and "ops" in found:
         print("\n## sizing model\n" + "\n".join(model(found["memory"], found["ops"])))
 

@@ -117,3 +117,10 @@ def test_too_few_replicas_is_an_error_not_a_confirmation(redis_url, replica):
         DURABLE(r, ["ussd:test:x"], [])
     assert PLAIN(r, ["ussd:test:y"], []) == 1  # not money-like: no WAIT
     assert store.connect(redis_url).get("ussd:test:x") == "1"  # written on the primary all the same
+
+
+def test_a_batch_waits_after_its_durable_scripts_too(redis_url, replica):
+    r = store.connect(redis_url, wait_replicas=2, wait_timeout_ms=20)
+    assert store.batch(r, [PLAIN.command(["ussd:test:b1"], []), PLAIN.command(["ussd:test:b2"], [])]) == [1, 1]
+    with pytest.raises(cluster.NotReplicated):
+        store.batch(r, [PLAIN.command(["ussd:test:b1"], []), DURABLE.command(["ussd:test:b2"], [])])
