@@ -227,12 +227,9 @@ def _name(command) -> str:
     return (name.decode() if isinstance(name, bytes) else name).upper()
 
 
-def _slot(command) -> int | None:
-    name = _name(command)
+def _slot(command, name: str) -> int | None:
     if name in ("EVALSHA", "EVAL"):
         key = command[3] if int(command[2]) else None
-    elif name in KEYLESS:
-        return None
     else:
         key = command[1]
     if key is None:
@@ -240,16 +237,35 @@ def _slot(command) -> int | None:
     return key_slot(key if isinstance(key, bytes) else str(key).encode())
 
 
+def _node(r: RedisCluster, slot: int | None) -> ClusterNode:
+    """The primary serving ``slot`` (None: any). redis-py's own lookup sits
+    behind a deprecation wrapper that costs more than the rest of a call's
+    routing: its slot map is read directly unless a MOVED reply is pending."""
+    if slot is None:
+        return r.get_default_node()
+    manager = r.nodes_manager
+    if getattr(manager, "_moved_exception", True) is None:
+        nodes = manager.slots_cache.get(slot)
+        if nodes:
+            return nodes[0]
+    return manager.get_node_from_slot(slot)
+
+
 def _groups(r: RedisCluster, commands, independent: bool = False
             ) -> list[tuple[ClusterNode, list[int]]]:
     """(node, indexes of its commands) in the order to send them: one group
     per node for reads or ``independent`` commands, else runs of one node."""
-    nodes, slot = [], None
+    slots, names, slot = [], [], None
     for command in commands:
-        slot = _slot(command) if _name(command) not in KEYLESS else slot
-        nodes.append(r.get_default_node() if slot is None
-                     else r.nodes_manager.get_node_from_slot(slot))
-    reads = independent or all(_name(c) in READS for c in commands)
+        name = _name(command)
+        if name not in KEYLESS:
+            slot = _slot(command, name)
+        slots.append(slot)
+        names.append(name)
+    if slots.count(slots[0]) == len(slots):  # one slot (a hop's own work): one group
+        return [(_node(r, slots[0]), list(range(len(commands))))]
+    nodes = [_node(r, s) for s in slots]
+    reads = independent or all(name in READS for name in names)
     groups: list[tuple[ClusterNode, list[int]]] = []
     for i, node in enumerate(nodes):
         same = ([g for g in groups if g[0] is node] if reads
@@ -305,8 +321,8 @@ def _one_by_one(r: RedisCluster, commands) -> list:
             replies.append(r.execute_command(*command, target_nodes=node) if node else
                            r.execute_command(*command))
             continue
-        slot = _slot(command)
-        node = r.nodes_manager.get_node_from_slot(slot) if slot is not None else None
+        slot = _slot(command, _name(command))
+        node = _node(r, slot) if slot is not None else None
         try:
             replies.append(r.execute_command(*command))
         except NoScriptError:
