@@ -1,12 +1,14 @@
 """Instructions per hop, counted by valgrind (callgrind): steady where wall
 time is not (a shared machine), to about 1% between runs.
 
-    python bench/hop_cost.py [--hops 300] [--journey check|redeem|consent] [--dialect hubtel[,...]]
+    python bench/hop_cost.py [--hops 300] [--journey check|redeem|consent] [--dialect hubtel[,...]] [--cluster]
 
 Each peer handles the journey (bench/journeys.py) in-process through its WSGI app
 against a real redis-server, twice (N and 2N sessions) under callgrind; the
 difference divided by the extra hops is the cost of one hop in the app's
 process (Flask, our code, redis-py; not the server, not Redis itself).
+With --cluster, a row more: ussd-app against a 3-primary Redis Cluster (its job
+queue on the single server, as JOBS_REDIS_URL has it in production).
 """
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ WARM = 20  # sessions played before the counted ones
 PEERS = {"ussd-app": "ussd_app.wsgi:app", "ussd-app, METRICS=0": "ussd_app.wsgi:app",
          "floor (Flask+redis-py)": "bench.apps:floor", "ceiling (Flask END ok)": "bench.apps:ceiling"}
 PEER_ENV = {"ussd-app, METRICS=0": {"METRICS": "0"}}  # the hop without its metrics
+CLUSTER = "ussd-app (cluster)"  # with --cluster: on a 3-primary Redis Cluster
 
 
 def environ(session: str, caller: str, hop: tuple[str, str, str]) -> dict:
@@ -69,6 +72,8 @@ def main() -> None:
     ap.add_argument("--dialect", default="",
                     help="gateway dialects (comma separated) to count ours through, beside Africa's Talking")
     ap.add_argument("--peers", default="", help="only the peers whose name holds this (e.g. ussd-app)")
+    ap.add_argument("--cluster", action="store_true",
+                    help="ussd-app on a 3-primary Redis Cluster too (jobs on the single server)")
     ap.add_argument("--play", nargs=5, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.play:
@@ -79,13 +84,22 @@ def main() -> None:
     for dialect in filter(None, args.dialect.split(",")):
         peers = {"ussd-app": PEERS["ussd-app"], f"ussd-app ({dialect})": f"{PEERS['ussd-app']}@{dialect}",
                  **{k: v for k, v in peers.items() if k != "ussd-app"}}
+    if args.cluster:
+        peers = {"ussd-app": PEERS["ussd-app"], CLUSTER: PEERS["ussd-app"],
+                 **{k: v for k, v in peers.items() if k != "ussd-app"}}
+    from bench.redis_cluster import LocalCluster
     from bench.run import seed, start_redis
 
     with tempfile.TemporaryDirectory() as tmp:
         proc, url = start_redis(tmp)
+        cluster = LocalCluster(Path(tmp) / "cluster") if args.cluster else None
         try:
             seed(url)
             env = {**os.environ, "REDIS_URL": url, "LOG_LEVEL": "WARNING", "PYTHONPATH": str(ROOT)}
+            if cluster:
+                cluster.start()
+                seed(cluster.url)
+                PEER_ENV[CLUSTER] = {"REDIS_URL": cluster.url, "JOBS_REDIS_URL": url}
             per_session = len(JOURNEYS[args.journey])
             n = max(1, args.hops // per_session)
             # Every session is a new subscriber's (a consent takes the offer).
@@ -94,6 +108,8 @@ def main() -> None:
                            - count(t, args.journey, next(firsts), n, {**env, **PEER_ENV.get(name, {})}))
                     / (n * per_session) for name, t in peers.items() if args.peers in name}
         finally:
+            if cluster:
+                cluster.stop()
             proc.terminate()
     floor = rows.get("floor (Flask+redis-py)")
     print(f"{args.journey} journey, instructions per hop in the app process ({n * per_session} hops)")

@@ -212,15 +212,20 @@ def memory(profile: str, k: int, n: int, months: int, retention_days: int) -> di
                 base_c = used_memory(nodes)
                 copy(raw, target, firsts, others)
                 kept_cluster = (used_memory(nodes) - base_c) / n
-            session = len(json.dumps({"id": uuid.uuid4().hex, "msisdn": firsts[0], "state": "rewards.confirm",
-                                      "history": ["main", "rewards", "rewards.list"], "data": {"reward": "X"}}))
+            from ussd_app.ussd import sessions  # a session on a confirmation screen, as a hop leaves it
+            live = sessions.Session(id=uuid.uuid4().hex, msisdn=firsts[0], state="rewards.confirm",
+                                    history=["main", "rewards", "rewards.list", "rewards.detail"],
+                                    data={"reward": "VOUCHER5", "qty": 1}, last_text="2*5*1*1",
+                                    last_reply="x" * 150, hops=5)
+            sessions.save(r, live, 180)
+            session = r.memory_usage(keys.session(live.msisdn, live.id), samples=0)
         finally:
             proc.terminate()
     return {"profile": profile, "k": k, "n": n, "months": months, "bytes_full": full, "bytes_kept": kept,
             "bytes_kept_cluster": kept_cluster,
             "kinds_full": kinds_full, "kinds_kept": kinds_kept, "ledger_full": ledger_full,
             "ledger_kept": ledger_kept, "archive_s": archive_s, "archived": counts,
-            "session_bytes": session + 100}
+            "session_bytes": session}
 
 
 # -- ops per hop --------------------------------------------------------------------
@@ -343,7 +348,7 @@ def hops_per_s(apps: dict, urls: dict, rounds: int, sessions: int, idle: dict) -
 
 
 # -- offer sending --------------------------------------------------------------------
-def offers(url: str, jobs: str, n: int, cluster: bool) -> dict:
+def offers(url: str, jobs: str, n: int) -> dict:
     from bench.offers import generate
     from ussd_app import create_app, demo
     from ussd_app.offers import campaigns, sending
@@ -403,8 +408,14 @@ def main() -> None:
     ap.add_argument("--offers", type=int, default=100_000)
     ap.add_argument("--sessions", type=int, default=40, help="sessions per measured round")
     ap.add_argument("--rounds", type=int, default=10)
+    ap.add_argument("--results", help="a JSON file: steps measured before are read from it, "
+                                      "the new ones added (the model needs memory and ops)")
     args = ap.parse_args()
     found: dict = {}
+    if args.results and Path(args.results).exists():
+        found = json.loads(Path(args.results).read_text())
+        if "ops" in found:
+            found["ops"] = {tuple(k.split("|")): v for k, v in found["ops"].items()}
     if "memory" in args.steps:
         found["memory"] = {}
         for profile in PROFILES:
@@ -454,14 +465,18 @@ def main() -> None:
                             redis.Redis.from_url(u).flushall()
                     if "offers" in args.steps:
                         sent = found["offers"] = {
-                            "one server": offers(single, single, args.offers, False),
-                            "cluster": offers(cluster.url, single, args.offers, True)}
+                            "one server": offers(single, single, args.offers),
+                            "cluster": offers(cluster.url, single, args.offers)}
                         print(f"\n## offer sending to {args.offers:,} eligible subscribers")
                         for name, v in sent.items():
                             print(f"{name:12} {v['seconds']:7.1f} s  {v['per_s']:8,.0f} offers/s  "
                                   f"(1M extrapolated: {1e6 / v['per_s']:,.0f} s)")
             finally:
                 proc.terminate()
+    if args.results:
+        Path(args.results).write_text(json.dumps(
+            {**found, **({"ops": {"|".join(k): v for k, v in found["ops"].items()}} if "ops" in found else {})},
+            indent=1))
     if "memory" in found and "ops" in found:
         print("\n## sizing model\n" + "\n".join(model(found["memory"], found["ops"])))
 

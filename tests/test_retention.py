@@ -7,7 +7,7 @@ import math
 import pytest
 from click.testing import CliRunner
 
-from ussd_app import cli, retention
+from ussd_app import cli, jobs, retention
 from ussd_app.core import archive, formats, keys
 from ussd_app.loyalty import points, redemptions, rewards
 
@@ -148,8 +148,10 @@ def test_the_command_reports_what_it_archived(services, history, monkeypatch, re
 
 
 def test_the_worker_archives_once_a_day(services, history, clock):
-    assert retention.due(services)
-    retention.run(services)
+    jobs.housekeeping(services)  # the worker's round (an rq job)
+    assert services.r.llen(keys.ledger(M)) == 1  # archived by the round
     assert not retention.due(services)
+    jobs.housekeeping(services)  # the next round, the same day: nothing more
+    assert services.r.llen(keys.ledger(M)) == 1
     clock.now += DAY
     assert retention.due(services)

@@ -142,6 +142,13 @@ def test_too_few_replicas_is_an_error_not_a_confirmation(redis_url, replica):
     assert store.connect(redis_url).get("ussd:test:x") == "1"  # written on the primary all the same
 
 
+def test_a_batch_waits_after_its_durable_scripts_too(redis_url, replica):
+    r = store.connect(redis_url, wait_replicas=2, wait_timeout_ms=20)
+    assert store.batch(r, [PLAIN.command(["ussd:test:b1"], []), PLAIN.command(["ussd:test:b2"], [])]) == [1, 1]
+    with pytest.raises(cluster.NotReplicated):
+        store.batch(r, [PLAIN.command(["ussd:test:b1"], []), DURABLE.command(["ussd:test:b2"], [])])
+
+
 def test_roundtrip_waits_out_a_redis_restart(tmp_path, free_port):
     server = RedisProcess(tmp_path, free_port)
     r = store.connect(server.url)

@@ -3,7 +3,9 @@ WAIT for replicas after money-like writes (``REDIS_WAIT_REPLICAS``).
 
 :func:`store.roundtrip` hands its commands here when the client is a cluster
 or asks for replicas (:func:`routed`); otherwise it takes its own path, and
-nothing here costs it more than one dict lookup and one ``isinstance``.
+this module costs it one dict lookup (an ``isinstance`` on redis-py's
+``RedisCluster``, whose bases include a typing Protocol, cost ~25k
+instructions).
 
 On a cluster the commands of one call are grouped by the node serving their
 hash slot, and each group goes in one write on that node's connection,
@@ -75,8 +77,7 @@ def is_cluster_url(url: str | None) -> bool:
 
 def connect(url: str, decode: bool = True):
     """A cluster client from ``redis+cluster://[user:password@]host:port[,host:port...]``:
-    redis-py's ``RedisCluster`` with :class:`RidesOutFailover` (imported here
-    only: a single-server process never loads redis-py's cluster module)."""
+    redis-py's ``RedisCluster`` with :class:`RidesOutFailover`."""
     from redis.backoff import ExponentialWithJitterBackoff
     from redis.cluster import RedisCluster
     from redis.retry import Retry
@@ -208,18 +209,27 @@ def routed(r, commands: tuple, send) -> list | None:
     return None
 
 
+def batch(r, commands: list, send) -> list:
+    """``store.batch``: on a cluster one group per node, whatever the
+    commands; WAIT after durable scripts as :func:`routed` adds it."""
+    def independent(client, *commands):
+        if "nodes_manager" in client.__dict__:
+            return roundtrip(client, commands, send, independent=True)
+        return send(client, *commands)
+    if r.__dict__.get("wait_replicas") and _unwaited(commands):
+        return _waited(r, commands, independent)
+    return independent(r, *commands)
+
+
 # -- the cluster branch of store.roundtrip -------------------------------------------
 def _name(command) -> str:
     name = command[0]
     return (name.decode() if isinstance(name, bytes) else name).upper()
 
 
-def _slot(command) -> int | None:
-    name = _name(command)
+def _slot(command, name: str) -> int | None:
     if name in ("EVALSHA", "EVAL"):
         key = command[3] if int(command[2]) else None
-    elif name in KEYLESS:
-        return None
     else:
         key = command[1]
     if key is None:
@@ -227,16 +237,35 @@ def _slot(command) -> int | None:
     return key_slot(key if isinstance(key, bytes) else str(key).encode())
 
 
+def _node(r: RedisCluster, slot: int | None) -> ClusterNode:
+    """The primary serving ``slot`` (None: any). redis-py's own lookup sits
+    behind a deprecation wrapper that costs more than the rest of a call's
+    routing: its slot map is read directly unless a MOVED reply is pending."""
+    if slot is None:
+        return r.get_default_node()
+    manager = r.nodes_manager
+    if getattr(manager, "_moved_exception", True) is None:
+        nodes = manager.slots_cache.get(slot)
+        if nodes:
+            return nodes[0]
+    return manager.get_node_from_slot(slot)
+
+
 def _groups(r: RedisCluster, commands, independent: bool = False
             ) -> list[tuple[ClusterNode, list[int]]]:
     """(node, indexes of its commands) in the order to send them: one group
     per node for reads or ``independent`` commands, else runs of one node."""
-    nodes, slot = [], None
+    slots, names, slot = [], [], None
     for command in commands:
-        slot = _slot(command) if _name(command) not in KEYLESS else slot
-        nodes.append(r.get_default_node() if slot is None
-                     else r.nodes_manager.get_node_from_slot(slot))
-    reads = independent or all(_name(c) in READS for c in commands)
+        name = _name(command)
+        if name not in KEYLESS:
+            slot = _slot(command, name)
+        slots.append(slot)
+        names.append(name)
+    if slots.count(slots[0]) == len(slots):  # one slot (a hop's own work): one group
+        return [(_node(r, slots[0]), list(range(len(commands))))]
+    nodes = [_node(r, s) for s in slots]
+    reads = independent or all(name in READS for name in names)
     groups: list[tuple[ClusterNode, list[int]]] = []
     for i, node in enumerate(nodes):
         same = ([g for g in groups if g[0] is node] if reads
@@ -292,8 +321,8 @@ def _one_by_one(r: RedisCluster, commands) -> list:
             replies.append(r.execute_command(*command, target_nodes=node) if node else
                            r.execute_command(*command))
             continue
-        slot = _slot(command)
-        node = r.nodes_manager.get_node_from_slot(slot) if slot is not None else None
+        slot = _slot(command, _name(command))
+        node = _node(r, slot) if slot is not None else None
         try:
             replies.append(r.execute_command(*command))
         except NoScriptError:

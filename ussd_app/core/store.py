@@ -239,8 +239,8 @@ def batch(r: redis.Redis, commands: list) -> list:
     its order across nodes."""
     if not commands:
         return []
-    if cluster.ROUTED in r.__dict__ and "nodes_manager" in r.__dict__:
-        return cluster.roundtrip(r, commands, roundtrip, independent=True)
+    if cluster.ROUTED in r.__dict__:
+        return cluster.batch(r, commands, roundtrip)
     return roundtrip(r, *commands)
 
 
