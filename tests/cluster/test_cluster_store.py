@@ -76,3 +76,17 @@ def test_a_batch_of_independent_writes_is_one_round_trip_per_node(services, send
     replies = store.batch(services.r, [("INCR", k) for k in keys_])
     assert replies == [1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 4, 4]
     assert sorted(len(names) for _, names in sends) == [4, 4, 4]
+
+
+def test_a_patient_cluster_client_still_answers(services):
+    """The worker makes its clients patient (60 s for a lost node). redis-py's
+    cluster client runs a command ``1 + retries`` times: a retry bounded by
+    time (retries=-1) there ran none and every command answered None."""
+    from ussd_app import jobs
+    jobs.be_patient(services)
+    assert services.r.patience == jobs.WORKER_PATIENCE
+    assert services.r.zrangebyscore(keys.PENDING_REDEMPTIONS, "-inf", "+inf") == []
+    assert services.r.set("ussd:test:patient", "1") is True
+    assert store.roundtrip(services.r, ("GET", "ussd:test:patient")) == ["1"]
+    assert services.raw.get("ussd:test:patient") == b"1"
+    assert set(jobs.housekeeping(services)) >= {"lead_pushes"}  # the round the worker runs

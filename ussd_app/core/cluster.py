@@ -118,6 +118,8 @@ class RidesOutFailover:
     few times at once, all within the election). Pipelines are left to
     redis-py: they serve jobs, which are retried, not hops."""
 
+    patience = FAILOVER_WAIT  # seconds; a worker waits longer (:func:`be_patient`)
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._refresh_lock = threading.Lock()
@@ -129,7 +131,7 @@ class RidesOutFailover:
             try:
                 return super().execute_command(*args, **kwargs)
             except FAILOVER_ERRORS:
-                deadline, delay = _pause(deadline, delay)
+                deadline, delay = _pause(deadline, delay, self.patience)
                 self.refresh()
 
     def refresh(self) -> None:
@@ -144,10 +146,19 @@ class RidesOutFailover:
             self._refreshed = time.monotonic()
 
 
-def _pause(deadline: float | None, delay: float) -> tuple[float, float]:
-    """Sleep before the next try; raise the error being handled once past the deadline."""
+def be_patient(r: RedisCluster, seconds: float) -> None:
+    """Let ``r``'s commands (and ``roundtrip``'s) keep trying ``seconds`` for a
+    lost node. Not redis-py's ``set_retry``: its cluster client runs a command
+    ``1 + retries`` times, so a retry bounded by time (retries=-1) would run
+    none and answer every command with None."""
+    r.patience = seconds
+
+
+def _pause(deadline: float | None, delay: float, wait: float = FAILOVER_WAIT) -> tuple[float, float]:
+    """Sleep before the next try; raise the error being handled once past the
+    deadline (``wait`` seconds after the first failure)."""
     now = time.monotonic()
-    deadline = deadline or now + FAILOVER_WAIT
+    deadline = deadline or now + wait
     if now >= deadline:
         raise
     time.sleep(min(delay, deadline - now))
@@ -302,9 +313,9 @@ def _send(r: RedisCluster, node: ClusterNode, commands, send, deadline: float | 
         except AskError as e:
             if not isinstance(e, MovedError):  # a slot moving between nodes (resharding)
                 return _one_by_one(r, commands)
-            deadline, delay = _pause(deadline, delay)
+            deadline, delay = _pause(deadline, delay, r.patience)
         except FAILOVER_ERRORS:
-            deadline, delay = _pause(deadline, delay)
+            deadline, delay = _pause(deadline, delay, r.patience)
         r.refresh()
         groups = _groups(r, commands, independent)
         if len(groups) > 1:  # the slots were split between nodes meanwhile

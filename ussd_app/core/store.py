@@ -89,7 +89,10 @@ def connect(url: str | None, decode: bool = True, wait_replicas: int = 0,
 
 def be_patient(r: redis.Redis, seconds: float) -> None:
     """Let ``r``'s commands (and :func:`roundtrip`'s) wait ``seconds`` for a lost server."""
-    r.set_retry(Patience(seconds))
+    if isinstance(r, cluster.RidesOutFailover):
+        cluster.be_patient(r, seconds)
+    else:
+        r.set_retry(Patience(seconds))
 
 
 def where(r: redis.Redis) -> str:
