@@ -316,3 +316,38 @@ def test_run_command_plays_the_scenarios_as_another_gateway(embedded):
     assert result.stdout.splitlines()[-1] == f"{len(SCENARIOS)} passed, 0 failed"
     bad = run_cli("--dialect", "smoke", "run", *map(str, SCENARIOS))
     assert bad.exit_code == 2 and "Invalid value for '--dialect'" in bad.output
+
+
+def test_the_scenarios_pass_against_a_service_whose_worker_sends_the_sms(config, processes, app):
+    """Against a live service an SMS leaves after the hop answered, from the
+    worker: the check waits for it (bounded by the client's ``sms_wait``)."""
+    from ussd_app import create_app
+    live = create_app({**config, "JOBS_SYNC": False})  # the hop only queues the SMS
+    processes.worker(**{"JOBS_REDIS_URL": config["JOBS_REDIS_URL"]} if config.get("JOBS_REDIS_URL") else {})
+    try:
+        client = sim.Client(app=live)
+        assert client.sms_wait == sim.SMS_WAIT
+        for path in SCENARIOS:
+            assert sim.play(client, schema.load_file(path), warn=lambda w: None) > 0, path
+    finally:
+        live.extensions["ussd"].r.close()
+        live.extensions["ussd"].raw.close()
+
+
+def test_an_offer_held_for_the_sending_window_is_said_in_given(config, app):
+    from ussd_app import create_app
+    closed = create_app({**config, "OFFER_SEND_WINDOW": "Mon-Sat 00:00-00:01"})
+    sent_in_a_step = schema.load_file(next(p for p in SCENARIOS if p.stem == "offer_consent_sms"))
+    offered_in_given = schema.from_data({"given": {"subscribers": {"ani": {"offers": ["kk"]}}, "campaigns": {"kk": {
+        "institution": {"id": "bank-u", "name": "Bank U"}, "product": "Kartu Kredit", "sender_id": "Rate-Kredit",
+        "code": "KK", "message": "Bank U menawarkan Kartu Kredit.", "consent_text": "Data Anda dikirim ke Bank U.",
+        "consent_version": "1"}}}, "steps": [{"dial": "ani"}]})
+    try:
+        with pytest.raises(sim.Mismatch, match="(?s)no new SMS.*held for the sending window until "
+                                               ".*OFFER_SEND_WINDOW=always"):
+            sim.play(sim.Client(app=closed), sent_in_a_step)
+        with pytest.raises(sim.Mismatch, match="given ani: campaign .* held for the sending window until "):
+            sim.play(sim.Client(app=closed), offered_in_given)
+    finally:
+        closed.extensions["ussd"].r.close()
+        closed.extensions["ussd"].raw.close()

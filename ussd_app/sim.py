@@ -24,6 +24,9 @@ def dialects() -> tuple[str, ...]:
     return tuple(DIALECTS)
 
 
+SMS_WAIT = 10.0  # seconds a scenario waits for an SMS a worker sends
+
+
 class ClientError(Exception):
     """The service could not be reached or answered nonsense: one line saying which."""
 
@@ -54,6 +57,9 @@ class Client:
             self.app = app
             self.http = app.test_client()
             self.service_code = self.services.config.USSD_SERVICE_CODE
+        # An expected SMS may come after the hop answered, from a worker: wait
+        # that long for it, unless the jobs run at once (the embedded store).
+        self.sms_wait = 0.0 if self.services and self.services.jobs.sync else SMS_WAIT
 
     @property
     def services(self):

@@ -178,6 +178,10 @@ class Given:
             sent = self.call(alias, "POST", f"/api/v1/campaigns/{cid}/offers", {"msisdns": [msisdn]})
             if sent.get("sent") != 1:
                 self.fail(alias, f"campaign {cid} was not offered: {sent}")
+            if sent.get("scheduled"):
+                self.fail(alias, f"campaign {cid}'s SMS is held for the sending window until "
+                                 f"{sent.get('send_at')}: play it within OFFER_SEND_WINDOW, or against "
+                                 "a service with OFFER_SEND_WINDOW=always")
 
     def retire(self) -> None:
         """Take this file's rewards off the catalog (best effort: the hour runs out anyway)."""

@@ -3,12 +3,15 @@
 The client is anything with ``ussd(session_id, msisdn, text, code) -> (status,
 body)``, ``sms(sender, text) -> status``, ``api(method, path, body) -> (status,
 data)``, ``outbox(msisdn) -> [message]``, ``service_code`` and, optionally,
-``end(session_id, msisdn, code, reason)`` and a settable ``dialect``.
+``end(session_id, msisdn, code, reason)``, a settable ``dialect`` and
+``sms_wait``: how long an expected SMS may take to arrive (a worker sends it
+after the hop answered; in-process on the embedded store jobs run at once: 0).
 """
 from __future__ import annotations
 
 import json
 import re
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
@@ -21,6 +24,7 @@ from ussd_app.scenarios.schema import Scenario, Step
 
 ITEM = re.compile(r"^([0-9]+) (.*)$")
 MAX_PAGES = 20
+SMS_POLL = 0.1  # seconds between looks at the outbox while an expected SMS is awaited
 
 
 class Mismatch(Exception):
@@ -86,6 +90,7 @@ class Player:
         self.text = self.body = ""
         self.hops = 0
         self.where = ""
+        self.held = None  # when an API answer held offer SMS for the sending window: until
 
     def run(self) -> int:
         """Create ``given:``, play every step; Mismatch on the first difference."""
@@ -165,6 +170,8 @@ class Player:
         if (want is not None and status != want) or (want is None and status >= 400):
             raise Mismatch(f"{self.where}: {method} {path} answered {status}{auth_hint(path, status)}"
                            f"{'' if want is None else f', expected {want}'}: {json.dumps(data)}")
+        if isinstance(data, dict) and data.get("scheduled"):  # offers held for the sending window
+            self.held = data.get("send_at")
         self.check_text(json.dumps(data, ensure_ascii=False), step)
 
     def hangup(self, step: Step) -> None:
@@ -217,20 +224,32 @@ class Player:
 
     def check_sms(self, wanted) -> None:
         fresh: dict[str, list[str]] = {}
+        deadline = time.monotonic() + getattr(self.client, "sms_wait", 0.0)
         for want in (wanted if isinstance(wanted, list) else [wanted]):
             want = want if isinstance(want, dict) else {"contains": want}
             to = self.names.msisdn(want["to"]) if want.get("to") else self.msisdn
-            if to not in fresh:
-                fresh[to] = [m["text"] for m in self.inbox.new(to)]
-            texts = fresh[to]
             contains = self.names.sub(want.get("contains", ""))
             pattern = want.get("matches")
-            if not any(contains in t and (pattern is None or re.search(self.names.regex(pattern), t))
-                       for t in texts):
+
+            def found() -> bool:
+                return any(contains in t and (pattern is None or re.search(self.names.regex(pattern), t))
+                           for t in fresh[to])
+
+            if to not in fresh:
+                fresh[to] = []
+            while True:  # a worker sends it after the hop answered: wait, bounded by sms_wait
+                fresh[to] += [m["text"] for m in self.inbox.new(to)]
+                if found() or time.monotonic() >= deadline:
+                    break
+                time.sleep(SMS_POLL)
+            if not found():
                 what = (f"containing\n    {contains!r}" if contains else "") + (
                     f"\n    matching /{pattern}/" if pattern else "")
                 raise Mismatch(f"{self.where}: expected an SMS to {to} {what.strip()}\n  got\n    "
-                               + ("\n    ".join(map(repr, texts)) or "(no new SMS)"))
+                               + ("\n    ".join(map(repr, fresh[to])) or "(no new SMS)")
+                               + (f"\n  (offer SMS are held for the sending window until {self.held}: "
+                                  "play within OFFER_SEND_WINDOW, or against a service with "
+                                  "OFFER_SEND_WINDOW=always)" if self.held else ""))
 
 
 def play(client, scenario: Scenario, limit: int = 160, warn=print, suffix: str | None = None) -> int:
