@@ -90,3 +90,44 @@ def test_a_patient_cluster_client_still_answers(services):
     assert store.roundtrip(services.r, ("GET", "ussd:test:patient")) == ["1"]
     assert services.raw.get("ussd:test:patient") == b"1"
     assert set(jobs.housekeeping(services)) >= {"lead_pushes"}  # the round the worker runs
+
+
+def callers_on_each_node(r) -> list[str]:
+    """A number per primary (its keys in a slot that primary serves)."""
+    found = {}
+    for i in range(1000):
+        m = f"+62812{i:07d}"
+        found.setdefault(r.nodes_manager.get_node_from_slot(r.keyslot(keys.profile(m))).name, m)
+        if len(found) == 3:
+            return list(found.values())
+    raise AssertionError("the numbers did not spread")
+
+
+def test_a_transaction_goes_whole_to_the_node_of_its_keys(services, sends):
+    """MULTI has no key: it goes with the command after it, EXEC with the one
+    before; a batch of accounts over every node keeps each block whole."""
+    from ussd_app.loyalty import points
+    now = services.clock()
+    callers = callers_on_each_node(services.r)
+    for i, m in enumerate(callers):
+        points.earn(services.r, m, 100 * (i + 1), "test", f"t{i}", now + 86400, now)
+    sends.clear()
+    assert points.view(services.r, callers[1], now).balance == 200  # MULTI first in the call
+    assert [names for _, names in sends] == [["MULTI", "ZRANGEBYSCORE", "HGETALL", "HMGET", "EXEC"]]
+    sends.clear()
+    reads = [c for m in callers for c in points.view_commands(m, now)]
+    replies = store.batch(services.r, reads)
+    assert [points.parse_view(replies[i]).balance for i in (4, 9, 14)] == [100, 200, 300]
+    assert sorted(names for _, names in sends) == [["MULTI", "ZRANGEBYSCORE", "HGETALL", "HMGET", "EXEC"]] * 3
+
+
+def test_a_transaction_sent_one_by_one_while_a_slot_migrates_answers_as_exec(services):
+    from ussd_app.loyalty import points
+    now = services.clock()
+    m = callers_on_each_node(services.r)[2]
+    points.earn(services.r, m, 700, "test", "t", now + 86400, now)
+    commands = points.view_commands(m, now)
+    whole = store.roundtrip(services.r, *commands)
+    one_by_one = cluster._one_by_one(services.r, commands)
+    assert one_by_one == whole == ["OK", "QUEUED", "QUEUED", "QUEUED", whole[-1]]
+    assert points.parse_view(one_by_one[-1]).balance == 700
