@@ -98,7 +98,7 @@ def main() -> None:
             env = {**os.environ, "REDIS_URL": url, "LOG_LEVEL": "WARNING", "PYTHONPATH": str(ROOT)}
             if cluster:
                 cluster.start()
-                seed(cluster.url, jobs_url=url)
+                seed(cluster.url)
                 PEER_ENV[CLUSTER] = {"REDIS_URL": cluster.url, "JOBS_REDIS_URL": url}
             per_session = len(JOURNEYS[args.journey])
             n = max(1, args.hops // per_session)

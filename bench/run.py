@@ -103,11 +103,9 @@ def start_redis(tmp: str, *args: str) -> tuple[subprocess.Popen, str]:
     raise SystemExit("redis-server did not start")
 
 
-def seed(url: str, jobs_url: str | None = None) -> None:
-    """Bench subscribers with points and an open offer each (bench/seed.py);
-    ``jobs_url``: the job queue's plain Redis (required when ``url`` is a cluster)."""
-    env = {**os.environ, "REDIS_URL": url, "LOG_LEVEL": "WARNING", "PYTHONPATH": str(ROOT),
-           **({"JOBS_REDIS_URL": jobs_url} if jobs_url else {})}
+def seed(url: str) -> None:
+    """Bench subscribers with points and an open offer each (bench/seed.py)."""
+    env = {**os.environ, "REDIS_URL": url, "LOG_LEVEL": "WARNING", "PYTHONPATH": str(ROOT)}
     subprocess.run([sys.executable, "-m", "bench.seed"], check=True, env=env, cwd=ROOT)
 
 

@@ -61,7 +61,7 @@ READS = frozenset({"GET", "MGET", "HGET", "HMGET", "HGETALL", "HEXISTS", "HLEN",
                    "ZCARD", "ZCOUNT", "MEMORY"})
 # Commands without a key: they go where the command before them went.
 KEYLESS = frozenset({"PING", "WAIT", "ECHO", "TIME", "INFO", "CLIENT", "SCRIPT", "DBSIZE",
-                     "ASKING", "READONLY", "EXEC"})  # MULTI goes where the next one goes
+                     "ASKING", "READONLY"})
 FAILOVER_ERRORS = (ConnectionError, TimeoutError, ClusterDownError, TryAgainError, MovedError,
                    SlotNotCoveredError)
 
@@ -266,16 +266,11 @@ def _groups(r: RedisCluster, commands, independent: bool = False
             ) -> list[tuple[ClusterNode, list[int]]]:
     """(node, indexes of its commands) in the order to send them: one group
     per node for reads or ``independent`` commands, else runs of one node."""
-    slots, names, slot, opened = [], [], None, []
-    for i, command in enumerate(commands):
+    slots, names, slot = [], [], None
+    for command in commands:
         name = _name(command)
-        if name == "MULTI":  # goes where its transaction's first command goes
-            opened.append(i)
-        elif name not in KEYLESS:
+        if name not in KEYLESS:
             slot = _slot(command, name)
-            for j in opened:
-                slots[j] = slot
-            opened = []
         slots.append(slot)
         names.append(name)
     if slots.count(slots[0]) == len(slots):  # one slot (a hop's own work): one group
@@ -330,34 +325,18 @@ def _send(r: RedisCluster, node: ClusterNode, commands, send, deadline: float | 
 
 def _one_by_one(r: RedisCluster, commands) -> list:
     """Each command through redis-py's own client, which follows ASK
-    redirections while a slot migrates (rare: resharding only). A MULTI/EXEC
-    block (reads, here) runs its commands one by one too, answered as EXEC would."""
-    replies, node, block = [], None, None
+    redirections while a slot migrates (rare: resharding only)."""
+    replies, node = [], None
     for command in commands:
-        name = _name(command)
-        if name == "MULTI":
-            replies.append("OK")
-            block = []
+        if _name(command) in KEYLESS:
+            replies.append(r.execute_command(*command, target_nodes=node) if node else
+                           r.execute_command(*command))
             continue
-        if name == "EXEC" and block is not None:
-            replies.append(block)
-            block = None
-            continue
-        if name in KEYLESS:
-            reply = (r.execute_command(*command, target_nodes=node) if node else
-                     r.execute_command(*command))
-        else:
-            slot = _slot(command, name)
-            node = _node(r, slot) if slot is not None else None
-            try:
-                reply = r.execute_command(*command)
-            except NoScriptError:
-                command.script.load(r)
-                reply = r.execute_command(*command)
-        if isinstance(reply, dict):  # redis-py's HGETALL callback: flat, as roundtrip answers
-            reply = [x for pair in reply.items() for x in pair]
-        if block is not None:
-            block.append(reply)
-            reply = "QUEUED"
-        replies.append(reply)
+        slot = _slot(command, _name(command))
+        node = _node(r, slot) if slot is not None else None
+        try:
+            replies.append(r.execute_command(*command))
+        except NoScriptError:
+            command.script.load(r)
+            replies.append(r.execute_command(*command))
     return replies

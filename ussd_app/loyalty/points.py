@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 
 import redis
 
-from ussd_app.core import keys, store
+from ussd_app.core import keys
 from ussd_app.core.formats import WIB
 from ussd_app.core.store import Script
 
@@ -65,6 +65,17 @@ redis.call('HSET', KEYS[1], ARGV[1], id)
 return {1, after}
 """, durable=True)
 
+# KEYS[1] buckets zset  KEYS[2] bucket points hash  KEYS[3] profile hash
+# ARGV[1] now
+# Returns a flat list: status ('' = not enrolled), language ('' = unset), then
+# id, expiry, points of each live bucket.
+VIEW = Script(LUA_LIVE + """
+local rows = live(KEYS[1], KEYS[2], tonumber(ARGV[1]))
+local profile = redis.call('HMGET', KEYS[3], 'status', 'lang')
+local flat = {profile[1] or '', profile[2] or ''}
+for _, b in ipairs(rows) do flat[#flat+1] = b[1]; flat[#flat+1] = b[2]; flat[#flat+1] = b[3] end
+return flat
+""")
 
 # KEYS[1] buckets zset  KEYS[2] bucket points hash  KEYS[3] ledger  KEYS[4] counters
 # ARGV[1] now
@@ -139,29 +150,24 @@ def earn(r: redis.Redis, msisdn: str, points: int, source: str, reference: str,
     return bool(created), int(balance)
 
 
-def view(r: redis.Redis, msisdn: str, now: float) -> Points:
+def view(r: redis.Redis, msisdn: str, now: float, pipeline=None) -> Points | None:
     """Balance, live buckets (soonest expiry first), status and language, in
-    one round trip."""
-    return parse_view(store.roundtrip(r, *view_commands(msisdn, now))[-1])
+    one round trip; with ``pipeline``, queued there (read it with :func:`parse_view`)."""
+    if pipeline is not None:
+        VIEW.queue(pipeline, *view_args(msisdn, now))
+        return None
+    return parse_view(VIEW(r, *view_args(msisdn, now)))
 
 
-def view_commands(msisdn: str, now: float) -> tuple[tuple, ...]:
-    """What :func:`view` sends: three plain reads in MULTI/EXEC, so they see
-    one moment. Not a script: on Redis 7.0 a script with three calls costs the
-    server about three times these commands (its calls' replies go through
-    the protocol and back), and the account is read on every USSD hop."""
-    return (("MULTI",), ("ZRANGEBYSCORE", keys.buckets(msisdn), f"({now!r}", "+inf", "WITHSCORES"),
-            ("HGETALL", keys.bucket_points(msisdn)), ("HMGET", keys.profile(msisdn), "status", "lang"),
-            ("EXEC",))
+def view_args(msisdn: str, now: float) -> tuple[list[str], list]:
+    """The keys and arguments of :data:`VIEW` for ``msisdn``."""
+    return [keys.buckets(msisdn), keys.bucket_points(msisdn), keys.profile(msisdn)], [now]
 
 
 def parse_view(reply: list) -> Points:
-    """The account from the EXEC reply of :func:`view_commands`: the live
-    buckets in the order of their expiry (ties: by id), those with points."""
-    live, flat, (status, lang) = reply
-    left = store.pairs(flat)
-    buckets = [Bucket(live[i], int(left[live[i]]), float(live[i + 1]))
-               for i in range(0, len(live), 2) if int(left.get(live[i]) or 0) > 0]
+    status, lang, *flat = reply
+    buckets = [Bucket(flat[i], int(flat[i + 2]), float(flat[i + 1]))
+               for i in range(0, len(flat), 3)]
     return Points(sum(b.points for b in buckets), buckets, status or None, lang or None)
 
 
@@ -180,9 +186,9 @@ class Accounts:
     reads it with each session (``ussd.types.Accounts``)."""
 
     @staticmethod
-    def commands(msisdn: str, now: float) -> tuple[tuple, ...]:
-        return view_commands(msisdn, now)
+    def command(msisdn: str, now: float) -> tuple:
+        return VIEW.command(*view_args(msisdn, now))
 
     @staticmethod
-    def parse(replies: list) -> Points:
-        return parse_view(replies[-1])
+    def parse(reply: list) -> Points:
+        return parse_view(reply)

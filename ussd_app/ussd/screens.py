@@ -57,8 +57,8 @@ class Ctx:
         :meth:`forget_account` after changing it)."""
         if "account" not in self.cache:
             accounts = self.services.accounts
-            replies = store.roundtrip(self.r, *accounts.commands(self.msisdn, self.now))
-            self.cache["account"] = accounts.parse(replies)
+            (reply,) = store.roundtrip(self.r, accounts.command(self.msisdn, self.now))
+            self.cache["account"] = accounts.parse(reply)
         return self.cache["account"]
 
     def forget_account(self) -> None:

@@ -63,11 +63,11 @@ class Account(Protocol):
 class Accounts(Protocol):
     """Reads the caller's account in the same round trip as the session."""
 
-    def commands(self, msisdn: str, now: float) -> tuple[tuple, ...]:
-        """The Redis commands that read it (for ``store.roundtrip``)."""
+    def command(self, msisdn: str, now: float) -> tuple:
+        """The Redis command that reads it (for ``store.roundtrip``)."""
 
-    def parse(self, replies: list) -> Account:
-        """The account from those commands' replies."""
+    def parse(self, reply: Any) -> Account:
+        """The account from that command's reply."""
 
 
 class Services(Protocol):
