@@ -36,6 +36,7 @@ class Session(msgspec.Struct):
     closed: str | None = None  # how the session ended (completed, released, timeout, error)
     resume: str | None = None  # the dropped session this one offered to resume
     event: dict | None = None  # the gateway's end-of-session notification
+    pointed: bool = False  # this session last set the resume pointer (a save may have to remove it)
 
 
 _decode = msgspec.json.Decoder(Session).decode
@@ -99,11 +100,20 @@ def get(r: redis.Redis, msisdn: str, session_id: str) -> Session | None:
 def save(r: redis.Redis, session: Session, ttl: int, pointer: Pointer | None = None,
          resume_ttl: int = 0, also: tuple = ()) -> None:
     """Write the session (and, where resuming is on, the pointer: set to it,
-    or removed if it pointed here), with ``also`` in the same round trip."""
-    doc = _encode(session)
-    if resume_ttl > 0:
-        save_cmd = SAVE.command([keys.session(session.msisdn, session.id), keys.resume(session.msisdn)],
-                                [doc, ttl, pointer.value() if pointer else "", resume_ttl, session.id])
+    or removed if it pointed here), with ``also`` in the same round trip.
+
+    Plain SETs where they say it all; :data:`SAVE`'s compare-and-delete only
+    where this session set the pointer and is no longer resumable (a script
+    costs Redis several times a SET)."""
+    key = keys.session(session.msisdn, session.id)
+    if resume_ttl > 0 and pointer is not None:
+        session.pointed = True
+        writes = (("SET", key, _encode(session), "EX", ttl),
+                  ("SET", keys.resume(session.msisdn), pointer.value(), "EX", resume_ttl))
+    elif resume_ttl > 0 and session.pointed:
+        session.pointed = False
+        writes = (SAVE.command([key, keys.resume(session.msisdn)],
+                               [_encode(session), ttl, "", resume_ttl, session.id]),)
     else:
-        save_cmd = ("SET", keys.session(session.msisdn, session.id), doc, "EX", ttl)
-    store.roundtrip(r, save_cmd, *also)
+        writes = (("SET", key, _encode(session), "EX", ttl),)
+    store.roundtrip(r, *writes, *also)
