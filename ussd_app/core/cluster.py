@@ -75,18 +75,44 @@ def is_cluster_url(url: str | None) -> bool:
     return bool(url) and url.startswith(SCHEMES)
 
 
-def connect(url: str, decode: bool = True):
+def connect(url: str, decode: bool = True, wait: float = FAILOVER_WAIT):
     """A cluster client from ``redis+cluster://[user:password@]host:port[,host:port...]``:
-    redis-py's ``RedisCluster`` with :class:`RidesOutFailover`."""
+    redis-py's ``RedisCluster`` with :class:`RidesOutFailover`.
+
+    redis-py reads the slot map as it builds the client: while no startup node
+    answers (or the cluster is not ok), it is tried again with backoff for
+    ``wait`` seconds, then ConfigError names the nodes (never the password)."""
     from redis.backoff import ExponentialWithJitterBackoff
     from redis.cluster import RedisCluster
     from redis.retry import Retry
 
     cls = type("Cluster", (RidesOutFailover, RedisCluster), {})
-    client = cls(**options(url), decode_responses=decode, socket_timeout=5, socket_connect_timeout=2,
-                 retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), retries=3))
+    found, deadline, delay = options(url), None, 0.05
+    while True:
+        try:
+            client = cls(**found, decode_responses=decode, socket_timeout=5, socket_connect_timeout=2,
+                         retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), retries=3))
+            break
+        except (RedisClusterException, redis.RedisError) as e:
+            now = time.monotonic()
+            deadline = deadline or now + wait
+            if now >= deadline:
+                nodes = ",".join(n.name for n in found["startup_nodes"])
+                raise ConfigError(f"Redis Cluster at {nodes} (REDIS_URL) cannot be reached: "
+                                  f"{type(e).__name__}: {e}") from None
+            time.sleep(min(delay, deadline - now))
+            delay = min(delay * 2, 1.0)
     setattr(client, ROUTED, True)
     return client
+
+
+def is_cluster(r) -> bool:
+    return "nodes_manager" in r.__dict__
+
+
+def primaries(r: RedisCluster) -> list:
+    """A client for each primary of the cluster (what each node keeps is its own)."""
+    return [r.get_redis_connection(node) for node in r.get_primaries()]
 
 
 def options(url: str) -> dict:

@@ -71,7 +71,7 @@ def connect(url: str | None, decode: bool = True, wait_replicas: int = 0,
     (:func:`be_patient` changes it per client).
     """
     if cluster.is_cluster_url(url):
-        return cluster.durable(cluster.connect(url, decode), wait_replicas, wait_timeout_ms)
+        return cluster.durable(cluster.connect(url, decode, PATIENCE), wait_replicas, wait_timeout_ms)
     if url and wait_replicas:
         return cluster.durable(connect(url, decode), wait_replicas, wait_timeout_ms)
     if url:
@@ -96,9 +96,15 @@ def be_patient(r: redis.Redis, seconds: float) -> None:
 
 
 def where(r: redis.Redis) -> str:
-    """``host:port`` of ``r``'s server, for messages (never its password)."""
+    """``host:port`` of ``r``'s server (a cluster: of its primaries), for
+    messages (never its password)."""
+    if cluster.is_cluster(r):
+        return ",".join(node.name for node in r.get_primaries())
     kw = r.connection_pool.connection_kwargs
     return kw.get("path") or f"{kw.get('host', '?')}:{kw.get('port', '?')}"
+
+
+KEEPS = ("none", "rdb", "aof")  # weakest first
 
 
 def persistence(r: redis.Redis) -> str:
@@ -107,8 +113,11 @@ def persistence(r: redis.Redis) -> str:
     From ``INFO persistence`` (always allowed) and ``CONFIG GET save``; where
     CONFIG is disabled (managed Redis), a snapshot taken since the server
     started counts as ``rdb``. A server that knows no INFO (the embedded fake,
-    which lives in this process's memory) keeps ``none``.
+    which lives in this process's memory) keeps ``none``. A Redis Cluster
+    keeps what its weakest primary keeps (each keeps its own shard).
     """
+    if cluster.is_cluster(r):
+        return min((persistence(node) for node in cluster.primaries(r)), key=KEEPS.index)
     try:
         info = r.info("persistence")
     except redis.ResponseError:
