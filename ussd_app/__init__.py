@@ -35,6 +35,8 @@ def create_app(config: dict | None = None) -> Flask:
     services = app.extensions["ussd"] = Services(cfg)
     if cfg.production:  # refuse a Redis that would lose confirmed redemptions on a restart
         store.require_durable(services.r, cfg.ALLOW_VOLATILE_REDIS)
+        if cfg.JOBS_REDIS_URL and cfg.JOBS_REDIS_URL != cfg.REDIS_URL:
+            store.require_durable(services.jobs.connection, cfg.ALLOW_VOLATILE_REDIS, "JOBS_REDIS_URL")
     request_ids.install(app)
     app.register_blueprint(gateway.bp)
     app.register_blueprint(delivery.bp)

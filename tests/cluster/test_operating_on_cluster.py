@@ -55,3 +55,13 @@ def test_a_cluster_that_cannot_be_reached_is_named_after_waiting(monkeypatch, fr
     with pytest.raises(ConfigError, match=f"Redis Cluster at 127.0.0.1:{free_port} .REDIS_URL.") as e:
         store.connect(url)
     assert "secret" not in str(e.value)
+
+
+def test_production_refuses_a_job_queue_that_keeps_nothing(config, build, redis_cluster, aof_on):  # noqa: F811
+    """The queue's own Redis (JOBS_REDIS_URL, required with a cluster) holds
+    offer SMS held for the sending window and the retries of fulfilments and
+    lead pushes: production checks it as it checks the cluster."""
+    aof_on(*redis_cluster.primaries())
+    with pytest.raises(ConfigError, match="JOBS_REDIS_URL") as e:
+        build(production(config))
+    assert "ALLOW_VOLATILE_REDIS=1" in str(e.value)

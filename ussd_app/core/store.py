@@ -133,18 +133,24 @@ def persistence(r: redis.Redis) -> str:
     return "rdb" if save else "none"
 
 
-def require_durable(r: redis.Redis, allow_volatile: bool) -> str:
+LOST = {"REDIS_URL": "confirmed redemptions would be lost",
+        "JOBS_REDIS_URL": "offer SMS held for the sending window and the retries of fulfilments "
+                          "and lead pushes would be lost"}
+
+
+def require_durable(r: redis.Redis, allow_volatile: bool, setting: str = "REDIS_URL") -> str:
     """The server's :func:`persistence`; ConfigError if it is ``none`` (and
-    ``allow_volatile`` is false) or the server cannot be reached."""
+    ``allow_volatile`` is false) or the server cannot be reached. ``setting``
+    names it in the message (``JOBS_REDIS_URL``: the job queue's own)."""
     try:
         kept = persistence(r)
     except redis.RedisError as e:
         raise ConfigError(f"USSD_APP_ENV=production checks that Redis keeps its data, but Redis at "
-                          f"{where(r)} (REDIS_URL) did not answer: {type(e).__name__}: {e}") from None
+                          f"{where(r)} ({setting}) did not answer: {type(e).__name__}: {e}") from None
     if kept == "none" and not allow_volatile:
         raise ConfigError(
-            f"Redis at {where(r)} (REDIS_URL) keeps no data over a restart (no append-only file, "
-            f"no snapshots): confirmed redemptions would be lost. Run it with appendonly yes and "
+            f"Redis at {where(r)} ({setting}) keeps no data over a restart (no append-only file, "
+            f"no snapshots): {LOST[setting]}. Run it with appendonly yes and "
             f"appendfsync everysec (README: Running in production), or set "
             f"ALLOW_VOLATILE_REDIS=1 to accept that")
     return kept
