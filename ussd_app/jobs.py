@@ -83,15 +83,28 @@ def be_patient(services) -> None:
 
 
 class Worker(rq.SimpleWorker):
-    """rq's worker, knowing whether it was asked to stop (SIGTERM, SIGINT)."""
+    """rq's worker, knowing whether it was asked to stop (SIGTERM, SIGINT),
+    and making sure housekeeping is scheduled at each of rq's maintenance
+    rounds (every minute, idle or busy): each round schedules the next, so
+    a queue's Redis that lost its data (a restart without it, a failover, an
+    operator emptying it) would otherwise have stopped housekeeping for good."""
     stop_requested = False
+    every = EVERY
 
     def request_stop(self, signum, frame):
         self.stop_requested = True
         super().request_stop(signum, frame)
 
+    @property
+    def dequeue_timeout(self) -> int:
+        return min(super().dequeue_timeout, self.maintenance_interval)  # idle: rq's 405 s
 
-def work(services, burst: bool = False, stop: threading.Event | None = None) -> None:
+    def run_maintenance_tasks(self):
+        super().run_maintenance_tasks()
+        schedule_housekeeping(self.job_class.services, self.every)
+
+
+def work(services, burst: bool = False, stop: threading.Event | None = None, every: int = EVERY) -> None:
     """Run a worker on this process's services until stopped (or idle, with ``burst``).
 
     rq's work loop quits on any Redis error it meets outside a job (its
@@ -106,6 +119,7 @@ def work(services, burst: bool = False, stop: threading.Event | None = None) -> 
     while not stop.is_set():
         worker = Worker([services.jobs.queue], connection=services.jobs.connection,
                         job_class=services.jobs.job_class, maintenance_interval=60)
+        worker.every = every
         started = time.monotonic()
         try:
             worker.work(burst=burst, with_scheduler=True, logging_level="WARNING")
