@@ -65,3 +65,14 @@ def test_production_refuses_a_job_queue_that_keeps_nothing(config, build, redis_
     with pytest.raises(ConfigError, match="JOBS_REDIS_URL") as e:
         build(production(config))
     assert "ALLOW_VOLATILE_REDIS=1" in str(e.value)
+
+
+def test_a_job_queue_on_a_node_of_the_cluster_is_refused(config, build, redis_cluster):  # noqa: F811
+    """JOBS_REDIS_URL must be a plain Redis: pointed at a node of the cluster,
+    rq's keys answer MOVED, so the worker died with a stack trace and every
+    confirmed redemption answered 500, left pending. Every process says so
+    as it starts."""
+    node = f"redis://127.0.0.1:{redis_cluster.primaries()[0]}/0"
+    with pytest.raises(ConfigError, match="JOBS_REDIS_URL") as e:
+        build({**config, "JOBS_REDIS_URL": node})
+    assert "plain Redis" in str(e.value) and f"127.0.0.1:{redis_cluster.primaries()[0]}" in str(e.value)

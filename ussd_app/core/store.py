@@ -156,6 +156,19 @@ def require_durable(r: redis.Redis, allow_volatile: bool, setting: str = "REDIS_
     return kept
 
 
+def require_plain(r: redis.Redis, setting: str = "JOBS_REDIS_URL") -> None:
+    """ConfigError if ``r`` is a node of a Redis Cluster (the job queue's keys
+    span hash slots: rq would meet MOVED). A server that does not answer now
+    is left to the commands that need it."""
+    try:
+        enabled = r.info("cluster").get("cluster_enabled")
+    except redis.RedisError:
+        return
+    if str(enabled) == "1":
+        raise ConfigError(f"{setting} must be a plain Redis, but {where(r)} is a node of a Redis "
+                          f"Cluster (the job queue's keys span hash slots)")
+
+
 def revise(pipe, key: str) -> None:
     """Queue a fresh revision token for ``key``: whatever a process kept from
     the data it stands for is read again (see :func:`revision`)."""
