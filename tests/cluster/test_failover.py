@@ -14,9 +14,11 @@ import uuid
 import pytest
 
 from bench.redis_cluster import LocalCluster
+from waiting import wait_for
 from ussd_app import create_app
 from ussd_app.core import keys
 from ussd_app.loyalty import points, redemptions, rewards
+from ussd_app.sms.providers import outbox
 
 M = "+6281234567890"
 DEADLINE = 40.0  # seconds: the whole traffic, kill and recovery
@@ -122,3 +124,45 @@ def test_a_killed_primary_is_replaced_and_no_confirmed_redemption_is_lost(replic
           f"{first - killed_at[0]:.2f} s; {len(failed)} not confirmed meanwhile "
           f"({sorted(set(name for _, name in failed))}), {len(ids)} confirmed in all")
 
+
+
+def test_the_worker_process_rides_out_a_failover_and_fulfils_every_redemption_once(
+        replicated, config, processes):
+    """``ussd-app worker`` as the Procfile runs it, while the primary serving
+    a subscriber is killed (kill -9) between redemptions: the worker lives on,
+    and every redemption confirmed before and after the kill is fulfilled,
+    its SMS sent once. (Until d4fbe5e every command of the worker answered
+    None on a cluster.)"""
+    replicated.wait_ok()
+    app = create_app({**config, "REDIS_URL": replicated.url, "JOBS_SYNC": False})
+    services = app.extensions["ussd"]
+    r = services.r
+    r.flushdb()
+    try:
+        points.earn(r, M, 1_000, "topup", "worker-failover", math.inf, services.clock())
+        reward = rewards.put(r, rewards.validate("PULSA1", {
+            "name": {"id": "Pulsa"}, "category": "pulsa", "points": 1, "fulfilment": "airtime"}))
+        worker = processes.worker(REDIS_URL=replicated.url, JOBS_REDIS_URL=config["JOBS_REDIS_URL"])
+
+        def redeem(n: int) -> list[str]:
+            return [redemptions.redeem(services, M, reward, redemptions.new_quote(reward, 1), "ussd").redemption
+                    for _ in range(n)]
+
+        def settled(ids) -> bool:
+            return all((redemptions.get(r, M, rid) or {}).get("status") == "done" for rid in ids)
+
+        before = redeem(5)
+        assert wait_for(lambda: settled(before), 20)
+        victim = primary_of(replicated, keys.ledger(M))
+        replicated.kill(victim)
+        after = redeem(5)  # each waits for the replica's promotion
+        replicated.restart(victim)
+        assert wait_for(lambda: settled(after), 40), [redemptions.get(r, M, rid) for rid in after]
+        assert worker.poll() is None  # alive and working
+        done = [m for m in outbox(r, M) if m.get("id", "").startswith("redeem:")]
+        assert sorted(m["id"] for m in done) == sorted(f"redeem:{rid}:done" for rid in before + after)
+        assert points.view(r, M, services.clock()).balance == 1_000 - 10
+    finally:
+        r.close()
+        services.raw.close()
+    replicated.wait_ok()
