@@ -1,13 +1,22 @@
-"""The worker on a Redis Cluster, its job queue on a plain Redis of its own
-(JOBS_REDIS_URL): what the worker does when that Redis loses its data."""
+"""The worker on a Redis Cluster, as a process of its own, its job queue on a
+plain Redis (JOBS_REDIS_URL): offer SMS held for the sending window,
+housekeeping, lead pushes (retried, and after a worker killed mid-delivery),
+and what the worker does when the queue's Redis loses its data."""
 import pytest
 
+from test_push import (  # noqa: F401  (collected here too, on the cluster)
+    consented, offered, receiver, test_no_second_delivery_after_a_worker_is_killed_mid_delivery,
+    test_retries_after_a_500_and_a_timeout_through_rq)
+from test_scheduler import (  # noqa: F401
+    test_held_offer_sms_survive_a_worker_restart_and_go_out_once,
+    test_housekeeping_runs_on_rqs_scheduler_one_round_at_a_time)
 from ussd_app import jobs
 
 
 @pytest.fixture
 def config(config):
-    return {**config, "JOBS_SYNC": False}  # jobs wait for a worker, as in production
+    # jobs wait for a worker, as in production; lead pushes retried within seconds (as test_push)
+    return {**config, "JOBS_SYNC": False, "LEAD_PUSH_TIMEOUT": 1.0, "LEAD_PUSH_BACKOFF": 1}
 
 
 def housekeeping(services) -> list[str]:
