@@ -76,3 +76,20 @@ def test_a_job_queue_on_a_node_of_the_cluster_is_refused(config, build, redis_cl
     with pytest.raises(ConfigError, match="JOBS_REDIS_URL") as e:
         build({**config, "JOBS_REDIS_URL": node})
     assert "plain Redis" in str(e.value) and f"127.0.0.1:{redis_cluster.primaries()[0]}" in str(e.value)
+
+
+def test_readiness_holds_while_one_primary_is_away(services, client, monkeypatch, free_port):
+    """One shard away (a primary being replaced, or down without a replica)
+    leaves the others serving their subscribers: readiness does not take every
+    web process out of a load balancer for it. It fails when no node answers."""
+    import redis
+    from ussd_app.core import cluster
+
+    live = cluster.primaries(services.r)
+    away = redis.Redis(host="127.0.0.1", port=free_port, socket_connect_timeout=0.5)
+    monkeypatch.setattr(cluster, "primaries", lambda r: [away, *live])
+    resp = client.get("/readyz")
+    assert resp.status_code == 200 and resp.get_json()["persistence"] == "none"
+    monkeypatch.setattr(cluster, "primaries", lambda r: [away])
+    assert client.get("/readyz").status_code == 503
+    away.close()

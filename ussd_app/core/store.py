@@ -114,10 +114,20 @@ def persistence(r: redis.Redis) -> str:
     CONFIG is disabled (managed Redis), a snapshot taken since the server
     started counts as ``rdb``. A server that knows no INFO (the embedded fake,
     which lives in this process's memory) keeps ``none``. A Redis Cluster
-    keeps what its weakest primary keeps (each keeps its own shard).
+    keeps what its weakest primary keeps (each keeps its own shard), of those
+    that answer: one away (a failover) leaves the others serving; none
+    answering raises.
     """
     if cluster.is_cluster(r):
-        return min((persistence(node) for node in cluster.primaries(r)), key=KEEPS.index)
+        kept, error = [], None
+        for node in cluster.primaries(r):
+            try:
+                kept.append(persistence(node))
+            except redis.RedisError as e:
+                error = e
+        if not kept:
+            raise error or redis.ConnectionError("no primary of the cluster answered")
+        return min(kept, key=KEEPS.index)
     try:
         info = r.info("persistence")
     except redis.ResponseError:
