@@ -16,7 +16,7 @@ import pytest
 from bench.redis_cluster import LocalCluster
 from waiting import wait_for
 from ussd_app import create_app
-from ussd_app.core import keys
+from ussd_app.core import keys, store
 from ussd_app.loyalty import points, redemptions, rewards
 from ussd_app.sms.providers import outbox
 
@@ -166,3 +166,25 @@ def test_the_worker_process_rides_out_a_failover_and_fulfils_every_redemption_on
         r.close()
         services.raw.close()
     replicated.wait_ok()
+
+
+def test_a_command_rides_out_a_whole_cluster_restart(tmp_path):
+    """Every node away for a moment (a cluster restarted as a whole): redis-py
+    then fails to read the slot map and raises RedisClusterException, which
+    is no RedisError; a plain command raised it at once (a 500, a job failing
+    at once) instead of waiting for the nodes as store.roundtrip does."""
+    with LocalCluster(tmp_path, masters=3, replicas=0) as cluster:
+        r = store.connect(cluster.url)
+        try:
+            assert r.set("ussd:test:restart", "1") is True
+            for port in cluster.ports:
+                cluster.kill(port)
+            back = threading.Timer(1.0, lambda: [cluster.restart(p) for p in cluster.ports])
+            back.start()
+            try:
+                assert r.set("ussd:test:restart", "2") is True  # waits for the nodes
+                assert store.roundtrip(r, ("GET", "ussd:test:restart")) == ["2"]
+            finally:
+                back.join()
+        finally:
+            r.close()

@@ -158,7 +158,11 @@ class RidesOutFailover:
                 return super().execute_command(*args, **kwargs)
             except FAILOVER_ERRORS:
                 deadline, delay = _pause(deadline, delay, self.patience)
-                self.refresh()
+            except RedisClusterException as e:  # no node answered as redis-py read the slot map
+                if not isinstance(e.__cause__, FAILOVER_ERRORS):
+                    raise
+                deadline, delay = _pause(deadline, delay, self.patience)
+            self.refresh()
 
     def refresh(self) -> None:
         """Read the slot map again (at most every 50 ms, whichever thread asks)."""
