@@ -16,7 +16,7 @@ import pytest
 from bench.redis_cluster import LocalCluster
 from waiting import wait_for
 from ussd_app import create_app
-from ussd_app.core import keys, store
+from ussd_app.core import keys, store, subscribers
 from ussd_app.loyalty import points, redemptions, rewards
 from ussd_app.sms.providers import outbox
 
@@ -163,6 +163,8 @@ def test_the_worker_process_rides_out_a_failover_and_fulfils_every_redemption_on
         assert sorted(m["id"] for m in done) == sorted(f"redeem:{rid}:done" for rid in before + after)
         assert points.view(r, M, services.clock()).balance == 1_000 - 10
     finally:
+        for port in set(replicated.procs) - set(replicated.alive()):
+            replicated.restart(port)
         r.close()
         services.raw.close()
     replicated.wait_ok()
@@ -188,3 +190,30 @@ def test_a_command_rides_out_a_whole_cluster_restart(tmp_path):
                 back.join()
         finally:
             r.close()
+
+
+def test_pipelines_ride_out_a_failover(replicated, config):
+    """Pipelines serve web requests too (PUT /api/v1/subscribers, an SMS
+    TUKAR's quote in MULTI/EXEC, delivery reports): while the primary is
+    replaced they keep trying as plain commands do, instead of redis-py's
+    three tries at once (a 500 within milliseconds of the kill)."""
+    replicated.wait_ok()
+    app = create_app({**config, "REDIS_URL": replicated.url})
+    r = app.extensions["ussd"].r
+    try:
+        r.flushdb()
+        subscribers.put(r, M, {"credit_score": 700})
+        reward = rewards.put(r, rewards.validate("PULSA1", {
+            "name": {"id": "Pulsa"}, "category": "pulsa", "points": 1, "fulfilment": "airtime"}))
+        victim = primary_of(replicated, keys.profile(M))
+        replicated.kill(victim)
+        assert subscribers.put(r, M, {"credit_score": 710}).credit_score == 710  # a pipeline
+        held = redemptions.quote(r, M, reward)  # MULTI/EXEC
+        assert redemptions.quoted(r, M) == held
+        assert primary_of(replicated, keys.profile(M)) != victim
+    finally:
+        for port in set(replicated.procs) - set(replicated.alive()):
+            replicated.restart(port)
+        r.close()
+        app.extensions["ussd"].raw.close()
+    replicated.wait_ok()

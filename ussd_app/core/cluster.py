@@ -141,8 +141,11 @@ class RidesOutFailover:
     """Mixed into redis-py's ``RedisCluster`` (:func:`connect`): a command
     whose node is gone is sent again, with backoff and the slot map read
     anew, for up to :data:`FAILOVER_WAIT` seconds (redis-py alone tries a
-    few times at once, all within the election). Pipelines are left to
-    redis-py: they serve jobs, which are retried, not hops."""
+    few times at once, all within the election). A pipeline's execute does
+    the same with the commands it had queued (they serve web requests too:
+    a subscriber's PUT, an SMS quote, delivery reports); redis-py sends a
+    pipeline again after a lost connection as well, so ours are written to
+    bear it (idempotent, or a count off by one at worst)."""
 
     patience = FAILOVER_WAIT  # seconds; a worker waits longer (:func:`be_patient`)
 
@@ -163,6 +166,30 @@ class RidesOutFailover:
                     raise
                 deadline, delay = _pause(deadline, delay, self.patience)
             self.refresh()
+
+    def pipeline(self, transaction=None, shard_hint=None):
+        pipe = super().pipeline(transaction=transaction, shard_hint=shard_hint)
+        execute = pipe.execute
+
+        def patient(raise_on_error: bool = True) -> list:
+            # the queued commands (redis-py 7's strategy holds them; execute empties it)
+            queued = [(c.args, c.options) for c in pipe._execution_strategy.command_queue]
+            deadline, delay = None, 0.02
+            while True:
+                try:
+                    return execute(raise_on_error)
+                except FAILOVER_ERRORS:
+                    deadline, delay = _pause(deadline, delay, self.patience)
+                except RedisClusterException as e:
+                    if not isinstance(e.__cause__, FAILOVER_ERRORS):
+                        raise
+                    deadline, delay = _pause(deadline, delay, self.patience)
+                self.refresh()
+                pipe.reset()
+                for args, options in queued:
+                    pipe.execute_command(*args, **options)
+        pipe.execute = patient
+        return pipe
 
     def refresh(self) -> None:
         """Read the slot map again (at most every 50 ms, whichever thread asks)."""
