@@ -77,9 +77,12 @@ RESTART = ExponentialBackoff(cap=30.0, base=0.5)  # 1 s doubling up to 30 s betw
 
 
 def be_patient(services) -> None:
-    """Let this process's Redis commands wait :data:`WORKER_PATIENCE` for a lost server."""
+    """Let this process's Redis commands wait :data:`WORKER_PATIENCE` for a lost server
+    (the job queue's own Redis too, with a cluster: JOBS_REDIS_URL)."""
     store.be_patient(services.r, WORKER_PATIENCE)
     store.be_patient(services.raw, WORKER_PATIENCE)
+    if services.jobs.connection is not services.raw:
+        store.be_patient(services.jobs.connection, WORKER_PATIENCE)
 
 
 class Worker(rq.SimpleWorker):

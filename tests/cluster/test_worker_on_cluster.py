@@ -35,3 +35,39 @@ def test_housekeeping_resumes_after_the_queues_redis_lost_its_schedule(services)
     services.jobs.connection.flushdb()
     jobs.work(services, burst=True)  # a worker's maintenance round, then nothing to do
     assert housekeeping(services)
+
+
+def test_the_workers_job_queue_waits_for_its_redis_as_long_as_its_jobs_do(config, tmp_path, free_port):
+    """The worker waits up to a minute for a lost Redis, so a job in flight
+    finishes its bookkeeping (README). With a cluster the queue has a Redis of
+    its own (JOBS_REDIS_URL), which kept the web's 5 s: a job queueing its SMS
+    while that Redis restarted failed half-way."""
+    import shutil
+    import subprocess
+    import threading
+
+    from ussd_app import create_app
+
+    app = create_app({**config, "JOBS_REDIS_URL": f"redis://127.0.0.1:{free_port}/0"})
+    services = app.extensions["ussd"]
+    started = []
+
+    def start():  # the queue's Redis is back 6 s later (longer than a web request waits)
+        started.append(subprocess.Popen(
+            [shutil.which("redis-server"), "--port", str(free_port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(tmp_path)], stdout=subprocess.DEVNULL))
+    timer = threading.Timer(6.0, start)
+    try:
+        jobs.be_patient(services)
+        timer.start()
+        services.jobs.enqueue("ussd_app.sms.outbound.deliver", {"to": "+6281100000009"}, job_id="sms-1")
+        assert services.jobs.waiting("sms-1")
+    finally:
+        timer.cancel()
+        timer.join()
+        services.r.close()
+        services.raw.close()
+        services.jobs.connection.close()
+        for proc in started:
+            proc.terminate()
+            proc.wait(10)
