@@ -27,7 +27,7 @@ def test_held_offer_sms_survive_a_worker_restart_and_go_out_once(services, proce
     sending.hold(services, "kta-nov", [services.sms.message(M, "tawaran", "GeneRate")],
                  services.clock() + 3)
     first = processes.worker()
-    assert wait_for(lambda: services.r.keys("rq:scheduler:*"), 20)  # its rq scheduler runs
+    assert wait_for(lambda: services.jobs.connection.keys("rq:scheduler:*"), 20)  # its rq scheduler runs
     processes.stop(first)  # a deploy: SIGTERM before the SMS is due
     assert outbox(services) == []
     processes.worker()

@@ -33,8 +33,12 @@ def create_app(config: dict | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = api.MAX_BODY  # the largest body any route needs
     errors.install(app)  # one handler: JSON, or the gateway's own form, by path
     services = app.extensions["ussd"] = Services(cfg)
+    if cfg.JOBS_REDIS_URL and cfg.JOBS_REDIS_URL != cfg.REDIS_URL:
+        store.require_plain(services.jobs.connection)
     if cfg.production:  # refuse a Redis that would lose confirmed redemptions on a restart
         store.require_durable(services.r, cfg.ALLOW_VOLATILE_REDIS)
+        if cfg.JOBS_REDIS_URL and cfg.JOBS_REDIS_URL != cfg.REDIS_URL:
+            store.require_durable(services.jobs.connection, cfg.ALLOW_VOLATILE_REDIS, "JOBS_REDIS_URL")
     request_ids.install(app)
     app.register_blueprint(gateway.bp)
     app.register_blueprint(delivery.bp)

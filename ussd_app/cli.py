@@ -77,7 +77,7 @@ def worker(burst, every):
 
     services = _stored_services()
     jobs.start(services, every)
-    jobs.work(services, burst=burst)
+    jobs.work(services, burst=burst, every=every)
 
 
 @main.group()

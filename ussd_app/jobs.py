@@ -77,21 +77,37 @@ RESTART = ExponentialBackoff(cap=30.0, base=0.5)  # 1 s doubling up to 30 s betw
 
 
 def be_patient(services) -> None:
-    """Let this process's Redis commands wait :data:`WORKER_PATIENCE` for a lost server."""
+    """Let this process's Redis commands wait :data:`WORKER_PATIENCE` for a lost server
+    (the job queue's own Redis too, with a cluster: JOBS_REDIS_URL)."""
     store.be_patient(services.r, WORKER_PATIENCE)
     store.be_patient(services.raw, WORKER_PATIENCE)
+    if services.jobs.connection is not services.raw:
+        store.be_patient(services.jobs.connection, WORKER_PATIENCE)
 
 
 class Worker(rq.SimpleWorker):
-    """rq's worker, knowing whether it was asked to stop (SIGTERM, SIGINT)."""
+    """rq's worker, knowing whether it was asked to stop (SIGTERM, SIGINT),
+    and making sure housekeeping is scheduled at each of rq's maintenance
+    rounds (every minute, idle or busy): each round schedules the next, so
+    a queue's Redis that lost its data (a restart without it, a failover, an
+    operator emptying it) would otherwise have stopped housekeeping for good."""
     stop_requested = False
+    every = EVERY
 
     def request_stop(self, signum, frame):
         self.stop_requested = True
         super().request_stop(signum, frame)
 
+    @property
+    def dequeue_timeout(self) -> int:
+        return min(super().dequeue_timeout, self.maintenance_interval)  # idle: rq's 405 s
 
-def work(services, burst: bool = False, stop: threading.Event | None = None) -> None:
+    def run_maintenance_tasks(self):
+        super().run_maintenance_tasks()
+        schedule_housekeeping(self.job_class.services, self.every)
+
+
+def work(services, burst: bool = False, stop: threading.Event | None = None, every: int = EVERY) -> None:
     """Run a worker on this process's services until stopped (or idle, with ``burst``).
 
     rq's work loop quits on any Redis error it meets outside a job (its
@@ -106,6 +122,7 @@ def work(services, burst: bool = False, stop: threading.Event | None = None) -> 
     while not stop.is_set():
         worker = Worker([services.jobs.queue], connection=services.jobs.connection,
                         job_class=services.jobs.job_class, maintenance_interval=60)
+        worker.every = every
         started = time.monotonic()
         try:
             worker.work(burst=burst, with_scheduler=True, logging_level="WARNING")

@@ -25,3 +25,10 @@ def redis_url(redis_cluster):
 @pytest.fixture
 def config(config, redis_server):
     return {**config, "JOBS_REDIS_URL": redis_server}
+
+
+@pytest.fixture
+def processes(processes, redis_server):
+    """Real ``ussd-app`` processes on the cluster, their job queue on the single server."""
+    processes.env["JOBS_REDIS_URL"] = redis_server
+    return processes

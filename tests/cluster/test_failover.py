@@ -14,9 +14,11 @@ import uuid
 import pytest
 
 from bench.redis_cluster import LocalCluster
+from waiting import wait_for
 from ussd_app import create_app
-from ussd_app.core import keys
+from ussd_app.core import keys, store, subscribers
 from ussd_app.loyalty import points, redemptions, rewards
+from ussd_app.sms.providers import outbox
 
 M = "+6281234567890"
 DEADLINE = 40.0  # seconds: the whole traffic, kill and recovery
@@ -122,3 +124,96 @@ def test_a_killed_primary_is_replaced_and_no_confirmed_redemption_is_lost(replic
           f"{first - killed_at[0]:.2f} s; {len(failed)} not confirmed meanwhile "
           f"({sorted(set(name for _, name in failed))}), {len(ids)} confirmed in all")
 
+
+
+def test_the_worker_process_rides_out_a_failover_and_fulfils_every_redemption_once(
+        replicated, config, processes):
+    """``ussd-app worker`` as the Procfile runs it, while the primary serving
+    a subscriber is killed (kill -9) between redemptions: the worker lives on,
+    and every redemption confirmed before and after the kill is fulfilled,
+    its SMS sent once. (Until d4fbe5e every command of the worker answered
+    None on a cluster.)"""
+    replicated.wait_ok()
+    app = create_app({**config, "REDIS_URL": replicated.url, "JOBS_SYNC": False})
+    services = app.extensions["ussd"]
+    r = services.r
+    r.flushdb()
+    try:
+        points.earn(r, M, 1_000, "topup", "worker-failover", math.inf, services.clock())
+        reward = rewards.put(r, rewards.validate("PULSA1", {
+            "name": {"id": "Pulsa"}, "category": "pulsa", "points": 1, "fulfilment": "airtime"}))
+        worker = processes.worker(REDIS_URL=replicated.url, JOBS_REDIS_URL=config["JOBS_REDIS_URL"])
+
+        def redeem(n: int) -> list[str]:
+            return [redemptions.redeem(services, M, reward, redemptions.new_quote(reward, 1), "ussd").redemption
+                    for _ in range(n)]
+
+        def settled(ids) -> bool:
+            return all((redemptions.get(r, M, rid) or {}).get("status") == "done" for rid in ids)
+
+        before = redeem(5)
+        assert wait_for(lambda: settled(before), 20)
+        victim = primary_of(replicated, keys.ledger(M))
+        replicated.kill(victim)
+        after = redeem(5)  # each waits for the replica's promotion
+        replicated.restart(victim)
+        assert wait_for(lambda: settled(after), 40), [redemptions.get(r, M, rid) for rid in after]
+        assert worker.poll() is None  # alive and working
+        done = [m for m in outbox(r, M) if m.get("id", "").startswith("redeem:")]
+        assert sorted(m["id"] for m in done) == sorted(f"redeem:{rid}:done" for rid in before + after)
+        assert points.view(r, M, services.clock()).balance == 1_000 - 10
+    finally:
+        for port in set(replicated.procs) - set(replicated.alive()):
+            replicated.restart(port)
+        r.close()
+        services.raw.close()
+    replicated.wait_ok()
+
+
+def test_a_command_rides_out_a_whole_cluster_restart(tmp_path):
+    """Every node away for a moment (a cluster restarted as a whole): redis-py
+    then fails to read the slot map and raises RedisClusterException, which
+    is no RedisError; a plain command raised it at once (a 500, a job failing
+    at once) instead of waiting for the nodes as store.roundtrip does."""
+    with LocalCluster(tmp_path, masters=3, replicas=0) as cluster:
+        r = store.connect(cluster.url)
+        try:
+            assert r.set("ussd:test:restart", "1") is True
+            for port in cluster.ports:
+                cluster.kill(port)
+            back = threading.Timer(1.0, lambda: [cluster.restart(p) for p in cluster.ports])
+            back.start()
+            try:
+                assert r.set("ussd:test:restart", "2") is True  # waits for the nodes
+                assert store.roundtrip(r, ("GET", "ussd:test:restart")) == ["2"]
+            finally:
+                back.join()
+        finally:
+            r.close()
+
+
+def test_pipelines_ride_out_a_failover(replicated, config):
+    """Pipelines serve web requests too (PUT /api/v1/subscribers, an SMS
+    TUKAR's quote in MULTI/EXEC, delivery reports): while the primary is
+    replaced they keep trying as plain commands do, instead of redis-py's
+    three tries at once (a 500 within milliseconds of the kill)."""
+    replicated.wait_ok()
+    app = create_app({**config, "REDIS_URL": replicated.url})
+    r = app.extensions["ussd"].r
+    try:
+        r.flushdb()
+        subscribers.put(r, M, {"credit_score": 700})
+        reward = rewards.put(r, rewards.validate("PULSA1", {
+            "name": {"id": "Pulsa"}, "category": "pulsa", "points": 1, "fulfilment": "airtime"}))
+        victim = primary_of(replicated, keys.profile(M))
+        replicated.kill(victim)
+        assert subscribers.put(r, M, {"credit_score": 710}).credit_score == 710  # a pipeline
+        held = redemptions.quote(r, M, reward)  # MULTI/EXEC
+        assert redemptions.quoted(r, M) == held
+        assert primary_of(replicated, keys.profile(M)) != victim
+    finally:
+        for port in set(replicated.procs) - set(replicated.alive()):
+            replicated.restart(port)
+        r.close()
+        app.extensions["ussd"].raw.close()
+    replicated.wait_ok()

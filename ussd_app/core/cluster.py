@@ -75,18 +75,44 @@ def is_cluster_url(url: str | None) -> bool:
     return bool(url) and url.startswith(SCHEMES)
 
 
-def connect(url: str, decode: bool = True):
+def connect(url: str, decode: bool = True, wait: float = FAILOVER_WAIT):
     """A cluster client from ``redis+cluster://[user:password@]host:port[,host:port...]``:
-    redis-py's ``RedisCluster`` with :class:`RidesOutFailover`."""
+    redis-py's ``RedisCluster`` with :class:`RidesOutFailover`.
+
+    redis-py reads the slot map as it builds the client: while no startup node
+    answers (or the cluster is not ok), it is tried again with backoff for
+    ``wait`` seconds, then ConfigError names the nodes (never the password)."""
     from redis.backoff import ExponentialWithJitterBackoff
     from redis.cluster import RedisCluster
     from redis.retry import Retry
 
     cls = type("Cluster", (RidesOutFailover, RedisCluster), {})
-    client = cls(**options(url), decode_responses=decode, socket_timeout=5, socket_connect_timeout=2,
-                 retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), retries=3))
+    found, deadline, delay = options(url), None, 0.05
+    while True:
+        try:
+            client = cls(**found, decode_responses=decode, socket_timeout=5, socket_connect_timeout=2,
+                         retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), retries=3))
+            break
+        except (RedisClusterException, redis.RedisError) as e:
+            now = time.monotonic()
+            deadline = deadline or now + wait
+            if now >= deadline:
+                nodes = ",".join(n.name for n in found["startup_nodes"])
+                raise ConfigError(f"Redis Cluster at {nodes} (REDIS_URL) cannot be reached: "
+                                  f"{type(e).__name__}: {e}") from None
+            time.sleep(min(delay, deadline - now))
+            delay = min(delay * 2, 1.0)
     setattr(client, ROUTED, True)
     return client
+
+
+def is_cluster(r) -> bool:
+    return "nodes_manager" in r.__dict__
+
+
+def primaries(r: RedisCluster) -> list:
+    """A client for each primary of the cluster (what each node keeps is its own)."""
+    return [r.get_redis_connection(node) for node in r.get_primaries()]
 
 
 def options(url: str) -> dict:
@@ -115,8 +141,11 @@ class RidesOutFailover:
     """Mixed into redis-py's ``RedisCluster`` (:func:`connect`): a command
     whose node is gone is sent again, with backoff and the slot map read
     anew, for up to :data:`FAILOVER_WAIT` seconds (redis-py alone tries a
-    few times at once, all within the election). Pipelines are left to
-    redis-py: they serve jobs, which are retried, not hops."""
+    few times at once, all within the election). A pipeline's execute does
+    the same with the commands it had queued (they serve web requests too:
+    a subscriber's PUT, an SMS quote, delivery reports); redis-py sends a
+    pipeline again after a lost connection as well, so ours are written to
+    bear it (idempotent, or a count off by one at worst)."""
 
     patience = FAILOVER_WAIT  # seconds; a worker waits longer (:func:`be_patient`)
 
@@ -132,7 +161,35 @@ class RidesOutFailover:
                 return super().execute_command(*args, **kwargs)
             except FAILOVER_ERRORS:
                 deadline, delay = _pause(deadline, delay, self.patience)
+            except RedisClusterException as e:  # no node answered as redis-py read the slot map
+                if not isinstance(e.__cause__, FAILOVER_ERRORS):
+                    raise
+                deadline, delay = _pause(deadline, delay, self.patience)
+            self.refresh()
+
+    def pipeline(self, transaction=None, shard_hint=None):
+        pipe = super().pipeline(transaction=transaction, shard_hint=shard_hint)
+        execute = pipe.execute
+
+        def patient(raise_on_error: bool = True) -> list:
+            # the queued commands (redis-py 7's strategy holds them; execute empties it)
+            queued = [(c.args, c.options) for c in pipe._execution_strategy.command_queue]
+            deadline, delay = None, 0.02
+            while True:
+                try:
+                    return execute(raise_on_error)
+                except FAILOVER_ERRORS:
+                    deadline, delay = _pause(deadline, delay, self.patience)
+                except RedisClusterException as e:
+                    if not isinstance(e.__cause__, FAILOVER_ERRORS):
+                        raise
+                    deadline, delay = _pause(deadline, delay, self.patience)
                 self.refresh()
+                pipe.reset()
+                for args, options in queued:
+                    pipe.execute_command(*args, **options)
+        pipe.execute = patient
+        return pipe
 
     def refresh(self) -> None:
         """Read the slot map again (at most every 50 ms, whichever thread asks)."""

@@ -71,7 +71,7 @@ def connect(url: str | None, decode: bool = True, wait_replicas: int = 0,
     (:func:`be_patient` changes it per client).
     """
     if cluster.is_cluster_url(url):
-        return cluster.durable(cluster.connect(url, decode), wait_replicas, wait_timeout_ms)
+        return cluster.durable(cluster.connect(url, decode, PATIENCE), wait_replicas, wait_timeout_ms)
     if url and wait_replicas:
         return cluster.durable(connect(url, decode), wait_replicas, wait_timeout_ms)
     if url:
@@ -96,9 +96,15 @@ def be_patient(r: redis.Redis, seconds: float) -> None:
 
 
 def where(r: redis.Redis) -> str:
-    """``host:port`` of ``r``'s server, for messages (never its password)."""
+    """``host:port`` of ``r``'s server (a cluster: of its primaries), for
+    messages (never its password)."""
+    if cluster.is_cluster(r):
+        return ",".join(node.name for node in r.get_primaries())
     kw = r.connection_pool.connection_kwargs
     return kw.get("path") or f"{kw.get('host', '?')}:{kw.get('port', '?')}"
+
+
+KEEPS = ("none", "rdb", "aof")  # weakest first
 
 
 def persistence(r: redis.Redis) -> str:
@@ -107,8 +113,21 @@ def persistence(r: redis.Redis) -> str:
     From ``INFO persistence`` (always allowed) and ``CONFIG GET save``; where
     CONFIG is disabled (managed Redis), a snapshot taken since the server
     started counts as ``rdb``. A server that knows no INFO (the embedded fake,
-    which lives in this process's memory) keeps ``none``.
+    which lives in this process's memory) keeps ``none``. A Redis Cluster
+    keeps what its weakest primary keeps (each keeps its own shard), of those
+    that answer: one away (a failover) leaves the others serving; none
+    answering raises.
     """
+    if cluster.is_cluster(r):
+        kept, error = [], None
+        for node in cluster.primaries(r):
+            try:
+                kept.append(persistence(node))
+            except redis.RedisError as e:
+                error = e
+        if not kept:
+            raise error or redis.ConnectionError("no primary of the cluster answered")
+        return min(kept, key=KEEPS.index)
     try:
         info = r.info("persistence")
     except redis.ResponseError:
@@ -124,21 +143,40 @@ def persistence(r: redis.Redis) -> str:
     return "rdb" if save else "none"
 
 
-def require_durable(r: redis.Redis, allow_volatile: bool) -> str:
+LOST = {"REDIS_URL": "confirmed redemptions would be lost",
+        "JOBS_REDIS_URL": "offer SMS held for the sending window and the retries of fulfilments "
+                          "and lead pushes would be lost"}
+
+
+def require_durable(r: redis.Redis, allow_volatile: bool, setting: str = "REDIS_URL") -> str:
     """The server's :func:`persistence`; ConfigError if it is ``none`` (and
-    ``allow_volatile`` is false) or the server cannot be reached."""
+    ``allow_volatile`` is false) or the server cannot be reached. ``setting``
+    names it in the message (``JOBS_REDIS_URL``: the job queue's own)."""
     try:
         kept = persistence(r)
     except redis.RedisError as e:
         raise ConfigError(f"USSD_APP_ENV=production checks that Redis keeps its data, but Redis at "
-                          f"{where(r)} (REDIS_URL) did not answer: {type(e).__name__}: {e}") from None
+                          f"{where(r)} ({setting}) did not answer: {type(e).__name__}: {e}") from None
     if kept == "none" and not allow_volatile:
         raise ConfigError(
-            f"Redis at {where(r)} (REDIS_URL) keeps no data over a restart (no append-only file, "
-            f"no snapshots): confirmed redemptions would be lost. Run it with appendonly yes and "
+            f"Redis at {where(r)} ({setting}) keeps no data over a restart (no append-only file, "
+            f"no snapshots): {LOST[setting]}. Run it with appendonly yes and "
             f"appendfsync everysec (README: Running in production), or set "
             f"ALLOW_VOLATILE_REDIS=1 to accept that")
     return kept
+
+
+def require_plain(r: redis.Redis, setting: str = "JOBS_REDIS_URL") -> None:
+    """ConfigError if ``r`` is a node of a Redis Cluster (the job queue's keys
+    span hash slots: rq would meet MOVED). A server that does not answer now
+    is left to the commands that need it."""
+    try:
+        enabled = r.info("cluster").get("cluster_enabled")
+    except redis.RedisError:
+        return
+    if str(enabled) == "1":
+        raise ConfigError(f"{setting} must be a plain Redis, but {where(r)} is a node of a Redis "
+                          f"Cluster (the job queue's keys span hash slots)")
 
 
 def revise(pipe, key: str) -> None:
