@@ -102,6 +102,7 @@ def test_a_connection_the_server_closed_is_made_again(redis_url):
 def replica(redis_url, free_port, tmp_path):
     """A replica of the test server, in sync."""
     primary = redis.Redis.from_url(redis_url)
+    primary.config_set("repl-diskless-sync-delay", 0)  # Redis 7 waits 5 s for more replicas to join
     host, port = primary.connection_pool.connection_kwargs["host"], primary.connection_pool.connection_kwargs["port"]
     proc = subprocess.Popen([shutil.which("redis-server"), "--port", str(free_port), "--bind", "127.0.0.1",
                              "--replicaof", host, str(port), "--save", "", "--dir", str(tmp_path)],
