@@ -70,3 +70,20 @@ def test_the_old_sorted_set_is_adopted_at_start(services):
     assert len(released) == 1 and released[0].args[0][0]["text"] == "lama"
     jobs.work(services, burst=True)  # due long ago: the burst worker's scheduler queues it
     assert outbox(services) == ["lama"]
+
+
+def test_housekeeping_goes_before_a_backlog(services):
+    """A round due while jobs wait (a campaign's SMS, fulfilments retried
+    after an outage) runs next, not after them: recovery and lead pushes are
+    not held back by the backlog they are there to settle."""
+    jobs.schedule_housekeeping(services, 1)
+    backlog = [f"sms-backlog-{i}" for i in range(3)]
+    for job_id in backlog:
+        services.jobs.enqueue("ussd_app.sms.outbound.deliver", services.sms.message(M, "antre", "POIN"),
+                              job_id=job_id)
+    time.sleep(1.1)  # the round's slot has begun
+    jobs.work(services, burst=True)
+    rounds = [j for j in services.jobs.queue.finished_job_registry.get_job_ids() if j.startswith("housekeeping-1-")]
+    assert len(rounds) == 1
+    fetch = services.jobs.queue.fetch_job
+    assert all(fetch(rounds[0]).ended_at <= fetch(j).started_at for j in backlog)

@@ -52,10 +52,12 @@ def housekeeping(services, every: int = EVERY) -> dict:
 def schedule_housekeeping(services, every: int = EVERY) -> bool:
     """Schedule the round of the next ``every``-second slot (real time): its
     job id names the slot, so however many workers start, or a round that also
-    asks, each slot runs once. False when that slot was scheduled already."""
+    asks, each slot runs once; it is queued ahead of the jobs waiting (a backlog
+    does not hold back the recovery it may need). False when that slot was
+    scheduled already."""
     slot = int(time.time() // every) + 1
     return services.jobs.enqueue_at(slot * every, HOUSEKEEPING_JOB, every,
-                                    job_id=f"housekeeping-{every}-{slot}", retry=None)
+                                    job_id=f"housekeeping-{every}-{slot}", retry=None, at_front=True)
 
 
 def start(services, every: int = EVERY) -> None:

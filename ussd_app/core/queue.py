@@ -151,14 +151,15 @@ class Jobs:
         return (job.retries_left or 0) if job is not None else 0
 
     def enqueue_at(self, when: float, func: str, *args, job_id: str,
-                   retry: tuple[int, ...] | None = RETRY) -> bool:
+                   retry: tuple[int, ...] | None = RETRY, at_front: bool = False) -> bool:
         """Have rq's scheduler (run by the worker) queue ``func(services, *args)``
         at ``when`` (epoch seconds); it is kept in Redis until then, so a
         restart loses nothing. The first job of an id wins: False when one
-        with ``job_id`` exists already (scheduled, queued, or just run)."""
+        with ``job_id`` exists already (scheduled, queued, or just run).
+        ``at_front``: then ahead of the jobs waiting."""
         try:
             self.queue.enqueue_at(datetime.fromtimestamp(when, timezone.utc), func, *args,
-                                  job_id=job_id, meta=_meta(), unique=True,
+                                  job_id=job_id, meta=_meta(), unique=True, at_front=at_front,
                                   retry=Retry(max=len(retry), interval=list(retry)) if retry else None)
         except DuplicateJobError:
             return False
