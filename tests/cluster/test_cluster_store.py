@@ -90,3 +90,53 @@ def test_a_patient_cluster_client_still_answers(services):
     assert store.roundtrip(services.r, ("GET", "ussd:test:patient")) == ["1"]
     assert services.raw.get("ussd:test:patient") == b"1"
     assert set(jobs.housekeeping(services)) >= {"lead_pushes"}  # the round the worker runs
+
+
+class FakeTime:
+    """``time`` for the cluster module: sleeping moves the clock, at once."""
+
+    def __init__(self):
+        self.now, self.slept = 1000.0, 0.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+        self.slept += seconds
+
+
+def test_a_request_waits_for_a_lost_node_once_not_per_call(services, monkeypatch):
+    """A hop makes two or three calls; while a shard is down each would wait
+    its own FAILOVER_WAIT (20-30 s, past the gateway's 15 s): within a
+    request they share one."""
+    import redis
+    clock = FakeTime()
+    monkeypatch.setattr(cluster, "time", clock)
+
+    def lost(connection, *commands):
+        raise redis.ConnectionError("the node is gone")
+    with cluster.within(cluster.FAILOVER_WAIT):
+        for _ in range(3):
+            with pytest.raises(redis.ConnectionError):
+                cluster.roundtrip(services.r, [("GET", "ussd:test:lost")], lost)
+    assert 0 < clock.slept <= cluster.FAILOVER_WAIT
+    clock.slept = 0.0
+    with pytest.raises(redis.ConnectionError):  # outside a request: a call waits its own
+        cluster.roundtrip(services.r, [("GET", "ussd:test:lost")], lost)
+    assert clock.slept == pytest.approx(cluster.FAILOVER_WAIT)
+
+
+def test_a_hop_and_an_sms_are_each_one_request_for_that_wait(client, monkeypatch):
+    from ussd_app.sms import keywords
+    from ussd_app.web import gateway
+    seen = []
+    hop, handle = gateway.ussd.hop, keywords.handle
+    monkeypatch.setattr(gateway.ussd, "hop", lambda *a: seen.append(cluster._UNTIL.get()) or hop(*a))
+    monkeypatch.setattr(keywords, "handle", lambda *a: seen.append(cluster._UNTIL.get()) or handle(*a))
+    client.post("/ussd", data={"sessionId": "w1", "serviceCode": "*700#", "phoneNumber": "081234567890",
+                               "text": ""})
+    client.post("/sms/inbound", data={"from": "+6281234567890", "to": "62168", "text": "POIN",
+                                      "id": "w1", "date": "2026-11-26 01:00:00"})
+    assert len(seen) == 2 and all(until is not None for until in seen)
+    assert cluster._UNTIL.get() is None  # and no longer after

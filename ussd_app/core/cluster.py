@@ -31,6 +31,8 @@ from __future__ import annotations
 import re
 import threading
 import time
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
@@ -211,11 +213,32 @@ def be_patient(r: RedisCluster, seconds: float) -> None:
     r.patience = seconds
 
 
+_UNTIL: ContextVar[float | None] = ContextVar("ussd_cluster_until", default=None)
+
+
+@contextmanager
+def within(seconds: float):
+    """Bound the waiting for lost nodes of everything Redis does inside (a
+    gateway's request): ``seconds`` in all, not per command. A hop makes two
+    or three calls, each of which would otherwise wait its own
+    :data:`FAILOVER_WAIT` while a shard is down: 20-30 s, past the gateway's
+    15, with a web worker's thread held all along."""
+    token = _UNTIL.set(time.monotonic() + seconds)
+    try:
+        yield
+    finally:
+        _UNTIL.reset(token)
+
+
 def _pause(deadline: float | None, delay: float, wait: float = FAILOVER_WAIT) -> tuple[float, float]:
     """Sleep before the next try; raise the error being handled once past the
-    deadline (``wait`` seconds after the first failure)."""
+    deadline (``wait`` seconds after the first failure, or the end of the
+    enclosing :func:`within`, whichever comes first)."""
     now = time.monotonic()
     deadline = deadline or now + wait
+    until = _UNTIL.get()
+    if until is not None and until < deadline:
+        deadline = until
     if now >= deadline:
         raise
     time.sleep(min(delay, deadline - now))

@@ -15,7 +15,7 @@ from urllib.parse import unquote_plus
 
 from flask import Blueprint, Response, request
 
-from ussd_app.core import metrics, texts
+from ussd_app.core import cluster, metrics, texts
 from ussd_app.core.errors import BadRequest, Unauthorized
 from ussd_app.core.msisdn import mask
 from ussd_app.gateways import DIALECTS, africastalking
@@ -116,7 +116,8 @@ def _route(dialect):
         except BadRequest as e:
             return _answer(dialect, dialect.error(str(e), fields), 400)
         try:
-            result = ussd.hop(services(), h)
+            with cluster.within(cluster.FAILOVER_WAIT):
+                result = ussd.hop(services(), h)
         except Exception:
             log.exception("hop failed")
             metrics.hop_failed(dialect.NAME)
@@ -148,13 +149,16 @@ def ussd_events():
     """Africa's Talking's end-of-session notification, recorded against the session."""
     started = time.perf_counter()
     h = africastalking.parse_event(form())
-    hopped(h, ussd.hop(services(), h), started)
+    with cluster.within(cluster.FAILOVER_WAIT):
+        result = ussd.hop(services(), h)
+    hopped(h, result, started)
     return Response("OK", 200, mimetype="text/plain")
 
 
 @bp.post("/sms/inbound")
 def sms_inbound():
     sms = africastalking.parse_sms(form())
-    keywords.handle(services(), sms)
+    with cluster.within(cluster.FAILOVER_WAIT):
+        keywords.handle(services(), sms)
     log.info(json.dumps({"event": "sms_inbound", "id": sms.message_id, "from": mask(sms.sender)}))
     return Response("", 200, mimetype="text/plain")
