@@ -109,6 +109,8 @@ def connect(url: str, decode: bool = True, wait: float = FAILOVER_WAIT):
 
 
 def is_cluster(r) -> bool:
+    """A cluster client (one dict lookup: an ``isinstance`` on redis-py's
+    ``RedisCluster`` costs a hop far more, see the module's docstring)."""
     return "nodes_manager" in r.__dict__
 
 
@@ -292,10 +294,9 @@ def routed(r, commands: tuple, send) -> list | None:
     """The replies where ``send`` (``store.roundtrip``) cannot take its own
     path: WAIT to add, or a cluster; else None. (``store.roundtrip`` comes
     here only for a client marked :data:`ROUTED`.)"""
-    found = r.__dict__
-    if found.get("wait_replicas") and _unwaited(commands):
+    if r.__dict__.get("wait_replicas") and _unwaited(commands):
         return _waited(r, commands, send)
-    if "nodes_manager" in found:  # a cluster client
+    if is_cluster(r):
         return roundtrip(r, commands, send)
     return None
 
@@ -304,7 +305,7 @@ def batch(r, commands: list, send) -> list:
     """``store.batch``: on a cluster one group per node, whatever the
     commands; WAIT after durable scripts as :func:`routed` adds it."""
     def independent(client, *commands):
-        if "nodes_manager" in client.__dict__:
+        if is_cluster(client):
             return roundtrip(client, commands, send, independent=True)
         return send(client, *commands)
     if r.__dict__.get("wait_replicas") and _unwaited(commands):

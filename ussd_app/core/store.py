@@ -89,7 +89,7 @@ def connect(url: str | None, decode: bool = True, wait_replicas: int = 0,
 
 def be_patient(r: redis.Redis, seconds: float) -> None:
     """Let ``r``'s commands (and :func:`roundtrip`'s) wait ``seconds`` for a lost server."""
-    if isinstance(r, cluster.RidesOutFailover):
+    if cluster.is_cluster(r):
         cluster.be_patient(r, seconds)
     else:
         r.set_retry(Patience(seconds))
