@@ -96,14 +96,12 @@ def connect(url: str, decode: bool = True, wait: float = FAILOVER_WAIT):
                          retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), retries=3))
             break
         except (RedisClusterException, redis.RedisError) as e:
-            now = time.monotonic()
-            deadline = deadline or now + wait
-            if now >= deadline:
+            try:
+                deadline, delay = _pause(deadline, delay, wait)
+            except (RedisClusterException, redis.RedisError):
                 nodes = ",".join(n.name for n in found["startup_nodes"])
                 raise ConfigError(f"Redis Cluster at {nodes} (REDIS_URL) cannot be reached: "
                                   f"{type(e).__name__}: {e}") from None
-            time.sleep(min(delay, deadline - now))
-            delay = min(delay * 2, 1.0)
     setattr(client, ROUTED, True)
     return client
 
