@@ -140,9 +140,17 @@ class Jobs:
     def drop(self, job_id: str) -> None:
         """Forget job ``job_id`` (finished, failed or lost), so it can be queued afresh."""
         try:
-            self.job_class.fetch(job_id, connection=self.connection).delete()
+            job = self.job_class.fetch(job_id, connection=self.connection)
         except NoSuchJobError:
-            pass
+            return
+        try:
+            job.delete()
+        except ValueError:
+            # rq's index of the job's runs names a run whose record is gone (a
+            # Redis restart kept the one and lost the other): rq refuses to
+            # delete the job then; forget the index, the runs' records expire.
+            self.connection.delete(job.execution_registry.key)
+            job.delete()
 
     def retries_left(self) -> int:
         """Retries rq will still make of the job running now if it raises (0 in
