@@ -146,9 +146,10 @@ class Jobs:
         try:
             job.delete()
         except ValueError:
-            # rq's index of the job's runs names a run whose record is gone (a
-            # Redis restart kept the one and lost the other): rq refuses to
-            # delete the job then; forget the index, the runs' records expire.
+            # rq's index of the job's runs names a run whose record is gone: a
+            # lost worker's run record expires 60 s before its entry in that
+            # index, and rq 3.0 refuses to delete the job in between. Forget
+            # the index; the runs' records expire by themselves.
             self.connection.delete(job.execution_registry.key)
             job.delete()
 
