@@ -84,3 +84,19 @@ def test_a_job_whose_run_record_expired_is_dropped(services):
     queue.drop("fulfil-lost")
     assert not services.raw.exists(job.key, job.execution_registry.key)
     assert not queue.waiting("fulfil-lost")
+
+
+def test_a_job_whose_hash_expires_while_asked_about_is_not_waiting(services, monkeypatch):
+    from ussd_app.core.queue import Jobs
+
+    queue = Jobs(services, services.raw, sync=False)
+    queue.enqueue("ussd_app.jobs.housekeeping", job_id="fulfil-expiring")
+    fetch = queue.job_class.fetch
+
+    def expiring(job_id, connection):  # the hash expires between rq's two reads
+        job = fetch(job_id, connection=connection)
+        connection.delete(job.key)
+        return job
+
+    monkeypatch.setattr(queue.job_class, "fetch", staticmethod(expiring))
+    assert not queue.waiting("fulfil-expiring")

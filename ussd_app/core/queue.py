@@ -19,7 +19,7 @@ from typing import Any
 import redis
 import rq
 from rq import Retry
-from rq.exceptions import DuplicateJobError, NoSuchJobError
+from rq.exceptions import DuplicateJobError, InvalidJobOperation, NoSuchJobError
 from rq.job import JobStatus
 
 from ussd_app.core import logs, metrics
@@ -131,7 +131,7 @@ class Jobs:
         try:
             job = self.job_class.fetch(job_id, connection=self.connection)
             status = job.get_status()
-        except NoSuchJobError:
+        except (NoSuchJobError, InvalidJobOperation):  # none, or its hash expired in between
             return False
         if status == JobStatus.QUEUED:
             return self.queue.get_job_position(job_id) is not None
