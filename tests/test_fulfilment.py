@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 from ussd_app import cli, jobs
 from ussd_app.core import keys
+from ussd_app.core.queue import Jobs
 from ussd_app.loyalty import points, redemptions, rewards
 from ussd_app.sms import providers
 
@@ -133,7 +134,7 @@ class TestReview:
         listed = api("GET", "/api/v1/redemptions?status=needs_review", status=200)["redemptions"]
         assert [(r["id"], r["msisdn"], r["status"]) for r in listed] == [(reviewed, M, "needs_review")]
         assert api("GET", "/api/v1/redemptions?status=pending", status=200)["redemptions"] == []
-        assert redemptions.recover(services, older_than=0) == {"refulfilled": 0, "released": 0, "settled": 0}
+        assert redemptions.recover(services, older_than=0) == {"refulfilled": 0, "released": 0, "settled": 0, "failed": 0}
         assert len(Provider.calls) == 3
 
     def test_the_review_command_masks_the_number(self, reviewed):
@@ -206,14 +207,41 @@ class TestRecovery:
         services.raw.delete("rq:queue:ussd")
         # The provider answered, the outcome was recorded, then the worker died.
         assert redemptions.confirm(services, M, rid, "PRV-1")
-        assert redemptions.recover(services, older_than=0) == {"refulfilled": 0, "released": 0, "settled": 1}
+        assert redemptions.recover(services, older_than=0) == {"refulfilled": 0, "released": 0, "settled": 1, "failed": 0}
         assert Provider.calls == []
         assert sms(services) == ["Penukaran Pulsa Rp10.000 berhasil dan sudah dikirim ke nomor Anda. Ref: PRV-1."]
         assert stock(services) == 4
-        assert redemptions.recover(services, older_than=0) == {"refulfilled": 0, "released": 0, "settled": 0}
+        assert redemptions.recover(services, older_than=0) == {"refulfilled": 0, "released": 0, "settled": 0, "failed": 0}
         assert len(sms(services)) == 1
         done = redemptions.listing(services.r, "done")[0]
         assert [r["id"] for r in done] == [rid]
+
+    def test_a_redemption_that_cannot_be_recovered_does_not_hold_back_the_others(
+            self, services, setup, phone, monkeypatch, caplog, redis_url):
+        monkeypatch.setenv("REDIS_URL", redis_url)
+        monkeypatch.setenv("SMS_PROVIDER", "console")
+        first = redeem(services, phone)
+        phone.dial("2*1*1*1*1")
+        (second,) = {rec["id"] for rec in redemptions.history(services.r, M)} - {first}
+        services.raw.delete("rq:queue:ussd")  # both jobs lost
+        drop, failing = Jobs.drop, {f"fulfil-{first}"}
+
+        def drop_or_fail(self, job_id):
+            if job_id in failing:
+                failing.discard(job_id)
+                raise ValueError("rq could not delete the job")
+            drop(self, job_id)
+
+        monkeypatch.setattr(Jobs, "drop", drop_or_fail)
+        out = CliRunner().invoke(cli.main, ["redemptions", "recover", "--older-than", "0"])
+        assert out.exit_code == 1, out.output
+        assert "refulfilled: 1, released: 0, settled: 0, failed: 1" in out.output
+        assert "1 redemptions could not be recovered" in out.output and "Traceback" not in out.output
+        assert f"recovery of redemption {first} failed" in caplog.text and M not in caplog.text
+        # The next round recovers the one left.
+        assert redemptions.recover(services, older_than=0) == {"refulfilled": 1, "released": 0, "settled": 0, "failed": 0}
+        jobs.work(services, burst=True)
+        assert {redemptions.get(services.r, M, rid)["status"] for rid in (first, second)} == {"done"}
 
 
 @pytest.mark.parametrize("value", ["5,x", "-1", ",".join(["1"] * 21), "90000"])

@@ -157,13 +157,13 @@ class TestCrashes:
         out = redeem(services, w, "k", 1)
         assert redemptions.get(services.r, M, out.redemption)["status"] == "pending"
         services.raw.delete("rq:queue:ussd")  # the worker crashed and the job was lost
-        assert redemptions.recover(services, older_than=0) == {"refulfilled": 1, "released": 0, "settled": 0}
+        assert redemptions.recover(services, older_than=0) == {"refulfilled": 1, "released": 0, "settled": 0, "failed": 0}
         jobs.work(services, burst=True)
         assert redemptions.get(services.r, M, out.redemption)["status"] == "done"
         assert fulfilment.fulfil(services, M, out.redemption) == "done"  # a late duplicate job
         sms = client.get(f"/api/v1/outbox?to={M}").get_json()["messages"]
         assert len(sms) == 1 and "berhasil" in sms[0]["text"]
-        assert redemptions.recover(services, older_than=0) == {"refulfilled": 0, "released": 0, "settled": 0}
+        assert redemptions.recover(services, older_than=0) == {"refulfilled": 0, "released": 0, "settled": 0, "failed": 0}
         assert rewards.get(services.r, "PULSA10").stock == 1
 
     def test_crash_between_holding_stock_and_debit_is_released(self, services):

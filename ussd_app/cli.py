@@ -206,6 +206,9 @@ def redemptions_recover(older_than):
 
     counts = r.recover(_stored_services(), older_than)
     click.echo(", ".join(f"{k}: {v}" for k, v in counts.items()))
+    if counts["failed"]:
+        raise click.ClickException(f"{counts['failed']} redemptions could not be recovered "
+                                   "(the log says why); the next run tries them again")
 
 
 @redemptions.command("review")

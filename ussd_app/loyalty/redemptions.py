@@ -406,32 +406,50 @@ def recover(services, older_than: float) -> dict:
     A pending redemption is fulfilled again (same reference) unless its job is
     still waiting (queued, or scheduled for a retry) or a worker holds its
     lease; a settled one is finished (SMS, stock, index); an unknown outcome is
-    never refunded here.
+    never refunded here. A marker that fails is logged, counted in ``failed``
+    and left for the next round: it does not hold back the others (a lost
+    Redis does: the round stops).
     """
     r, now = services.r, services.clock()
-    counts = {"refulfilled": 0, "released": 0, "settled": 0}
+    counts = {"refulfilled": 0, "released": 0, "settled": 0, "failed": 0}
     for marker in r.zrangebyscore(keys.PENDING_REDEMPTIONS, "-inf", now - older_than):
-        msisdn, rid, code = marker.split("|")
-        rec = get(r, msisdn, rid)
-        if rec is None:  # crashed between holding stock and debiting points
-            rewards.settle(r, code, rid, "released")
-            r.zrem(keys.PENDING_REDEMPTIONS, marker)
-            counts["released"] += 1
-        elif rec["status"] == "pending":  # its fulfilment was lost
-            job_id = f"fulfil-{rid}"
-            if r.exists(keys.fulfilling(msisdn, rid)) or services.jobs.waiting(job_id):
-                continue
-            services.jobs.drop(job_id)
-            services.jobs.enqueue(FULFIL_JOB, msisdn, rid, job_id=job_id,
-                                  retry=services.config.fulfilment_retry)
-            counts["refulfilled"] += 1
-        elif lease(services, msisdn, rid):  # settled, not finished
-            try:
-                finish(services, msisdn, rid)
-            finally:
-                unlease(services, msisdn, rid)
-            counts["settled"] += 1
+        try:
+            done = _recover_one(services, marker)
+        except redis.RedisError:
+            raise
+        except Exception:
+            log.exception("recovery of redemption %s failed; next round tries again",
+                          marker.split("|")[1])
+            done = "failed"
+        if done:
+            counts[done] += 1
     return counts
+
+
+def _recover_one(services, marker: str) -> str | None:
+    """What :func:`recover` did with one marker (a key of its counts), or None."""
+    r = services.r
+    msisdn, rid, code = marker.split("|")
+    rec = get(r, msisdn, rid)
+    if rec is None:  # crashed between holding stock and debiting points
+        rewards.settle(r, code, rid, "released")
+        r.zrem(keys.PENDING_REDEMPTIONS, marker)
+        return "released"
+    if rec["status"] == "pending":  # its fulfilment was lost
+        job_id = f"fulfil-{rid}"
+        if r.exists(keys.fulfilling(msisdn, rid)) or services.jobs.waiting(job_id):
+            return None
+        services.jobs.drop(job_id)
+        services.jobs.enqueue(FULFIL_JOB, msisdn, rid, job_id=job_id,
+                              retry=services.config.fulfilment_retry)
+        return "refulfilled"
+    if lease(services, msisdn, rid):  # settled, not finished
+        try:
+            finish(services, msisdn, rid)
+        finally:
+            unlease(services, msisdn, rid)
+        return "settled"
+    return None
 
 
 def settle_review(services, rid: str, outcome: str, reference: str | None = None) -> dict | None:
