@@ -100,6 +100,7 @@ def app(config):
         flush(url)
     app = create_app(config)
     yield app
+    app.extensions["ussd"].funnel.close()
     for url in urls:
         flush(url)
     # The app's connections are closed now: left to the garbage collector (the

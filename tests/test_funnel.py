@@ -1,11 +1,14 @@
 """The drop-off funnel: per screen, entries and how each left, fed by every
 dialect's hops and end signals, the events callback and silent expiry."""
+import time
+
 import pytest
+import redis
 from click.testing import CliRunner
 
 from phones import Phone
 from ussd_app import cli, demo
-from ussd_app.core import store
+from ussd_app.core import keys, store
 from ussd_app.ussd import funnel, hop
 from ussd_app.ussd.types import Hop
 
@@ -90,6 +93,7 @@ def test_a_failed_hop_counts_an_error(client, demo_data, services, monkeypatch):
 def test_report_funnel_prints_the_table(demo_data, monkeypatch, redis_url):
     monkeypatch.setenv("REDIS_URL", redis_url)
     hop.hop(demo_data, Hop("cli", MSISDN, "*700#", inputs=("4",), history=True))
+    demo_data.funnel.flush()  # as the serving process does within a second
     result = CliRunner().invoke(cli.main, ["report", "funnel", "--dialect", "africastalking"])
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
@@ -99,6 +103,37 @@ def test_report_funnel_prints_the_table(demo_data, monkeypatch, redis_url):
     assert lines[3].split() == ["main", "1", "1", "0", "0", "0", "0", "0", "0"]
     bad = CliRunner().invoke(cli.main, ["report", "funnel", "--from", "yesterday"])
     assert bad.exit_code == 1 and "from must be an ISO 8601 time" in bad.output
+
+
+def test_a_process_writes_its_counts_within_a_second(demo_data, redis_url):
+    """Another process (a report on another web worker, the CLI) sees a
+    hop's counts once the serving process has written them, by itself."""
+    hop.hop(demo_data, Hop("w", MSISDN, "*700#", inputs=("4",), history=True))
+    other = redis.Redis.from_url(redis_url, decode_responses=True)
+    day_key = keys.funnel_day(funnel.day(demo_data.clock()))
+    deadline = time.monotonic() + 10
+    while not other.hget(day_key, "africastalking|help|entered") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert other.hgetall(day_key) == {"africastalking|main|entered": "1", "africastalking|main|next": "1",
+                                      "africastalking|main|~0": "1", "africastalking|help|entered": "1"}
+    assert 0 < other.ttl(day_key) <= funnel.RETENTION_SECONDS
+    other.close()
+
+
+def test_counts_redis_did_not_take_are_kept_for_the_next_write(demo_data, monkeypatch):
+    hop.hop(demo_data, Hop("k", MSISDN, "*700#", inputs=("4",), history=True))
+    real = store.batch
+
+    def refused(r, commands):
+        raise redis.ConnectionError("Redis is restarting")
+    monkeypatch.setattr(store, "batch", refused)
+    with pytest.raises(redis.ConnectionError):
+        demo_data.funnel.flush()
+    monkeypatch.setattr(store, "batch", real)
+    demo_data.funnel.flush()
+    day_key = keys.funnel_day(funnel.day(demo_data.clock()))
+    assert demo_data.r.hget(day_key, "africastalking|help|entered") == "1"
+    assert demo_data.r.hget(day_key, "africastalking|main|entered") == "1"  # once, not twice
 
 
 def test_bad_queries_are_refused(client):
@@ -117,11 +152,12 @@ def test_dwell_buckets_and_days():
     assert funnel.days(jakarta_midnight - 1, jakarta_midnight) == ["2024-12-31", "2025-01-01"]
 
 
-def test_a_hop_is_two_round_trips_of_two_commands(client, demo_data, monkeypatch):
-    """The session, account and resume pointer read in one; the session (with
-    the pointer where it may be resumed) and the funnel written in the other:
-    plain SETs for the session (its script only where it must take back a
-    pointer it set)."""
+def test_a_hop_is_two_round_trips_and_one_script(client, demo_data, monkeypatch):
+    """The session, account and resume pointer read in one (the account's
+    script); the session (with the pointer where it may be resumed) and the
+    session's move among the funnel's open ones written in the other, plain
+    commands (the session's script only where it must take back a pointer it
+    set); the funnel's counts are written by the process, once a second."""
     sent = []
     real = store.roundtrip
     monkeypatch.setattr(store, "roundtrip", lambda r, *commands: sent.append(
@@ -129,5 +165,5 @@ def test_a_hop_is_two_round_trips_of_two_commands(client, demo_data, monkeypatch
     phone = Phone(client, msisdn="081311110009")
     phone.dial()
     phone.type(4)
-    assert sent == [["MGET", "EVALSHA"], ["SET", "EVALSHA"],  # the main menu: not resumable
-                    ["MGET", "EVALSHA"], ["SET", "SET", "EVALSHA"]]  # left it: the pointer too
+    assert sent == [["MGET", "EVALSHA"], ["SET", "ZADD"],  # the main menu: not resumable
+                    ["MGET", "EVALSHA"], ["SET", "SET", "ZREM", "ZADD"]]  # left it: the pointer too

@@ -24,7 +24,7 @@ from ussd_app.core.errors import Conflict
 from ussd_app.core import store
 from ussd_app.loyalty import redemptions
 from ussd_app.offers import push, sending
-from ussd_app.ussd import funnel, hop
+from ussd_app.ussd import hop
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ def housekeeping(services, every: int = EVERY) -> dict:
     timeouts, once a day (with ARCHIVE_DIR) archive what is older than the
     retention, then schedule the next round."""
     try:
-        funnel.sweep(services.r, services.clock(), hop.lifetime(services.config))
+        services.funnel.sweep(services.clock(), hop.lifetime(services.config))
         if services.config.ARCHIVE_DIR and retention.due(services):
             try:
                 log.info("archive run: %s", retention.run(services))

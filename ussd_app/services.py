@@ -14,6 +14,7 @@ from ussd_app.offers import window
 from ussd_app.sms import providers
 from ussd_app.sms.outbound import Outbound
 from ussd_app.ussd.engine import Engine
+from ussd_app.ussd.funnel import Counts
 
 
 @cache
@@ -39,4 +40,5 @@ class Services:
         self.vault = pii.Vault(config.PII_KEY)
         self.kept = store.Kept()  # this process's copies of the catalog and campaigns
         self.accounts = points.Accounts()
+        self.funnel = Counts(self.r)  # this process's funnel counts, written each second
         self.engine = engine()

@@ -57,8 +57,9 @@ def test_writes_to_several_nodes_keep_their_order(services, sends):
 
 def test_a_check_points_hop_goes_to_the_callers_node_in_two_round_trips(services, phone, api, sends):
     """The caller's work (session, account) goes to the caller's node, one read
-    and one write; the funnel's counters, in their own slot, are the one send
-    to another node (on a single server they ride in the write's round trip)."""
+    and one write; the session's move among the funnel's open ones, in their
+    own slot, is the one send to another node (on a single server it rides in
+    the write's round trip)."""
     api("POST", f"/api/v1/subscribers/{M}/points", {"points": 1500, "source": "topup", "reference": "r1"})
     phone.dial()
     sends.clear()

@@ -212,8 +212,9 @@ def _save(services: Services, session: Session, now: float, tally: Tally, old: s
                if config.USSD_RESUME_SECONDS > 0 and _resumable(services, session) else None)
     add = "" if session.closed else funnel.member(session.dialect, session.state, session.msisdn,
                                                   session.id)
-    sessions.save(services.r, session, lifetime(config), pointer, config.USSD_RESUME_SECONDS,
-                  also=(tally.command(now, old, add),))
+    moved = sessions.save(services.r, session, lifetime(config), pointer, config.USSD_RESUME_SECONDS,
+                          also=tally.commands(old, add, now))
+    tally.count(services.funnel, now, old, add, moved)
 
 
 def _close(services: Services, session: Session | None, h: Hop, now: float) -> Result:

@@ -98,9 +98,10 @@ def get(r: redis.Redis, msisdn: str, session_id: str) -> Session | None:
 
 
 def save(r: redis.Redis, session: Session, ttl: int, pointer: Pointer | None = None,
-         resume_ttl: int = 0, also: tuple = ()) -> None:
+         resume_ttl: int = 0, also: tuple = ()) -> list:
     """Write the session (and, where resuming is on, the pointer: set to it,
-    or removed if it pointed here), with ``also`` in the same round trip.
+    or removed if it pointed here), with ``also`` in the same round trip;
+    returns the replies to ``also``.
 
     Plain SETs where they say it all; :data:`SAVE`'s compare-and-delete only
     where this session set the pointer and is no longer resumable (a script
@@ -116,4 +117,4 @@ def save(r: redis.Redis, session: Session, ttl: int, pointer: Pointer | None = N
                                [_encode(session), ttl, "", resume_ttl, session.id]),)
     else:
         writes = (("SET", key, _encode(session), "EX", ttl),)
-    store.roundtrip(r, *writes, *also)
+    return store.roundtrip(r, *writes, *also)[len(writes):]

@@ -11,6 +11,7 @@ import redis
 from ussd_app.core.config import Config
 from ussd_app.core.pii import Vault
 from ussd_app.core.store import Kept
+from ussd_app.ussd.funnel import Counts
 
 
 # What a gateway says of a session besides its inputs (``Hop.end``).
@@ -79,6 +80,7 @@ class Services(Protocol):
     kept: Kept
     sms: Any  # ussd_app.sms.outbound.Outbound: screens pass it on, never import it
     jobs: Any  # ussd_app.core.queue.Jobs
+    funnel: Counts  # this process's funnel counts, written each second
 
     def clock(self) -> float:
         """Now, in epoch seconds."""

@@ -35,7 +35,7 @@ def window(args, now: float) -> tuple[float, float, str | None]:
 
 def funnel_report(svc, start: float, end: float, dialect: str | None) -> dict:
     """Silently expired sessions swept first, then the table."""
-    swept = funnel.sweep(svc.r, svc.clock(), hop.lifetime(svc.config))
+    swept = svc.funnel.sweep(svc.clock(), hop.lifetime(svc.config))
     try:
         rows = funnel.report(svc.r, start, end, dialect)
     except ValueError as e:
