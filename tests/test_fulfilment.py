@@ -143,6 +143,13 @@ class TestReview:
         assert reviewed in out.output and "+62812*****890" in out.output and M not in out.output
         assert "1 redemptions need review" in out.output
 
+    @pytest.mark.parametrize("rid", ["-lXwKcw5KMXK4JV79xUEBS3z", "--XwKcw5KMXK4JV79xUEBS3z"])
+    def test_an_id_that_starts_with_a_dash_is_an_id(self, reviewed, rid):
+        """Ids are base64url: one in 32 starts with '-' (this test once failed
+        so, on a random id): it is the RID, not an option."""
+        out = CliRunner().invoke(cli.main, ["redemptions", "settle", rid, "--refund"])
+        assert out.exit_code == 1 and f"no redemption {rid} awaits review" in out.output, out.output
+
     def test_settled_as_refunded_once(self, services, reviewed, api):
         out = CliRunner().invoke(cli.main, ["redemptions", "settle", reviewed, "--refund"])
         assert out.exit_code == 0, out.output

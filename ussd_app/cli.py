@@ -227,7 +227,9 @@ def redemptions_review(limit):
     click.echo(f"{len(items)} redemptions need review")
 
 
-@redemptions.command("settle")
+# A redemption id is base64url: it may start with '-' (or '--'), which click
+# would take for an option; unknown options are passed on as the RID.
+@redemptions.command("settle", context_settings={"ignore_unknown_options": True})
 @click.argument("rid")
 @click.option("--done", "outcome", flag_value="done", help="The provider delivered it: tell the subscriber.")
 @click.option("--refund", "outcome", flag_value="refund", help="It was not delivered: points and stock back.")
