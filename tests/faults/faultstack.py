@@ -493,10 +493,11 @@ class Promises:
         self.stack, self.traffic = stack, traffic
         self.refunds: set[str] = set()  # redemption ids with a refund in their ledger
 
-    def settle(self, seconds: float = 120) -> None:
+    def settle(self, seconds: float = 180) -> None:
         """Run the recovery, as cron would, until no redemption is pending (a
         worker killed mid-fulfilment holds its lease, 2 x FULFILMENT_TIMEOUT
-        + 60 s, before the recovery may take it over)."""
+        + 60 s, before the recovery may take it over: ~62 s of the killed
+        worker test's ~74 here, so 180 s leaves a slower machine room)."""
         deadline = time.monotonic() + seconds
         touched = [a.msisdn for a in self.traffic.attempts if "redeem" in a.kind]
         while True:
