@@ -206,12 +206,10 @@ class Counts:
 _live: weakref.WeakSet[Counts] = weakref.WeakSet()
 
 
-def _flush_all() -> None:
+def _close_all() -> None:
+    """At exit: every process's last counts written (or dropped), as :meth:`Counts.close` does."""
     for counts in list(_live):
-        try:
-            counts.flush()
-        except Exception:
-            log.warning("the funnel's last counts were not written", exc_info=True)
+        counts.close()
 
 
 def _forked() -> None:
@@ -221,7 +219,7 @@ def _forked() -> None:
         counts._reset()
 
 
-atexit.register(_flush_all)
+atexit.register(_close_all)
 os.register_at_fork(after_in_child=_forked)
 
 
