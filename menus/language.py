@@ -4,17 +4,16 @@ from ussd_app.ussd.screens import Ctx, Option, Screen
 
 
 def _choose(lang: str):
-    def enter(ctx: Ctx) -> None:
+    def choose(ctx: Ctx) -> None:
         ctx.session.lang = lang
         subscribers.set_language(ctx.r, ctx.msisdn, lang)
-    return enter
+    return choose
 
 
 SCREENS = [
     Screen("language", body="language.title", options=(
-        Option("1", "language.id", "language_id"),
-        Option("2", "language.en", "language_en"),
+        Option("1", "language.id", "language_saved", act=_choose("id")),
+        Option("2", "language.en", "language_saved", act=_choose("en")),
     )),
-    Screen("language_id", body="language.saved", enter=_choose("id")),
-    Screen("language_en", body="language.saved", enter=_choose("en")),
+    Screen("language_saved", body="language.saved"),
 ]

@@ -126,27 +126,31 @@ def restart(ctx: Ctx) -> None:
     consents.opt_in(ctx.r, ctx.msisdn, "ussd", ctx.session.id, ctx.now)
 
 
+# Each consequence (consent, decline, opt-out, opt-in) is the act of the
+# answer on the screen that says what it does; the screens after them only
+# show the outcome.
 SCREENS = [
-    Screen("offers", body=list_body, items=list_items, item_to="offer", options=(
+    Screen("offers", body=list_body, items=list_items, item_to="offer", resume=True, options=(
         Option("9", "offers.stop", "offers_stop", when=lambda ctx: not _opted_out(ctx)),
-        Option("1", "offers.restart", "offers_restart", when=_opted_out),
+        Option("1", "offers.restart", "offers_restart", when=_opted_out, act=restart),
     )),
-    Screen("offer", body=offer_body, options=(
+    Screen("offer", body=offer_body, resume=True, options=(
         Option("1", "offers.next", "offer_disclosure", when=_is_open),
-        Option("2", "offers.decline", "offer_declined", when=_is_open),
+        Option("2", "offers.decline", "offer_declined", when=_is_open, act=decline),
     )),
-    Screen("offer_disclosure", body=disclosure_body, options=(
+    Screen("offer_disclosure", body=disclosure_body, resume=True, options=(
         Option("1", "offers.agree", "offer_nik", when=_is_open),
-        Option("2", "offers.decline", "offer_declined", when=_is_open),
+        Option("2", "offers.decline", "offer_declined", when=_is_open, act=decline),
     )),
-    Screen("offer_nik", body="offers.nik_prompt", enter=start_nik, parse=parse_nik,
-           parse_to="offer_consent", examples=("3171014506900001", "123", "9971014506900001")),
-    Screen("offer_consent", body=consent_body, enter=give_consent, end=True),
+    Screen("offer_nik", body="offers.nik_prompt", prepare=start_nik, parse=parse_nik,
+           parse_to="offer_consent", parse_act=give_consent, resume=True,
+           examples=("3171014506900001", "123", "9971014506900001")),
+    Screen("offer_consent", body=consent_body, end=True),
     Screen("offer_declined", body=lambda ctx: ctx.t("offers.declined",
                                                     institution=chosen(ctx)[1].institution["name"]),
-           enter=decline, end=True),
-    Screen("offers_stop", body="offers.stop_confirm",
-           options=(Option("1", "offers.stop_yes", "offers_stopped"),)),
-    Screen("offers_stopped", body="offers.stopped_done", enter=stop, end=True),
-    Screen("offers_restart", body="offers.restarted", enter=restart),
+           end=True),
+    Screen("offers_stop", body="offers.stop_confirm", resume=True,
+           options=(Option("1", "offers.stop_yes", "offers_stopped", act=stop),)),
+    Screen("offers_stopped", body="offers.stopped_done", end=True),
+    Screen("offers_restart", body="offers.restarted"),
 ]

@@ -194,20 +194,22 @@ def done_body(ctx: Ctx) -> str:
 
 
 SCREENS = [
-    Screen("rewards", body=categories_body, items=categories, item_to="reward_list"),
+    Screen("rewards", body=categories_body, items=categories, item_to="reward_list", resume=True),
     Screen("reward_list", body=lambda ctx: category_name(ctx.lang, ctx.data["rewards"]),
-           items=reward_items, item_to="reward"),
-    Screen("reward", body=reward_body, enter=reset_quantity, options=(
+           items=reward_items, item_to="reward", resume=True),
+    Screen("reward", body=reward_body, prepare=reset_quantity, resume=True, options=(
         Option("1", "rewards.redeem", "reward_qty", when=_can(multi=True)),
         Option("1", "rewards.redeem", "reward_confirm", when=_can(multi=False)),
     )),
     Screen("reward_qty", body=quantity_body, parse=parse_quantity, parse_to="reward_confirm",
-           examples=("1", "2")),
-    Screen("reward_confirm", body=confirm_body, enter=enter_confirm,
-           options=(Option("1", "rewards.accept", "reward_done"),)),
-    # Terms changed under the confirmation: this screen shows the new ones, and
-    # its "1" confirms them (a fresh quote).
-    Screen("reward_done", body=done_body, enter=redeem, in_history=False,
-           options=(Option("1", "rewards.accept", "reward_done", when=_changed),),
+           examples=("1", "2"), resume=True),
+    # The debit is the act of this screen's "1", on the terms it shows.
+    Screen("reward_confirm", body=confirm_body, prepare=enter_confirm, resume=True,
+           options=(Option("1", "rewards.accept", "reward_done", act=redeem),)),
+    # The outcome. Terms changed under the confirmation: this screen shows the
+    # new ones, and its "1" confirms them. A resume comes back to the
+    # confirmation, quoted afresh, and waits for its "1".
+    Screen("reward_done", body=done_body, in_history=False, resume="reward_confirm",
+           options=(Option("1", "rewards.accept", "reward_done", when=_changed, act=redeem),),
            end=lambda ctx: ctx.data["redeemed"][0] in ("ok", "dup")),
 ]

@@ -71,10 +71,45 @@ def test_lists_page_with_98_and_every_page_fits(hop):
 
 def test_item_choice_then_free_input(hop):
     hop("2")
-    assert hop("7").text.startswith("fruit-7: berapa?")
-    assert hop("9").text.startswith("Pilihan tidak dikenal.\nfruit-7")
+    assert hop("4").text.startswith("fruit-4: berapa?")
+    assert hop("9").text.startswith("Pilihan tidak dikenal.\nfruit-4")
     reply = hop("3")
-    assert (reply.text, reply.end) == ("3 x fruit-7", True)
+    assert (reply.text, reply.end) == ("3 x fruit-4", True)
+
+
+def test_a_number_selects_only_what_the_page_shows_and_99_goes_back_a_page(hop):
+    first = hop("2").text
+    assert "7 Buah nomor 07" not in first
+    assert hop("7").text.startswith("Pilihan tidak dikenal.\nPilih buah\n1 Buah")  # on page 2, unseen
+    second = hop("98").text
+    assert "7 Buah nomor 07" in second and "99 Sebelumnya" in second and len(second) <= 160
+    assert hop("99").text == first
+    assert "99 Sebelumnya" not in first
+    assert hop("1").text.startswith("fruit-1: berapa?")
+
+
+def test_item_numbers_never_equal_a_navigation_key():
+    from ussd_app.ussd.engine import NAV_KEYS, item_index, item_number
+    numbers = [item_number(i) for i in range(300)]
+    assert not {str(n) for n in numbers} & set(NAV_KEYS)
+    assert numbers[:97] == list(range(1, 98)) and numbers[97:99] == [100, 101]
+    assert [item_index(str(n)) for n in numbers] == list(range(300))
+    assert item_index("98") is None and item_index("99") is None and item_index("0") is None
+
+
+def test_a_list_of_110_numbers_its_items_clear_of_98_and_99():
+    many = Screen("main", body=lambda c: "Hadiah", items=lambda c: [Item(i, f"H{i}") for i in range(110)],
+                  item_to="main")
+    engine = Engine({"main": many}, "main")
+    session = Session(id="s", msisdn="+62811", state="main")
+    cfg = configuration.load(environ={})
+    ctx_of = lambda: Ctx(r=fakeredis.FakeRedis(), config=cfg, session=session, services=None, now=0)
+    pages = [engine.start(ctx_of()).text]
+    while "98 Berikutnya" in pages[-1]:
+        pages.append(engine.step(ctx_of(), "98").text)
+    lines = [line for p in pages for line in p.splitlines()[1:] if " H" in line]
+    assert [line.split()[0] for line in lines] == [str(n) for n in [*range(1, 98), *range(100, 113)]]
+    assert all(len(p) <= 160 for p in pages)
 
 
 def test_unknown_input_reshows_the_screen_with_an_error(hop):
@@ -83,10 +118,11 @@ def test_unknown_input_reshows_the_screen_with_an_error(hop):
 
 
 def test_paginate_fits_each_page():
-    pages = paginate("Head", [f"{i} item {i}" for i in range(1, 40)], ["0 Kembali"], "98 Lagi", 60)
+    pages = paginate("Head", [f"{i} item {i}" for i in range(1, 40)], ["0 Kembali"],
+                     ["98 Lagi", "99 Balik"], 70)
     assert len(pages) > 3
     for p in pages:
-        assert len("\n".join(["Head", *p, "98 Lagi", "0 Kembali"])) <= 60
+        assert len("\n".join(["Head", *p, "98 Lagi", "99 Balik", "0 Kembali"])) <= 70
 
 
 def test_one_machine_per_process(services):

@@ -166,4 +166,7 @@ def test_a_hop_is_two_round_trips_and_one_script(client, demo_data, monkeypatch)
     phone.dial()
     phone.type(4)
     assert sent == [["MGET", "EVALSHA"], ["SET", "ZADD"],  # the main menu: not resumable
-                    ["MGET", "EVALSHA"], ["SET", "SET", "ZREM", "ZADD"]]  # left it: the pointer too
+                    ["MGET", "EVALSHA"], ["SET", "ZREM", "ZADD"]]  # help: information, not resumable
+    sent.clear()
+    phone.type("00", 3)  # the offers list: on the way to an action, the resume pointer too
+    assert sent[-1] == ["SET", "SET", "ZREM", "ZADD"]

@@ -34,7 +34,7 @@ def test_a_dropped_session_resumes_where_it_left_with_its_history(client, demo_d
 def test_a_session_the_gateway_closed_resumes_too(client, demo_data, dialect, kind):
     phone = Phone(client, msisdn=MSISDN, dialect=dialect)
     phone.dial()
-    left = phone.type(4, 2)
+    left = phone.type(2, 1)
     assert phone.hang_up(kind) == 200
     assert phone.dial() == OFFER
     assert phone.type(1) == left
@@ -43,7 +43,7 @@ def test_a_session_the_gateway_closed_resumes_too(client, demo_data, dialect, ki
 def test_start_over(client, demo_data):
     phone = Phone(client, msisdn=MSISDN)
     phone.dial()
-    phone.type(4)
+    phone.type(2)
     phone.dial()
     assert phone.type(2).startswith("Poin Plus\n1 Cek poin")
 
@@ -51,7 +51,7 @@ def test_start_over(client, demo_data):
 def test_another_answer_shows_the_offer_again(client, demo_data):
     phone = Phone(client, msisdn=MSISDN, dialect="nalo")
     phone.dial()
-    phone.type(4)
+    phone.type(3)
     phone.dial()
     assert phone.type(7) == "Pilihan tidak dikenal.\n" + OFFER
 
@@ -64,9 +64,9 @@ def test_never_offered(client, demo_data, clock, monkeypatch, how):
         phone.type(2, 1, 1, 1, 1)
         assert phone.end
     elif how == "on the main menu":
-        phone.type(4, "00")
+        phone.type(2, "00")
     else:
-        phone.type(4)
+        phone.type(2)
     if how == "too late":
         clock.now += demo_data.config.USSD_RESUME_SECONDS + 1
     if how == "switched off":

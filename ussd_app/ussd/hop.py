@@ -163,9 +163,10 @@ def _resume_choice(services: Services, ctx: Ctx, tally: Tally, typed: tuple[str,
     dropped = sessions.get(ctx.r, session.msisdn, session.resume) if choice == CONTINUE else None
     session.resume = None
     tally.leave(RESUME, funnel.NEXT, ctx.now - session.entered)
-    if dropped is not None and not dropped.last_end and dropped.state in engine.screens:
+    if dropped is not None and not dropped.last_end and engine.resumable(dropped.state):
         # Where the subscriber left, with its history (0 goes back), entered
-        # again on current data (a confirmation quotes and shows today's terms).
+        # again on current data: shown only (a confirmation quotes today's
+        # terms and waits for its answer; nothing is spent or consented here).
         session.state, session.history, session.page = dropped.state, dropped.history, dropped.page
         session.data, session.lang = dropped.data, dropped.lang
         reply = engine.reenter(ctx)
@@ -201,8 +202,9 @@ def _finish(services: Services, session: Session, now: float, tally: Tally, repl
 
 
 def _resumable(services: Services, session: Session) -> bool:
-    """Left the main menu and did not end: a plain redial may come back to it."""
-    return (session.state not in (services.engine.main, RESUME) and not session.last_end
+    """Left on the way to an action (a list to choose from, a detail, a
+    confirmation, a NIK entry) and did not end: a plain redial may come back to it."""
+    return (services.engine.resumable(session.state) and not session.last_end
             and session.closed in (None, funnel.TIMEOUT, funnel.RELEASED))
 
 

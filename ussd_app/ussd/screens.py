@@ -67,10 +67,14 @@ class Ctx:
 
 @dataclass(frozen=True)
 class Option:
+    """A fixed choice. ``act`` is its consequence (a debit, a consent, an
+    opt-in or opt-out, a setting): it runs only as the transition of this
+    answer, and only when the screen still shows what it showed."""
     key: str
     label: str  # text key
     to: str
     when: Callable[[Ctx], bool] | None = None
+    act: Callable[[Ctx], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -88,8 +92,13 @@ class Screen:
     context). ``options`` are fixed choices; ``items`` a list that pages, whose
     chosen value is stored in ``ctx.data[name]`` before going to ``item_to``;
     ``parse`` accepts free input (raising InputError), stored likewise, going to
-    ``parse_to``. ``enter`` does the screen's work when it is entered. ``end``
-    makes the reply final.
+    ``parse_to``, where ``parse_act`` is that answer's consequence.
+    ``prepare`` reads what the screen shows whenever it is entered (forward,
+    back, resumed): it never spends, consents or changes anything a subscriber
+    would call a consequence; those are ``Option.act`` and ``parse_act``.
+    ``resume``: whether a dropped session left here is offered again (a screen
+    on the way to an action), or the name of the screen it resumes on.
+    ``end`` makes the reply final.
     """
     name: str
     body: str | Callable[[Ctx], str]
@@ -98,7 +107,9 @@ class Screen:
     item_to: str | None = None
     parse: Callable[[Ctx, str], Any] | None = None
     parse_to: str | None = None
-    enter: Callable[[Ctx], None] | None = None
+    parse_act: Callable[[Ctx], None] | None = None
+    prepare: Callable[[Ctx], None] | None = None
+    resume: bool | str = False
     end: bool | Callable[[Ctx], bool] = False
     in_history: bool = True
     examples: tuple[str, ...] = ()
