@@ -88,18 +88,18 @@ def test_readme_lists_every_setting_with_its_default():
     assert sorted(names - rows) == []
 
 
-def test_prometheus_multiproc_dir_is_described_once_and_truly():
+def test_prometheus_multiproc_dir_is_described_once_and_truly(tmp_path):
     """The default README states is the one metrics.py picks; the default is stated once."""
     text = "\n".join(p.read_text() for p in PAGES)
     assert text.count("ussd-app-metrics-") == 1
     env = {k: v for k, v in os.environ.items() if k not in ("PROMETHEUS_MULTIPROC_DIR", "METRICS")}
+    env["TMPDIR"] = str(tmp_path)  # where tempfile.gettempdir() points: the default lands here
     chosen = subprocess.run(
         [sys.executable, "-c", "import os; from ussd_app.core import metrics; "
          "print(os.environ['PROMETHEUS_MULTIPROC_DIR'])"],
-        env=env, capture_output=True, text=True, check=True).stdout.strip()
-    import tempfile
+        env=env, capture_output=True, text=True, check=True, cwd=ROOT).stdout.strip()
     stated = re.search(r"`PROMETHEUS_MULTIPROC_DIR` \| `([^`]+)`", README.read_text()).group(1)
-    assert stated.replace("<tmp>", tempfile.gettempdir()).replace("<uid>", str(os.getuid())) == chosen
+    assert stated.replace("<tmp>", str(tmp_path)).replace("<uid>", str(os.getuid())) == chosen
 
 
 def test_docstrings_and_comments_name_only_files_that_exist():
