@@ -115,3 +115,11 @@ def test_docstrings_and_comments_name_only_files_that_exist():
             if word in text and path.name not in ("test_docs.py", "test_newcomers.py"):  # they look for it
                 wrong.append(f"{path.relative_to(ROOT)}: {word}")
     assert wrong == []
+
+
+def test_the_api_page_names_every_route(app):
+    page = (ROOT / "docs" / "api.md").read_text()
+    named = {re.sub(r"<[^>]+>", "<>", m) for m in re.findall(r"(/(?:api|healthz|readyz|metrics)[\w/<>-]*)", page)}
+    served = {re.sub(r"<[^>]+>", "<>", r.rule) for r in app.url_map.iter_rules()
+              if r.rule.startswith(("/api", "/healthz", "/readyz", "/metrics"))}
+    assert sorted(served - named) == []
