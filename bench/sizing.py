@@ -78,7 +78,7 @@ PROFILES = {
     "typical": {"topups": (1, 1), "redeem_every": 6, "consent": False},
     "quiet": {"topups": (0, 1), "redeem_every": 24, "consent": False},
 }
-MIX = {"busy": 0.1, "typical": 0.5, "quiet": 0.4}  # the model's assumption (README)
+MIX = {"busy": 0.1, "typical": 0.5, "quiet": 0.4}  # the model's assumption (docs/benchmark.md)
 
 
 def live_history(services, m: str, months: int, rng: random.Random, camps, reward,

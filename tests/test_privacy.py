@@ -26,7 +26,7 @@ PEER = "+6281234567891"  # demo, English, holds the offer too
 NIK_LIKE = re.compile(r"(?<![0-9A-Za-z])\d{16}(?![0-9A-Za-z])")
 # USSD session documents keep the gateway's text history (last_text) in clear:
 # the session store is being changed elsewhere (ussd/hop.py, ussd/sessions.py);
-# they are left out of this scan until then (see README: Personal data).
+# they are left out of this scan until then (see docs/offers-and-privacy.md).
 EXCLUDED = (f"{keys.PREFIX}:session:",)
 
 

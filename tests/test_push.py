@@ -21,7 +21,7 @@ CID = consents.consent_id(M, "kta-nov")
 
 
 def verify(secret: bytes, body: bytes, signature: str) -> bool:
-    """The check README gives partners."""
+    """The check docs/operating.md gives partners."""
     expected = "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
     return hmac.compare_digest(expected, signature)
 

@@ -259,10 +259,10 @@ def test_the_inbox_shows_what_is_new_once(app):
     assert [m["text"] for m in inbox.new("x")] == ["c"]
 
 
-def test_the_readme_example_passes_the_schema():
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
-    example = readme.split("```yaml\n", 1)[1].split("```", 1)[0]
-    scenario = schema.load_text(example, "README.md")
+def test_the_documented_example_passes_the_schema():
+    page = (Path(__file__).parent.parent / "docs" / "simulator.md").read_text()
+    example = page.split("```yaml\n", 1)[1].split("```", 1)[0]
+    scenario = schema.load_text(example, "docs/simulator.md")
     assert [s.kind for s in scenario.steps][:3] == ["dial", "input", "choose"]
 
 

@@ -4,12 +4,23 @@ from __future__ import annotations
 
 import logging
 import os
+from importlib import resources
 
 from flask import Flask
 
-from ussd_app.core import config as configuration, store
+from ussd_app.core import config as configuration, store, texts
 
 log = logging.getLogger(__name__)
+
+
+def menu_texts(lang: str) -> str:
+    """``menus/texts/<lang>.yaml``: what core's texts show (core reads nothing above it)."""
+    return resources.files("menus").joinpath("texts", f"{lang}.yaml").read_text("utf-8")
+
+
+# At start-up: every entry point (the app, the commands, ussd-sim, the worker, the
+# tests) imports this package before any module below it can ask for a text.
+texts.register(menu_texts)
 
 
 def create_app(config: dict | None = None) -> Flask:

@@ -96,7 +96,7 @@ def test_every_journey_in_the_browser_then_the_recording_replays_green(browser, 
 
     page.dial("Poin Plus")
     browser.execute_script("window.scrollTo(0, 0)")
-    browser.save_screenshot(str(ARTIFACTS / "simulator-page.png"))  # as README shows it
+    browser.save_screenshot(str(ARTIFACTS / "simulator-page.png"))  # as docs/simulator.md shows it
     page.el("hangup").click()
     page.wait_for(lambda: page.screen == "(hung up)", "the hang-up")
     assert page.el("entry").get_attribute("value") == "*700#"

@@ -39,7 +39,7 @@ def test_housekeeping_resumes_after_the_queues_redis_lost_its_schedule(services)
 
 def test_the_workers_job_queue_waits_for_its_redis_as_long_as_its_jobs_do(config, tmp_path, free_port):
     """The worker waits up to a minute for a lost Redis, so a job in flight
-    finishes its bookkeeping (README). With a cluster the queue has a Redis of
+    finishes its bookkeeping (docs/operating.md). With a cluster the queue has a Redis of
     its own (JOBS_REDIS_URL), which kept the web's 5 s: a job queueing its SMS
     while that Redis restarted failed half-way."""
     import shutil

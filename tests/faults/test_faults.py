@@ -40,7 +40,7 @@ def test_a_redis_restart_loses_nothing_confirmed(stack):
 @pytest.mark.appendfsync("always")
 def test_redis_killed_loses_nothing_confirmed(stack):
     """kill -9 of Redis: with appendfsync always, whatever it acknowledged is
-    in the AOF (with everysec up to a second of it may not be: README)."""
+    in the AOF (with everysec up to a second of it may not be: docs/operating.md)."""
     stack.provider.mode = "slow"
     with Traffic(stack) as traffic:
         time.sleep(3)

@@ -161,7 +161,7 @@ def require_durable(r: redis.Redis, allow_volatile: bool, setting: str = "REDIS_
         raise ConfigError(
             f"Redis at {where(r)} ({setting}) keeps no data over a restart (no append-only file, "
             f"no snapshots): {LOST[setting]}. Run it with appendonly yes and "
-            f"appendfsync everysec (README: Running in production), or set "
+            f"appendfsync everysec (docs/operating.md: Redis that keeps its data), or set "
             f"ALLOW_VOLATILE_REDIS=1 to accept that")
     return kept
 

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from ussd_app.core import msisdn as msisdns
 from ussd_app.core.errors import BadRequest
 from ussd_app.gateways import wire
-from ussd_app.sms.types import InboundSms
+from ussd_app.core.inbound import InboundSms
 from ussd_app.ussd.types import COMPLETED, FAILED, RELEASED, TIMEOUT, Hop, Reply
 
 NAME = "africastalking"

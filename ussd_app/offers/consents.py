@@ -1,5 +1,5 @@
 """Offers held by a subscriber, consent, decline, opt-out, and the leads that
-consent produces (BRIEF: Financial offers, Personal data).
+consent produces (docs/offers-and-privacy.md).
 
 The subscriber's side lives in their hash slot (offers, consents, an
 append-only consent log) and changes only through the scripts below; an
@@ -212,7 +212,7 @@ def over_attempts(r: redis.Redis, msisdn: str, per_hour: int) -> bool:
 
 @dataclass(frozen=True)
 class Proof:
-    """What the subscriber saw and typed, and where (BRIEF: Personal data)."""
+    """What the subscriber saw and typed, and where (docs/offers-and-privacy.md: the consent log)."""
     channel: str  # sms | ussd
     reference: str  # message id or session id
     text_shown: str
@@ -349,7 +349,7 @@ def leads(r: redis.Redis, vault, institution: str, cursor: int, limit: int, now:
 
 
 def lead(c: dict, vault) -> dict:
-    """What a partner gets of a consent: exactly these fields (BRIEF: leads)."""
+    """What a partner gets of a consent: exactly these fields (docs/offers-and-privacy.md: leads)."""
     return {"msisdn": c["msisdn"], "credit_score": c["credit_score"], "nik": vault.decrypt(c["nik_enc"]),
             "campaign": c["campaign"], "consented_at": c["consented_at"], "consent_id": c["id"]}
 

@@ -1,4 +1,4 @@
-"""Leads pushed to a partner's webhook (BRIEF: Operations, lead push).
+"""Leads pushed to a partner's webhook (docs/operating.md: Lead push).
 
 A campaign's institution may carry a webhook (``url``, ``secret``: encrypted
 at rest). Each lead consented under it is POSTed there by a job (queued by

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from ussd_app.offers import consents, nik
 from ussd_app.core import formats, keys, subscribers, texts
 from ussd_app.loyalty import points, redemptions, rewards
-from ussd_app.sms.types import InboundSms
+from ussd_app.core.inbound import InboundSms
 
 SEPARATORS = re.compile(r"[\s#*.]+")
 SEEN_TTL = 2 * 24 * 3600

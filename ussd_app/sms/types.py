@@ -1,14 +1,6 @@
-"""An inbound SMS as every dialect parses it."""
-from __future__ import annotations
+"""An inbound SMS as every dialect parses it: the type lives in
+:mod:`ussd_app.core.inbound` (gateways and sms both import it from there);
+kept under this name for code written against it."""
+from ussd_app.core.inbound import InboundSms
 
-from dataclasses import dataclass
-
-
-@dataclass(frozen=True)
-class InboundSms:
-    sender: str
-    to: str
-    text: str
-    message_id: str
-    date: str | None = None
-    link_id: str | None = None
+__all__ = ["InboundSms"]

@@ -2,7 +2,7 @@
 
 Per hop the session's state rides on a tiny model object and the shared
 machine's ``input`` event is triggered on it (no Machine, no add_model per
-request: bench/hop_cost.py measures it). Navigation keys common to every
+request: bench/hop_cost.py measures it, docs/benchmark.md). Navigation keys common to every
 screen (``0`` back, ``00`` main menu, ``98`` next page, ``99`` previous page)
 are handled here, before the menu graph sees the input.
 

@@ -21,6 +21,7 @@ class Seen:
     state: str
     text: str
     end: bool
+    error: str | None = None  # the hop raised (a text key missing, a callback's bug)
 
 
 def _inputs(engine, state: str, shown: str) -> list[str]:
@@ -60,8 +61,12 @@ def walk(services, msisdn: str, reset, max_paths: int = 3000) -> Iterator[Seen]:
             count += 1
             sid = f"walk-{lang}-{count}"
             reset()
-            result = ussd.hop(services, Hop(sid, msisdn, services.config.USSD_SERVICE_CODE,
-                                            inputs=path, history=True))
+            try:
+                result = ussd.hop(services, Hop(sid, msisdn, services.config.USSD_SERVICE_CODE,
+                                                inputs=path, history=True))
+            except Exception as e:  # a lint reports what breaks a screen, and walks on
+                yield Seen(lang, path[len(prefix):], "", "", True, f"the hop raised {e!r}")
+                continue
             reply, state = result.reply, result.after
             if (state, reply.text) in shown:
                 continue
@@ -78,7 +83,27 @@ def walk(services, msisdn: str, reset, max_paths: int = 3000) -> Iterator[Seen]:
 
 def problems_of(services, seen: Seen) -> list[str]:
     """Why a screen shown on the walk cannot go to a phone."""
+    if seen.error:
+        return [seen.error]
     return gsm7.problems(seen.text, services.config.USSD_MAX_CHARS)
+
+
+def missing_texts(engine) -> list[str]:
+    """Text keys a screen's body or an option names that a language lacks, and
+    keys one language has and another not (a missing English text would show the
+    Indonesian one)."""
+    out = []
+    catalogs = {lang: texts.catalog(lang) for lang in texts.LANGUAGES}
+    for name, screen in sorted(engine.screens.items()):
+        named = ([screen.body] if isinstance(screen.body, str) else []) + [o.label for o in screen.options]
+        for key in named:
+            out += [f"[{lang}] {name}: no text {key!r} in menus/texts/{lang}.yaml"
+                    for lang, catalog in catalogs.items() if key not in catalog]
+    every = set().union(*catalogs.values())
+    for lang, catalog in catalogs.items():
+        out += [f"[{lang}] no text {key!r} in menus/texts/{lang}.yaml (the other language has it)"
+                for key in sorted(every - set(catalog))]
+    return out
 
 
 def unreachable(engine) -> set[str]:
@@ -132,13 +157,15 @@ def check(services, seed, msisdns: list[str]) -> Report:
 
     problems = [f"unreachable screen: {n}" for n in sorted(unreachable(services.engine))]
     problems += [f"dead end: {n}" for n in sorted(dead_ends(services.engine))]
+    problems += missing_texts(services.engine)
     count, states = 0, set()
     for msisdn in msisdns:
         for seen in walk(services, msisdn, reset):
             count += 1
-            states.add(seen.state)
-            problems += [f"[{seen.lang}] {seen.state} via {'*'.join(seen.path) or 'dial'}: {p}"
+            if seen.state:
+                states.add(seen.state)
+            problems += [f"[{seen.lang}] {seen.state or '?'} via {'*'.join(seen.path) or 'dial'}: {p}"
                          for p in problems_of(services, seen)]
     missed = set(services.engine.screens) - states
     problems += [f"never shown on the walk: {n}" for n in sorted(missed)]
-    return Report(count, states, problems)
+    return Report(count, states, list(dict.fromkeys(problems)))  # each once, whoever met it
