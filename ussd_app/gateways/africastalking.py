@@ -29,28 +29,36 @@ PATH = "/ussd"
 EVENTS_PATH = "/ussd/events"
 FORMAT = "form"
 CONTENT_TYPE = "text/plain; charset=utf-8"
+MSISDN = "phoneNumber"
 MAX_TEXT = wire.MAX_INPUT
 
 
-def parse(form: Mapping[str, str]) -> Hop:
-    """Validate one USSD hop; BadRequest names the offending field."""
+def parse(form: Mapping[str, str], code: str) -> Hop:
+    """Validate one USSD hop for the configured service ``code``; BadRequest
+    names the offending field. ``serviceCode`` is the code Africa's Talking
+    assigned (``*713*4#`` with a sub-code; inputs typed after it arrive in
+    ``text``): another code is NotOurs."""
     session_id = wire.session_id(form, "sessionId")
     phone = msisdns.normalize(form.get("phoneNumber"), "phoneNumber")
     text = form.get("text") or ""
     if len(text) > MAX_TEXT:
         raise BadRequest(f"text is over {MAX_TEXT} characters")
     text = text.strip()
-    return Hop(session_id=session_id, msisdn=phone,
-               service_code=(form.get("serviceCode") or "").strip(),
-               inputs=tuple(text.split("*")) if text else (), history=True,
-               dialect=NAME, network=form.get("networkCode"))
+    given = wire.text(form, "serviceCode", required=False)
+    wire.check_code(given, code)
+    typed = wire.segments(given)[len(wire.segments(code)):]  # a gateway sending *713*4*1# as the code
+    inputs = typed + (tuple(text.split("*")) if text else ())
+    return Hop(session_id=session_id, msisdn=phone, service_code=code,
+               inputs=inputs, history=True, dialect=NAME, network=form.get("networkCode"))
 
 
 def render(reply: Reply, form: Mapping | None = None) -> str:
     return ("END " if reply.end else "CON ") + reply.text
 
 
-def error(message: str, form: Mapping | None = None) -> str:
+def error(message: str, form: Mapping | None = None, shown: str | None = None) -> str:
+    """A refused request: Africa's Talking ends the session itself on a 4xx
+    (showing its own text), so the body is the reason, for its logs."""
     return message
 
 
