@@ -16,8 +16,10 @@ one; the same key twice is then a retry (use a latest-input dialect).
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
+from ussd_app.core import digits, gsm7
 from ussd_app.core import msisdn as msisdns
 from ussd_app.core.errors import BadRequest
 from ussd_app.gateways import wire
@@ -68,32 +70,55 @@ _STATUS = {"success": COMPLETED, "failed": FAILED}
 
 def parse_event(form: Mapping[str, str]) -> Hop:
     """``POST /ussd/events``: how the session ended, as an end signal. Its
-    ``input`` and ``lastAppResponse`` are not kept (an input may be a NIK)."""
+    ``input`` and ``lastAppResponse`` are not kept (an input may be a NIK);
+    what is kept is bounded in length and alphabet like any untrusted text
+    (``errorMessage`` one line of GSM-7, ``date`` and ``cost`` a date and an
+    amount), else 400 naming the field."""
     session_id = wire.session_id(form, "sessionId")
     phone = msisdns.normalize(form.get("phoneNumber"), "phoneNumber")
     status = wire.text(form, "status")
-    why = (form.get("errorMessage") or "").strip()[:200]
     end = _STATUS.get(status.lower())
+    if end is None and status.lower() != "incomplete":
+        raise BadRequest("status must be Success, Incomplete or Failed")
+    why = (form.get("errorMessage") or "").strip()
+    problem = gsm7.text_problem(why, MAX_ERROR)
+    if problem:
+        raise BadRequest(f"errorMessage {problem}")
     if end is None:
-        if status.lower() != "incomplete":
-            raise BadRequest("status must be Success, Incomplete or Failed")
         end = TIMEOUT if "time" in why.lower() else RELEASED
-    event = {"status": status, "hops": _number(form, "hopsCount"),
-             "duration_ms": _number(form, "durationInMillis"),
-             "error": why or None, "cost": (form.get("cost") or "").strip()[:40] or None,
-             "date": (form.get("date") or "").strip()[:40] or None}
+    event = {"status": status.capitalize(), "hops": _number(form, "hopsCount", MAX_HOPS),
+             "duration_ms": _number(form, "durationInMillis", MAX_DURATION_MS),
+             "error": why or None, "cost": _token(form, "cost", _COST, "an amount such as KES 0.05"),
+             "date": _token(form, "date", _DATE, "a date such as 2025-01-31 12:00:00")}
     return Hop(session_id=session_id, msisdn=phone,
                service_code=(form.get("serviceCode") or "").strip(),
                end=end, dialect=NAME, event=event)
 
 
-def _number(form: Mapping[str, str], name: str) -> int | None:
+MAX_ERROR = 200
+MAX_HOPS = 10_000
+MAX_DURATION_MS = 86_400_000  # a day: no USSD session lasts minutes
+_DATE = re.compile(r"[0-9][0-9 :.TZ+-]{0,39}")
+_COST = re.compile(r"[A-Za-z0-9 .,]{1,40}")
+
+
+def _number(form: Mapping[str, str], name: str, high: int) -> int | None:
     value = (form.get(name) or "").strip()
     if not value:
         return None
-    if not wire.DIGITS.fullmatch(value):
-        raise BadRequest(f"{name} must be a whole number")
-    return int(value)
+    number = digits.number(value, 0, high)
+    if number is None:
+        raise BadRequest(f"{name} must be a whole number from 0 to {high}")
+    return number
+
+
+def _token(form: Mapping[str, str], name: str, shape: re.Pattern, example: str) -> str | None:
+    value = (form.get(name) or "").strip()
+    if not value:
+        return None
+    if not shape.fullmatch(value):
+        raise BadRequest(f"{name} must be {example} (at most 40 characters)")
+    return value
 
 
 def parse_sms(form: Mapping[str, str]) -> InboundSms:
