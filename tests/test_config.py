@@ -69,3 +69,14 @@ def test_cluster_urls_name_their_nodes_tls_and_credentials():
 def test_bad_cluster_urls_are_named(url, message):
     with pytest.raises(ConfigError, match=message):
         cluster.options(url)
+
+
+@pytest.mark.parametrize("code", ["700", "*700", "*700*#", "*7a0#", "**700#", "*700*4*1*2*3*4#"])
+def test_a_service_code_is_a_dialled_code(code):
+    with pytest.raises(ConfigError, match="USSD_SERVICE_CODE must be a dialled code"):
+        config.load(environ={"USSD_SERVICE_CODE": code})
+
+
+@pytest.mark.parametrize("code", ["*700#", "*713*4#", "*713*20*123#"])
+def test_a_service_code_may_carry_sub_codes(code):
+    assert config.load(environ={"USSD_SERVICE_CODE": code}).USSD_SERVICE_CODE == code

@@ -14,6 +14,7 @@ ALL = list(DIALECTS)
 LATEST_INPUT = ["hubtel", "nalo", "arkesel", "truroute"]  # the phone sends one input a hop
 MSISDN = "+6281234567890"  # demo: 12,500 points, holds Bank A's offer
 NIK = "3171014506900001"
+APOLOGY = "Maaf, permintaan Anda tidak dapat diproses. Silakan tekan *700# lagi."
 
 
 @pytest.fixture
@@ -48,7 +49,8 @@ def test_replies_as_each_vendor_documents_them(client):
     assert (arkesel["sessionID"], arkesel["userID"], arkesel["continueSession"]) == ("a1", "poinplus", True)
     xml = send(client, DIALECTS["truroute"].encode("t1", MSISDN, "*700#", [], None, "dial"))[2]
     assert re.fullmatch(r"<ussd><msisdn>\+6281234567890</msisdn><sessionid>t1</sessionid>"
-                        r"<type>2</type><msg>Poin Plus\n1 Cek poin.*</msg></ussd>", xml, re.S)
+                        r"<type>2</type><msg>Poin Plus\n1 Cek poin.*</msg>"
+                        r"<premium><cost>0</cost><ref>NULL</ref></premium></ussd>", xml, re.S)
 
 
 @pytest.mark.parametrize("dialect", ALL)
@@ -60,7 +62,7 @@ def test_shortcut_dial_takes_the_digits_as_inputs(client, dialect):
 @pytest.mark.parametrize("dialect, fields, reason", [
     ("hubtel", {"Mobile": MSISDN, "Type": "Initiation", "Message": "*700#"}, "missing SessionId"),
     ("hubtel", {"SessionId": "x", "Mobile": MSISDN, "Type": "Begin"},
-     "Type must be Initiation, Response, Release or Timeout"),
+     "Type must be Initiation, Response, Release, Timeout, Query, Favorite or AddToCart"),
     ("hubtel", {"SessionId": "x", "Mobile": "not-a-number", "Type": "Initiation"}, "Mobile is not an Indonesian mobile number (+628 and 9 to 12 more digits, or 08... / 628...)"),
     ("hubtel", {"SessionId": "x", "Mobile": MSISDN, "Type": "Response", "Sequence": "two"},
      "Sequence must be a whole number"),
@@ -73,7 +75,9 @@ def test_shortcut_dial_takes_the_digits_as_inputs(client, dialect):
                  "userData": ["*700#"]}, "userData must be a string"),
     ("truroute", "<ussd><msisdn>+6281234567890</msisdn><type>1</type></ussd>", "missing sessionid"),
     ("truroute", "<ussd><msisdn>+6281234567890</msisdn><sessionid>x</sessionid><type>9</type></ussd>",
-     "type must be 1, 2, 3 or 4"),
+     "type must be 1, 2, 3, 4 or 10"),
+    ("truroute", '<?xml version="1.0" encoding="x-bogus"?><ussd><msisdn>+6281234567890</msisdn></ussd>',
+     "body must be a <ussd> XML document"),
     ("hubtel", "[1, 2]", "body must be a JSON object"),
     ("nalo", "{not json", "body must be a JSON object"),
     ("truroute", "<ussd><msisdn>", "body must be a <ussd> XML document"),
@@ -81,13 +85,16 @@ def test_shortcut_dial_takes_the_digits_as_inputs(client, dialect):
                  "<ussd><msisdn>&b;</msisdn></ussd>", "body must be a <ussd> XML document"),
 ])
 def test_a_malformed_request_gets_400_in_the_dialects_form_naming_the_field(client, dialect, fields, reason):
+    """The reason is in the dialect's error field (and the log); the field the
+    phone shows holds an apology in the subscriber's language."""
     d = DIALECTS[dialect]
     body = fields if isinstance(fields, str) else json.dumps(fields)
     resp = client.post(d.PATH, data=body, content_type=d.CONTENT_TYPE)
     assert resp.status_code == 400
     assert resp.content_type.split(";")[0] == d.CONTENT_TYPE.split(";")[0]
-    text, end = d.decode(400, resp.content_type, resp.get_data(as_text=True))
-    assert (text, end) == (reason, True)
+    text = resp.get_data(as_text=True)
+    assert d.decode(400, resp.content_type, text) == (APOLOGY, True)
+    assert (DIALECTS["truroute"].reason(text) if dialect == "truroute" else json.loads(text)["error"]) == reason
 
 
 class TestGatewayToken:
@@ -206,3 +213,91 @@ def test_no_nik_rests_in_redis_after_a_consent(client, demo_data, dialect):
     # any valid NIK at all (a random id's 16-digit run, e.g. in a uuid's hex, is not one)
     assert [run for run in re.findall(r"(?<![0-9])[0-9]{16}(?![0-9])", stored) if nik.problem(run) is None] == []
     assert client.get("/api/v1/leads?institution=bank-a").get_json()["leads"][0]["nik"] == NIK
+
+
+class TestAServiceCodeWithASubCode:
+    """USSD_SERVICE_CODE *713*4#: dialling exactly it is the main menu (it used
+    to be read as *713# with 4 typed ahead: Help); only what follows it is
+    typed ahead."""
+
+    @pytest.fixture
+    def config(self, config):
+        return {**config, "USSD_SERVICE_CODE": "*713*4#"}
+
+    @pytest.mark.parametrize("dialect", ALL)
+    def test_the_code_itself_is_the_main_menu(self, client, dialect):
+        assert Phone(client, code="*713*4#", dialect=dialect).dial().startswith("Poin Plus\n1 Cek poin")
+
+    @pytest.mark.parametrize("dialect", ALL)
+    def test_what_follows_it_is_typed_ahead(self, client, demo_data, dialect):
+        phone = Phone(client, msisdn=MSISDN, code="*713*4#", dialect=dialect)
+        assert phone.dial(text="1").startswith("Poin Anda: 12.500")
+
+    def test_hubtel_names_it_in_service_code_without_star_and_hash(self, client):
+        _, _, body = send(client, ("/ussd/hubtel", "application/json", {
+            "SessionId": "h-sub", "Mobile": MSISDN, "Type": "Initiation", "Message": "*713*4#",
+            "ServiceCode": "713*4", "Sequence": 1, "Operator": "mtn"}))
+        assert json.loads(body)["Message"].startswith("Poin Plus\n1 Cek poin")
+
+    @pytest.mark.parametrize("dialect", ALL)
+    def test_the_code_without_its_sub_code_is_not_ours(self, client, dialect):
+        phone = Phone(client, code="*713#", dialect=dialect)
+        assert phone.dial() == ("Maaf, kode yang Anda tekan tidak dikenal. Untuk Poin Plus tekan *713*4#.")
+        assert phone.end
+
+
+@pytest.mark.parametrize("dialect", ALL)
+def test_a_code_that_is_not_ours_ends_politely_and_is_logged(client, dialect, caplog):
+    phone = Phone(client, msisdn=MSISDN, code="*999#", dialect=dialect)
+    with caplog.at_level("INFO", logger="ussd_app.hops"):
+        shown = phone.dial()
+    assert (shown, phone.end) == ("Maaf, kode yang Anda tekan tidak dikenal. Untuk Poin Plus tekan *700#.", True)
+    lines = [r.getMessage() for r in caplog.records if "ussd_declined" in r.getMessage()]
+    assert len(lines) == 1 and "*999#" in lines[0] and "+62812*****890" in lines[0]
+    assert "1234567890" not in caplog.text
+    phone.type(1)  # no session was started for it (Hubtel and Africa's Talking name the code again)
+    assert phone.end and phone.screen == ("Sesi telah berakhir. Silakan tekan *700# lagi."
+                                          if dialect in ("nalo", "arkesel", "truroute") else shown)
+
+
+def test_a_refusal_speaks_the_subscribers_language(client, services):
+    from ussd_app.core import subscribers
+    subscribers.set_language(services.r, MSISDN, "en")
+    phone = Phone(client, msisdn=MSISDN, code="*999#", dialect="nalo")
+    assert phone.dial() == "Sorry, the code you dialled is not known. For Poin Plus dial *700#."
+    resp = client.post("/ussd/nalo", data=json.dumps({"USERID": "u", "MSISDN": MSISDN, "SESSIONID": "x",
+                                                      "MSGTYPE": "maybe"}), content_type="application/json")
+    assert resp.status_code == 400
+    assert resp.get_json()["MSG"] == "Sorry, your request could not be processed. Please dial *700# again."
+
+
+@pytest.mark.parametrize("kind", ["Query", "Favorite", "AddToCart", "query"])
+def test_hubtel_types_for_its_other_channels_get_a_polite_release(client, kind):
+    status, _, body = send(client, ("/ussd/hubtel", "application/json", {
+        "SessionId": "h-q", "Mobile": MSISDN, "Type": kind, "Message": "", "ServiceCode": "700",
+        "Sequence": 1, "Operator": "mtn"}))
+    reply = json.loads(body)
+    assert status == 200 and reply["Type"] == "Release" and reply["DataType"] == "display"
+    assert reply["Message"] == "Poin Plus hanya tersedia lewat USSD. Silakan tekan *700#."
+
+
+def test_truroute_charge_failed_type_10_ends_the_session_politely(client, demo_data):
+    phone = Phone(client, msisdn=MSISDN, dialect="truroute")
+    phone.dial()
+    phone.type(2)
+    status, _, body = send(client, ("/ussd/truroute", "application/xml",
+                                    f"<ussd><msisdn>{MSISDN}</msisdn><sessionid>{phone.session}</sessionid>"
+                                    "<type>10</type><msg>Insufficient funds</msg></ussd>"))
+    assert status == 200
+    assert re.fullmatch(r"<ussd><msisdn>\+6281234567890</msisdn><sessionid>\w+</sessionid><type>3</type>"
+                        r"<msg>Maaf, permintaan Anda tidak dapat diproses\. Silakan tekan \*700# lagi\.</msg>"
+                        r"<premium><cost>0</cost><ref>NULL</ref></premium></ussd>", body)
+    phone.type(1)
+    assert phone.end and phone.screen == "Sesi telah berakhir. Silakan tekan *700# lagi."
+
+
+def test_a_hubtel_sequence_of_thousands_of_digits_is_a_400_not_a_crash(client):
+    resp = client.post("/ussd/hubtel", data=json.dumps({
+        "SessionId": "h-long", "Mobile": MSISDN, "Type": "Response", "Message": "1", "Sequence": "9" * 5000}),
+        content_type="application/json")
+    assert resp.status_code == 400 and resp.get_json()["error"] == "Sequence must be a whole number"

@@ -182,3 +182,27 @@ class TestMsisdns:
         assert resp.status_code == 400 and resp.get_data(as_text=True).startswith("from is not")
         resp = client.post("/api/v1/campaigns/x/offers", json={"msisdns": [number]})
         assert resp.status_code == 404  # the campaign is checked first
+
+
+class TestCursors:
+    """A page cursor is ASCII digits within a 64-bit index: 30 digits used to
+    answer 500 on /redemptions, and int() took full-width and Arabic-Indic digits."""
+    PAGES = [("/api/v1/redemptions", {"status": "needs_review"}),
+             ("/api/v1/leads", {"institution": "bank-a"}),
+             ("/api/v1/leads/deliveries", {"institution": "bank-a"})]
+
+    @pytest.mark.parametrize("path", PAGES)
+    @pytest.mark.parametrize("cursor", ["1" * 30, "\uff13", "\u0663", "-1", "1.5", "1e3", " 1"])
+    def test_an_odd_cursor_is_a_400_naming_it(self, client, path, cursor):
+        resp = client.get(path[0], query_string={**path[1], "cursor": cursor})
+        assert is_json_error(resp, 400) and "cursor" in resp.get_json()["error"]
+
+    @pytest.mark.parametrize("path", PAGES)
+    @pytest.mark.parametrize("limit", ["\uff15", "0", "1001", "9" * 30])
+    def test_an_odd_limit_is_a_400_naming_it(self, client, path, limit):
+        resp = client.get(path[0], query_string={**path[1], "limit": limit})
+        assert is_json_error(resp, 400) and "limit" in resp.get_json()["error"]
+
+    @pytest.mark.parametrize("path", PAGES)
+    def test_a_plain_cursor_pages(self, client, path):
+        assert client.get(path[0], query_string={**path[1], "cursor": "0", "limit": "5"}).status_code == 200

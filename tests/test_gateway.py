@@ -88,3 +88,36 @@ def test_a_dropped_redis_connection_is_retried(client, redis_url):
     redis.Redis.from_url(redis_url).client_kill_filter(_type="normal", skipme=True)
     resp = client.post("/ussd", data={**FORM, "sessionId": "s2"})
     assert resp.get_data(as_text=True).startswith("CON Poin Plus")
+
+
+EVENT = {"sessionId": "ev1", "phoneNumber": "081234567890", "serviceCode": "*700#", "status": "Incomplete",
+         "input": "4", "hopsCount": "2", "durationInMillis": "25000", "errorMessage": "Session timed out",
+         "lastAppResponse": "CON Bantuan", "date": "2025-01-01 10:00:00.000", "cost": "KES 0.0500"}
+
+
+@pytest.mark.parametrize("change, reason", [
+    ({"errorMessage": "x" * 201}, "errorMessage must be at most 200 characters"),
+    ({"errorMessage": "timed out\nINJECTED"}, "errorMessage must be one line without control characters"),
+    ({"errorMessage": "timed out \x1b[31m"}, "errorMessage must be one line without control characters"),
+    ({"errorMessage": "\u202eout timed"}, "errorMessage has characters outside GSM-7"),
+    ({"date": "2025-01-01<script>"}, "date must be a date such as"),
+    ({"date": "2" * 41}, "date must be a date such as"),
+    ({"cost": "KES 0.05\r\nX: y"}, "cost must be an amount such as"),
+    ({"cost": "{\"a\": 1}"}, "cost must be an amount such as"),
+    ({"hopsCount": "9" * 5000}, "hopsCount must be a whole number from 0 to"),
+    ({"durationInMillis": "\uff11"}, "durationInMillis must be a whole number from 0 to"),
+])
+def test_the_end_of_session_notification_is_bounded_like_any_untrusted_text(client, change, reason):
+    """It is kept with the session: what it may hold is bounded in length and
+    alphabet (it used to be stored as sent, cut at 200 or 40 characters)."""
+    resp = client.post("/ussd/events", data={**EVENT, **change})
+    assert resp.status_code == 400 and resp.get_data(as_text=True).startswith(reason)
+
+
+def test_a_well_formed_notification_is_kept(client, services):
+    client.post("/ussd", data={**FORM, "sessionId": "ev1"})
+    resp = client.post("/ussd/events", data={**EVENT, "status": "INCOMPLETE"})
+    assert (resp.status_code, resp.get_data(as_text=True)) == (200, "OK")
+    doc = services.r.get("ussd:{+6281234567890}:session:ev1")
+    assert ('"event":{"status":"Incomplete","hops":2,"duration_ms":25000,"error":"Session timed out",'
+            '"cost":"KES 0.0500","date":"2025-01-01 10:00:00.000"}') in doc

@@ -107,7 +107,8 @@ def test_each_line_is_one_json_object_with_the_request_id(client):
     assert plain["msg"] == "plain text about 081234***890" and "request_id" not in plain
 
 
-@pytest.mark.parametrize("given", [None, "", "has space", "x" * 129, "nik=3171014506900001;"])
+@pytest.mark.parametrize("given", [None, "", "has space", "x" * 129, "nik=3171014506900001;",
+                                   "nik-3171014506900001", "req.081234567890", "\uff11\uff12"])
 def test_a_missing_or_odd_request_id_is_replaced(client, given):
     with Lines() as lines:
         resp = hop(client, "", request_id=given)

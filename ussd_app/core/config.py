@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, fields
 
 from ussd_app.core import cluster
@@ -123,3 +124,6 @@ def check(config: Config) -> None:
         raise ConfigError("RETENTION_DAYS must be at least 1")
     if not 40 <= config.USSD_MAX_CHARS <= 182:
         raise ConfigError("USSD_MAX_CHARS must be between 40 and 182")
+    if not re.fullmatch(r"\*[0-9]{1,6}(\*[0-9]{1,6}){0,4}#", config.USSD_SERVICE_CODE):
+        raise ConfigError("USSD_SERVICE_CODE must be a dialled code such as *700# or *713*4# "
+                          f"(got {config.USSD_SERVICE_CODE!r})")

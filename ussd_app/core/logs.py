@@ -26,9 +26,11 @@ _process = secrets.token_hex(4)  # request ids of different processes never meet
 
 
 def new_request_id(given: str | None = None) -> str:
-    """``given`` (a caller's X-Request-Id) when it is a plain token, else a new id:
-    cheap (no random per request), unique per process run."""
-    if given and _REQUEST_ID.fullmatch(given):
+    """``given`` (a caller's X-Request-Id) when it is a plain token (at most 128
+    of ``A-Za-z0-9._:-``) holding no NIK or mobile number (it is kept in job
+    meta and logs as sent), else a new id: cheap (no random per request),
+    unique per process run."""
+    if given and _REQUEST_ID.fullmatch(given) and redact(given) == given:
         return given
     return f"{_process}-{next(_ids):x}"
 

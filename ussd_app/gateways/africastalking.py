@@ -16,8 +16,10 @@ one; the same key twice is then a retry (use a latest-input dialect).
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
+from ussd_app.core import digits, gsm7
 from ussd_app.core import msisdn as msisdns
 from ussd_app.core.errors import BadRequest
 from ussd_app.gateways import wire
@@ -29,28 +31,36 @@ PATH = "/ussd"
 EVENTS_PATH = "/ussd/events"
 FORMAT = "form"
 CONTENT_TYPE = "text/plain; charset=utf-8"
+MSISDN = "phoneNumber"
 MAX_TEXT = wire.MAX_INPUT
 
 
-def parse(form: Mapping[str, str]) -> Hop:
-    """Validate one USSD hop; BadRequest names the offending field."""
+def parse(form: Mapping[str, str], code: str) -> Hop:
+    """Validate one USSD hop for the configured service ``code``; BadRequest
+    names the offending field. ``serviceCode`` is the code Africa's Talking
+    assigned (``*713*4#`` with a sub-code; inputs typed after it arrive in
+    ``text``): another code is NotOurs."""
     session_id = wire.session_id(form, "sessionId")
     phone = msisdns.normalize(form.get("phoneNumber"), "phoneNumber")
     text = form.get("text") or ""
     if len(text) > MAX_TEXT:
         raise BadRequest(f"text is over {MAX_TEXT} characters")
     text = text.strip()
-    return Hop(session_id=session_id, msisdn=phone,
-               service_code=(form.get("serviceCode") or "").strip(),
-               inputs=tuple(text.split("*")) if text else (), history=True,
-               dialect=NAME, network=form.get("networkCode"))
+    given = wire.text(form, "serviceCode", required=False)
+    wire.check_code(given, code)
+    typed = wire.segments(given)[len(wire.segments(code)):]  # a gateway sending *713*4*1# as the code
+    inputs = typed + (tuple(text.split("*")) if text else ())
+    return Hop(session_id=session_id, msisdn=phone, service_code=code,
+               inputs=inputs, history=True, dialect=NAME, network=form.get("networkCode"))
 
 
 def render(reply: Reply, form: Mapping | None = None) -> str:
     return ("END " if reply.end else "CON ") + reply.text
 
 
-def error(message: str, form: Mapping | None = None) -> str:
+def error(message: str, form: Mapping | None = None, shown: str | None = None) -> str:
+    """A refused request: Africa's Talking ends the session itself on a 4xx
+    (showing its own text), so the body is the reason, for its logs."""
     return message
 
 
@@ -60,32 +70,55 @@ _STATUS = {"success": COMPLETED, "failed": FAILED}
 
 def parse_event(form: Mapping[str, str]) -> Hop:
     """``POST /ussd/events``: how the session ended, as an end signal. Its
-    ``input`` and ``lastAppResponse`` are not kept (an input may be a NIK)."""
+    ``input`` and ``lastAppResponse`` are not kept (an input may be a NIK);
+    what is kept is bounded in length and alphabet like any untrusted text
+    (``errorMessage`` one line of GSM-7, ``date`` and ``cost`` a date and an
+    amount), else 400 naming the field."""
     session_id = wire.session_id(form, "sessionId")
     phone = msisdns.normalize(form.get("phoneNumber"), "phoneNumber")
     status = wire.text(form, "status")
-    why = (form.get("errorMessage") or "").strip()[:200]
     end = _STATUS.get(status.lower())
+    if end is None and status.lower() != "incomplete":
+        raise BadRequest("status must be Success, Incomplete or Failed")
+    why = (form.get("errorMessage") or "").strip()
+    problem = gsm7.text_problem(why, MAX_ERROR)
+    if problem:
+        raise BadRequest(f"errorMessage {problem}")
     if end is None:
-        if status.lower() != "incomplete":
-            raise BadRequest("status must be Success, Incomplete or Failed")
         end = TIMEOUT if "time" in why.lower() else RELEASED
-    event = {"status": status, "hops": _number(form, "hopsCount"),
-             "duration_ms": _number(form, "durationInMillis"),
-             "error": why or None, "cost": (form.get("cost") or "").strip()[:40] or None,
-             "date": (form.get("date") or "").strip()[:40] or None}
+    event = {"status": status.capitalize(), "hops": _number(form, "hopsCount", MAX_HOPS),
+             "duration_ms": _number(form, "durationInMillis", MAX_DURATION_MS),
+             "error": why or None, "cost": _token(form, "cost", _COST, "an amount such as KES 0.05"),
+             "date": _token(form, "date", _DATE, "a date such as 2025-01-31 12:00:00")}
     return Hop(session_id=session_id, msisdn=phone,
                service_code=(form.get("serviceCode") or "").strip(),
                end=end, dialect=NAME, event=event)
 
 
-def _number(form: Mapping[str, str], name: str) -> int | None:
+MAX_ERROR = 200
+MAX_HOPS = 10_000
+MAX_DURATION_MS = 86_400_000  # a day: no USSD session lasts minutes
+_DATE = re.compile(r"[0-9][0-9 :.TZ+-]{0,39}")
+_COST = re.compile(r"[A-Za-z0-9 .,]{1,40}")
+
+
+def _number(form: Mapping[str, str], name: str, high: int) -> int | None:
     value = (form.get(name) or "").strip()
     if not value:
         return None
-    if not wire.DIGITS.fullmatch(value):
-        raise BadRequest(f"{name} must be a whole number")
-    return int(value)
+    number = digits.number(value, 0, high)
+    if number is None:
+        raise BadRequest(f"{name} must be a whole number from 0 to {high}")
+    return number
+
+
+def _token(form: Mapping[str, str], name: str, shape: re.Pattern, example: str) -> str | None:
+    value = (form.get(name) or "").strip()
+    if not value:
+        return None
+    if not shape.fullmatch(value):
+        raise BadRequest(f"{name} must be {example} (at most 40 characters)")
+    return value
 
 
 def parse_sms(form: Mapping[str, str]) -> InboundSms:

@@ -23,14 +23,15 @@ NAME = "arkesel"
 PATH = "/ussd/arkesel"
 FORMAT = "json"
 CONTENT_TYPE = "application/json"
+MSISDN = "msisdn"
 
 
 def read(body: bytes) -> dict:
     return wire.json_object(body)
 
 
-def parse(fields: Mapping) -> Hop:
-    return wire.latest_input_hop(fields, NAME, session="sessionID", msisdn="msisdn", user="userID", first="newSession",
+def parse(fields: Mapping, code: str) -> Hop:
+    return wire.latest_input_hop(fields, NAME, code, session="sessionID", msisdn="msisdn", user="userID", first="newSession",
                                  data="userData", network="network")
 
 
@@ -43,8 +44,10 @@ def render(reply: Reply, fields: Mapping | None = None) -> str:
     return wire.json_reply({**_echo(fields), "message": reply.text, "continueSession": not reply.end})
 
 
-def error(message: str, fields: Mapping | None = None) -> str:
-    return wire.json_reply({**_echo(fields), "message": message, "continueSession": False,
+def error(message: str, fields: Mapping | None = None, shown: str = "") -> str:
+    """A refused request: the phone shows ``shown`` (subscriber text); the
+    technical ``message`` is under ``error`` only."""
+    return wire.json_reply({**_echo(fields), "message": shown, "continueSession": False,
                             "error": message})
 
 

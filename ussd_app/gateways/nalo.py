@@ -25,14 +25,15 @@ NAME = "nalo"
 PATH = "/ussd/nalo"
 FORMAT = "json"
 CONTENT_TYPE = "application/json"
+MSISDN = "MSISDN"
 
 
 def read(body: bytes) -> dict:
     return wire.json_object(body)
 
 
-def parse(fields: Mapping) -> Hop:
-    return wire.latest_input_hop(fields, NAME, session="SESSIONID", msisdn="MSISDN", user="USERID", first="MSGTYPE",
+def parse(fields: Mapping, code: str) -> Hop:
+    return wire.latest_input_hop(fields, NAME, code, session="SESSIONID", msisdn="MSISDN", user="USERID", first="MSGTYPE",
                                  data="USERDATA", network="NETWORK")
 
 
@@ -45,8 +46,10 @@ def render(reply: Reply, fields: Mapping | None = None) -> str:
     return wire.json_reply({**_echo(fields), "MSG": reply.text, "MSGTYPE": not reply.end})
 
 
-def error(message: str, fields: Mapping | None = None) -> str:
-    return wire.json_reply({**_echo(fields), "MSG": message, "MSGTYPE": False, "error": message})
+def error(message: str, fields: Mapping | None = None, shown: str = "") -> str:
+    """A refused request: the phone shows ``shown`` (subscriber text); the
+    technical ``message`` is under ``error`` only."""
+    return wire.json_reply({**_echo(fields), "MSG": shown, "MSGTYPE": False, "error": message})
 
 
 # -- the gateway's side (the simulator and tests act as Nalo) -----------------------

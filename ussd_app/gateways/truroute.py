@@ -3,8 +3,11 @@
 Request: ``<ussd><msisdn/><sessionid/><type/><msg/></ussd>``, ``type`` 1 a new
 session (``msg`` the dialled code, e.g. ``*700*1#``, whose extra digits are
 inputs typed in advance), 2 a response (``msg`` the latest input), 3 released
-by the user, 4 timeout. Reply: the same element with ``type`` 2 (continue) or
-3 (release) and ``msg``. The XML is read with the standard library's expat
+by the user, 4 timeout, 10 a premium-rate charge failed (``msg`` the reason:
+we never ask for a charge, so the session ends politely and the reason is
+logged). Reply: the same element with ``type`` 2 (continue) or 3 (release),
+``msg`` and, as TruRoute's template has it, ``<premium><cost>0</cost>
+<ref>NULL</ref></premium>`` (no charge). The XML is read with the standard library's expat
 parser, refusing any DTD (so no entity is ever declared, expanded or
 fetched): the wire is one flat element, and a tree builder (ElementTree,
 defusedxml) cost a hop a fifth of its time (bench/run.py --dialect truroute).
@@ -23,13 +26,16 @@ from xml.sax.saxutils import escape
 from ussd_app.core import msisdn as msisdns
 from ussd_app.core.errors import BadRequest
 from ussd_app.gateways import wire
-from ussd_app.ussd.types import RELEASED, TIMEOUT, Hop, Reply
+from ussd_app.ussd.types import FAILED, RELEASED, TIMEOUT, Hop, Reply
 
 NAME = "truroute"
 PATH = "/ussd/truroute"
 FORMAT = "xml"
 CONTENT_TYPE = "application/xml; charset=utf-8"
+MSISDN = "msisdn"
 FIELDS = ("msisdn", "sessionid", "type", "msg")
+CHARGE_FAILED = "10"
+PREMIUM = "<premium><cost>0</cost><ref>NULL</ref></premium>"  # no charge, no charging reference
 NOT_USSD = "body must be a <ussd> XML document"
 
 
@@ -37,8 +43,9 @@ def _refuse(*_):
     raise BadRequest(NOT_USSD)
 
 
-def read(body: bytes) -> dict:
-    """The ``<ussd>`` element's fields; BadRequest for anything else (a DTD included)."""
+def read(body: bytes, names: tuple[str, ...] = FIELDS) -> dict:
+    """The ``<ussd>`` element's fields (those ``names``); BadRequest for
+    anything else (a DTD included)."""
     fields, depth, text, seen = {}, [], [], []
 
     def start(name, attrs):
@@ -49,7 +56,7 @@ def read(body: bytes) -> dict:
         text.clear()
 
     def end(name):
-        if len(depth) == 2 and name in FIELDS:
+        if len(depth) == 2 and name in names:
             fields[name] = "".join(text)
         depth.pop()
 
@@ -64,23 +71,30 @@ def read(body: bytes) -> dict:
     parser.CharacterDataHandler = chars
     try:
         parser.Parse(body, True)
-    except expat.ExpatError:
+    except (expat.ExpatError, LookupError, ValueError):  # LookupError: an unknown encoding="..."
         raise BadRequest(NOT_USSD) from None
     if not seen:
         _refuse()
     return fields
 
 
-def parse(fields: Mapping) -> Hop:
+def parse(fields: Mapping, code: str) -> Hop:
+    """One hop for the configured service ``code``: a type 1 ``msg`` must
+    start with it (else NotOurs); what follows it is typed in advance."""
     session_id = wire.session_id(fields, "sessionid")
     phone = msisdns.normalize(wire.text(fields, "msisdn"), "msisdn")
     kind = wire.text(fields, "type")
-    if kind not in ("1", "2", "3", "4"):
-        raise BadRequest("type must be 1, 2, 3 or 4")
+    if kind not in ("1", "2", "3", "4", CHARGE_FAILED):
+        raise BadRequest("type must be 1, 2, 3, 4 or 10")
     msg = wire.text(fields, "msg", required=False)
+    if kind == CHARGE_FAILED:
+        reason = "".join(c for c in msg[:100] if c.isprintable())
+        raise wire.Declined(f"type 10: a premium charge failed ({reason!r}); we ask for none",
+                            "error.not_processed",
+                            Hop(session_id=session_id, msisdn=phone, end=FAILED, dialect=NAME))
     if kind == "1":
-        return Hop(session_id=session_id, msisdn=phone, service_code=wire.service_code(msg),
-                   inputs=wire.typed_ahead(msg), new=True, dialect=NAME)
+        return Hop(session_id=session_id, msisdn=phone, service_code=code,
+                   inputs=wire.typed_ahead(msg, code), new=True, dialect=NAME)
     if kind == "2":
         return Hop(session_id=session_id, msisdn=phone, inputs=(msg,), new=False, dialect=NAME)
     return Hop(session_id=session_id, msisdn=phone, end=RELEASED if kind == "3" else TIMEOUT,
@@ -91,7 +105,7 @@ def _xml(fields: Mapping | None, kind: str, msg: str, error: str | None = None) 
     fields = fields or {}
     out = [f"<ussd><msisdn>{escape(str(fields.get('msisdn') or ''))}</msisdn>"
            f"<sessionid>{escape(str(fields.get('sessionid') or ''))}</sessionid>"
-           f"<type>{kind}</type><msg>{escape(msg)}</msg>"]
+           f"<type>{kind}</type><msg>{escape(msg)}</msg>{PREMIUM}"]
     if error is not None:
         out.append(f"<error>{escape(error)}</error>")
     out.append("</ussd>")
@@ -102,8 +116,10 @@ def render(reply: Reply, fields: Mapping | None = None) -> str:
     return _xml(fields, "3" if reply.end else "2", reply.text)
 
 
-def error(message: str, fields: Mapping | None = None) -> str:
-    return _xml(fields, "3", message, error=message)
+def error(message: str, fields: Mapping | None = None, shown: str = "") -> str:
+    """A refused request: the phone shows ``shown`` (subscriber text) in
+    ``msg``; the technical ``message`` is in ``<error>`` only."""
+    return _xml(fields, "3", shown, error=message)
 
 
 # -- the gateway's side (the simulator and tests act as TruRoute) -----------------------
@@ -124,3 +140,11 @@ def decode(status: int, content_type: str, body: str) -> tuple[str, bool]:
     except BadRequest:
         return body, True
     return fields.get("msg", ""), status != 200 or fields.get("type") != "2"
+
+
+def reason(body: str) -> str | None:
+    """The technical reason of a refused request (its ``<error>``), for tests and logs."""
+    try:
+        return read(body.encode(), ("error",)).get("error")
+    except BadRequest:
+        return None

@@ -59,18 +59,53 @@ def is_dial(value: str) -> bool:
     return bool(_DIAL.fullmatch(value))
 
 
-def typed_ahead(dialled: str) -> tuple[str, ...]:
-    """The inputs typed in advance in a dialled string: ``*700*1*2#`` -> ('1', '2')."""
+class Declined(Exception):
+    """A request the gateway documents that this service does not serve (a
+    Hubtel ``Query``, a TruRoute charge report): answered with a polite end in
+    the dialect's form (the text ``key`` of ``menus/texts``, in the
+    subscriber's language), never a 400; ``why`` goes to the log. ``hop``, when
+    set, is an end signal to record (the session it closes)."""
+
+    def __init__(self, why: str, key: str = "error.not_served", hop: Hop | None = None):
+        super().__init__(why)
+        self.why, self.key, self.hop = why, key, hop
+
+
+class NotOurs(Declined):
+    """A hop for a service code that is not the configured one (``*999#``)."""
+
+    def __init__(self, dialled: str):
+        parts = segments(dialled)
+        shown = f"*{'*'.join(parts)}#" if all(p.isascii() and p.isdigit() for p in parts) else "(not a code)"
+        self.dialled = shown if len(shown) <= 40 else shown[:37] + "..."
+        super().__init__(f"service code {self.dialled} is not ours", "error.not_ours")
+
+
+def segments(code: str) -> tuple[str, ...]:
+    """A code's parts without ``*`` and ``#``: ``*713*4#``, ``713*4`` -> ('713', '4')."""
+    return tuple(part for part in code.strip().strip("*#").split("*") if part)
+
+
+def typed_ahead(dialled: str, code: str) -> tuple[str, ...]:
+    """The inputs typed in advance in a dialled string after the configured
+    ``code``: with ``*713*4#``, ``*713*4#`` -> (), ``*713*4*1*2#`` -> ('1', '2').
+    A dialled string that does not start with the whole code raises NotOurs;
+    anything that is no dialled string (a gateway sending no code) types nothing."""
     if not is_dial(dialled):
         return ()
-    return tuple(part for part in dialled[1:-1].split("*")[1:] if part)
+    ours, parts = segments(code), segments(dialled)
+    if parts[:len(ours)] != ours:
+        raise NotOurs(dialled)
+    return parts[len(ours):]
 
 
-def service_code(dialled: str) -> str:
-    """The service code of a dialled string: ``*700*1#`` -> ``*700#``."""
-    if not is_dial(dialled):
-        return ""
-    return f"*{dialled[1:-1].split('*')[0]}#"
+def check_code(given: str, code: str) -> None:
+    """A gateway's own service code field (``*713*4#``, or Hubtel's ``713*4``):
+    empty (not sent), the configured ``code``, or the code with inputs after it;
+    else NotOurs."""
+    parts, ours = segments(given), segments(code)
+    if parts and parts[:len(ours)] != ours:
+        raise NotOurs(given)
 
 
 def dial_string(code: str, inputs: list[str] | tuple[str, ...]) -> str:
@@ -94,11 +129,11 @@ def json_reply(data: dict) -> str:
     return json.dumps(data, ensure_ascii=False)
 
 
-def latest_input_hop(fields: Mapping[str, Any], dialect: str, *, session: str, msisdn: str,
+def latest_input_hop(fields: Mapping[str, Any], dialect: str, code: str, *, session: str, msisdn: str,
                      user: str, first: str, data: str, network: str) -> Hop:
     """The hop of a gateway that flags the first hop (whose data is the dialled
     string) and then sends the latest input only (Nalo, Arkesel), each field
-    under the name the gateway gives it."""
+    under the name the gateway gives it; ``code`` is the configured service code."""
     sid = session_id(fields, session)
     phone = msisdns.normalize(text(fields, msisdn), msisdn)
     text(fields, user)
@@ -106,18 +141,19 @@ def latest_input_hop(fields: Mapping[str, Any], dialect: str, *, session: str, m
     typed = text(fields, data, required=False)
     net = text(fields, network, required=False) or None
     if new:
-        return Hop(session_id=sid, msisdn=phone, service_code=service_code(typed),
-                   inputs=typed_ahead(typed), new=True, dialect=dialect, network=net)
+        return Hop(session_id=sid, msisdn=phone, service_code=code,
+                   inputs=typed_ahead(typed, code), new=True, dialect=dialect, network=net)
     return Hop(session_id=sid, msisdn=phone, inputs=(typed,), new=False, dialect=dialect, network=net)
 
 
 def json_decode(status: int, body: str, message: str, continues) -> tuple[str, bool]:
     """A JSON dialect's reply as the phone shows it: the text under ``message``
-    (or the error), and whether it ends the session (``continues(data)`` false)."""
+    (an error's technical reason is under ``error``, never shown), and whether
+    it ends the session (``continues(data)`` false)."""
     try:
         data = json_object(body.encode())
     except BadRequest:
         return body, True
     if status != 200:
-        return str(data.get("error") or data.get(message) or body), True
+        return str(data.get(message) or data.get("error") or body), True
     return str(data.get(message, "")), not continues(data)

@@ -217,13 +217,14 @@ def redemptions_by_status():
     status = request.args.get("status")
     if status not in keys.REDEMPTION_STATUSES:
         raise BadRequest("status must be one of " + ", ".join(keys.REDEMPTION_STATUSES))
-    try:
-        cursor = int(request.args.get("cursor") or 0)
-        limit = int(request.args.get("limit") or 100)
-    except ValueError:
-        raise BadRequest("cursor and limit must be whole numbers") from None
-    if not 1 <= limit <= 1000 or cursor < 0:
-        raise BadRequest("limit must be from 1 to 1000 and cursor at least 0")
+    # ASCII digits only (int() reads '３' and '٣'), and bounded: Redis takes a
+    # 64-bit index, and a longer one used to answer 500.
+    cursor = digits.number(request.args.get("cursor") or "0", 0, 2**53)
+    limit = digits.number(request.args.get("limit") or "100", 1, 1000)
+    if cursor is None:
+        raise BadRequest("cursor must be a whole number (the next_cursor of the previous page)")
+    if limit is None:
+        raise BadRequest("limit must be a whole number from 1 to 1000")
     items, next_cursor = redemptions.listing(services().r, status, cursor, limit)
     return jsonify(redemptions=[_times(rec) for rec in items],
                    next_cursor=str(next_cursor) if next_cursor else None)

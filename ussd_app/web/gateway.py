@@ -15,10 +15,11 @@ from urllib.parse import unquote_plus
 
 from flask import Blueprint, Response, request
 
-from ussd_app.core import cluster, metrics, texts
+from ussd_app.core import cluster, metrics, subscribers, texts
+from ussd_app.core import msisdn as msisdns
 from ussd_app.core.errors import BadRequest, Unauthorized
 from ussd_app.core.msisdn import mask
-from ussd_app.gateways import DIALECTS, africastalking
+from ussd_app.gateways import DIALECTS, africastalking, wire
 from ussd_app.sms import keywords
 from ussd_app.ussd import hop as ussd
 from ussd_app.ussd.types import Hop, Reply
@@ -81,6 +82,29 @@ def _answer(dialect, text: str, status: int) -> Response:
     return Response(text, status, content_type=dialect.CONTENT_TYPE)
 
 
+def _lang(dialect, fields) -> str:
+    """The language of the subscriber a request names, where it names a known
+    one (Indonesian otherwise: a refused request may name nobody)."""
+    try:
+        phone = msisdns.normalize(str(fields.get(dialect.MSISDN) or ""), dialect.MSISDN)
+        return subscribers.language(services().r, phone) or texts.DEFAULT
+    except BadRequest:
+        return texts.DEFAULT
+    except Exception:  # Redis away: the apology is still owed, in the default language
+        log.warning("no language for a refused request", exc_info=True)
+        return texts.DEFAULT
+
+
+def _refuse(dialect, status: int, message: str, fields, lang: str = texts.DEFAULT) -> Response:
+    """A request we cannot take, in the dialect's form: what the phone shows is
+    an apology in the subscriber's language; the technical ``message`` goes to
+    the log and the dialect's error field."""
+    log.info(json.dumps({"event": "ussd_refused", "dialect": dialect.NAME, "status": status,
+                         "error": message}))
+    shown = texts.t(lang, "error.not_processed", code=services().config.USSD_SERVICE_CODE)
+    return _answer(dialect, dialect.error(message, fields, shown), status)
+
+
 def _dialect_error(dialect):
     """Errors outside a hop's view (a wrong token, a route's 404/405, a body too
     large) in the dialect's own form; never a 5xx on a phone, which would end
@@ -89,7 +113,7 @@ def _dialect_error(dialect):
         if status >= 500:
             busy = Reply(texts.t(texts.DEFAULT, "error.unavailable"), end=True)
             return _answer(dialect, dialect.render(busy, None), 200)
-        return _answer(dialect, dialect.error(message, None), status)
+        return _refuse(dialect, status, message, None)
     return render
 
 
@@ -110,11 +134,14 @@ def _route(dialect):
     def view():
         started = time.perf_counter()
         fields = None
+        code = services().config.USSD_SERVICE_CODE
         try:
             fields = form() if dialect.FORMAT == "form" else dialect.read(body())
-            h = dialect.parse(fields)
+            h = dialect.parse(fields, code)
         except BadRequest as e:
-            return _answer(dialect, dialect.error(str(e), fields), 400)
+            return _refuse(dialect, 400, str(e), fields, _lang(dialect, fields) if fields else texts.DEFAULT)
+        except wire.Declined as e:
+            return _decline(dialect, e, fields, code)
         try:
             with cluster.within(cluster.FAILOVER_WAIT):
                 result = ussd.hop(services(), h)
@@ -126,6 +153,23 @@ def _route(dialect):
         hopped(h, result, started)
         return _answer(dialect, dialect.render(result.reply, fields), 200)
     return view
+
+
+def _decline(dialect, e: wire.Declined, fields, code: str) -> Response:
+    """A request the gateway documents that we do not serve (another service
+    code, a Hubtel ``Query``, a TruRoute charge report): a polite end in the
+    dialect's form, the subscriber's language, and a log line."""
+    phone = str(fields.get(dialect.MSISDN) or "")
+    log.warning(json.dumps({"event": "ussd_declined", "dialect": dialect.NAME, "why": e.why,
+                            "msisdn": mask(phone)}))
+    if e.hop is not None:  # it closes the session it names
+        try:
+            with cluster.within(cluster.FAILOVER_WAIT):
+                ussd.hop(services(), e.hop)
+        except Exception:
+            log.exception("could not close a declined session")
+    polite = Reply(texts.t(_lang(dialect, fields), e.key, code=code), end=True)
+    return _answer(dialect, dialect.render(polite, fields), 200)
 
 
 def hopped(h: Hop, result: ussd.Result, started: float) -> None:
