@@ -270,12 +270,13 @@ def give(services, msisdn: str, campaign: Campaign, nik_enc: str, proof: Proof,
     ``offer``: the subscriber's offer as the caller read it (see :func:`consent`)."""
     r = services.r
     score = subscribers.get(r, msisdn).credit_score
-    status, _ = consent(r, msisdn, campaign, nik_enc, score, proof, services.clock(), offer)
+    status, cid = consent(r, msisdn, campaign, nik_enc, score, proof, services.clock(), offer)
     if status == "ok":
         metrics.consent_event("consent")
         if "webhook" in campaign.institution:  # the lead goes to the partner too (offers.push)
-            services.jobs.enqueue(PUSH_JOB, campaign.id, msisdn, consent_id(msisdn, campaign.id),
-                                  job_id=push_job_id(consent_id(msisdn, campaign.id)),
+            # under the id the consent was recorded with: a fresh consent after a
+            # withdrawn one has its own (the withdrawn one's job would be withheld)
+            services.jobs.enqueue(PUSH_JOB, campaign.id, msisdn, cid, job_id=push_job_id(cid),
                                   retry=push_retry(services.config))
         services.sms.send(msisdn, texts.t(
             proof.lang, "sms.consent_ok", institution=campaign.institution["name"],
