@@ -242,6 +242,32 @@ class TestConsentBySms:
         phone.sms(f"YA {NIK2}")
         assert phone.inbox()[-1].startswith("Thank you. Your data (phone number, credit score, NIK) goes to Bank A")
 
+    def test_after_consenting_ya_and_tidak_answer_where_the_consent_stands(self, offered, sub, api, clock):
+        sub.sms(f"YA {NIK}")
+        pending = ("Anda sudah setuju sebelumnya. Bank A belum mengambil data Anda; ketik STOP untuk "
+                   "membatalkan (semua penawaran berhenti).")
+        sub.sms(f"YA {NIK}")
+        assert sub.inbox()[-1] == pending  # not "already passed on": the partner has not fetched it
+        sub.sms("TIDAK")
+        assert sub.inbox()[-1] == pending  # not "no offer for your number"
+        clock.now = datetime(2030, 3, 4, 10, 5, tzinfo=WIB).timestamp()
+        assert len(leads(api)["leads"]) == 1  # the partner fetches the lead
+        for text in (f"YA KTA {NIK}", "TIDAK", "TIDAK KTA"):
+            sub.sms(text)
+            assert sub.inbox()[-1] == ("Anda sudah setuju sebelumnya. Bank A sudah menerima data Anda "
+                                       "04-03-2030 10:05 WIB; STOP hanya menghentikan penawaran baru. "
+                                       "Info: cs@bank-a.example")
+
+    def test_after_consenting_the_answers_are_in_english_too(self, offered, phone, api):
+        phone.msisdn = "081100000002"
+        phone.sms(f"YA {NIK2}")
+        phone.sms("TIDAK")
+        assert phone.inbox()[-1] == ("You already agreed. Bank A has not taken your data yet; "
+                                     "send STOP to withdraw (stops all offers).")
+        leads(api)
+        phone.sms(f"YA {NIK2}")
+        assert phone.inbox()[-1].startswith("You already agreed. Bank A received your data ")
+
     def test_consent_attempts_are_rate_limited(self, offered, sub):
         for _ in range(5):
             sub.sms("YA 123")

@@ -360,6 +360,15 @@ def consent_record(r: redis.Redis, msisdn: str, cid: str) -> dict | None:
     return json.loads(raw) if raw else None
 
 
+def standing(r: redis.Redis, msisdn: str, offer: dict | None) -> dict | None:
+    """The consent given to ``offer`` while it stands (not withdrawn), or None:
+    its ``received_at`` says whether the institution has the lead yet."""
+    if not offer or offer.get("status") != "consented":
+        return None
+    c = consent_record(r, msisdn, offer["consent_id"])
+    return c if c and not c.get("withdrawn_at") else None
+
+
 def receive(r: redis.Redis, msisdn: str, cid: str, now: float) -> bool:
     """Mark the lead received by its institution, as the pull API does; False
     if it was withdrawn meanwhile."""

@@ -228,12 +228,25 @@ def consent_by_sms(msg: Inbound) -> None:
     if status == "ok":
         return  # the confirmation went out with the consent
     if status == "already":
-        return msg.reply("sms.consent_already", institution=inst)
+        held = consents.holdings(r, msg.msisdn, services.kept).offers.get(campaign.id)
+        return _agreed(msg, campaign, consents.standing(r, msg.msisdn, held))
     if status == "expired":
         return msg.reply("sms.offer_expired", institution=inst)
     if status == "opted_out":
         return msg.reply("sms.opted_out_consent")
     msg.reply("sms.offer_closed", institution=inst)
+
+
+def _agreed(msg: Inbound, campaign, consent: dict | None) -> None:
+    """The subscriber already agreed to ``campaign``: whether its institution
+    has received the data yet, and so what STOP would still do."""
+    inst = campaign.institution["name"]
+    if consent is None:  # withdrawn since the consent answered 'already'
+        return msg.reply("sms.offer_closed", institution=inst)
+    if consent.get("received_at"):
+        return msg.reply("sms.agreed_received", institution=inst, date=formats.wib(consent["received_at"]),
+                         support=campaign.institution.get("support") or _contact(msg))
+    msg.reply("sms.agreed_pending", institution=inst)
 
 
 @keyword("TIDAK")
@@ -243,6 +256,12 @@ def decline(msg: Inbound) -> None:
     code = msg.words[1].upper() if len(msg.words) > 1 else None
     open_ids = [c for c, o in offers.items() if o["status"] == "open" and (code is None or o["code"] == code)]
     if not open_ids:
+        agreed = sorted((c for c, o in offers.items() if o["status"] == "consented" and c in camps
+                         and (code is None or o["code"] == code)), key=lambda c: offers[c]["offered_at"])
+        if agreed:  # nothing left to decline: say where the consent stands
+            standing = consents.standing(msg.services.r, msg.msisdn, offers[agreed[-1]])
+            if standing:
+                return _agreed(msg, camps[agreed[-1]], standing)
         return msg.reply("sms.no_offer")
     if len(open_ids) > 1:
         return msg.reply("sms.which_offer_decline", codes=", ".join(sorted(offers[c]["code"] for c in open_ids)))
