@@ -119,7 +119,7 @@ def decline(ctx: Ctx) -> None:
 
 
 def stop(ctx: Ctx) -> None:
-    consents.opt_out(ctx.r, ctx.msisdn, "ussd", ctx.session.id, None, ctx.now)
+    consents.opt_out(ctx.services, ctx.msisdn, "ussd", ctx.session.id, None, ctx.lang)
 
 
 def restart(ctx: Ctx) -> None:

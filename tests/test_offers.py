@@ -280,7 +280,7 @@ class TestOptOutAndLeads:
         sub.sms(f"YA {NIK}")
         sub.sms("STOP")
         assert sub.inbox()[-1] == ("Anda berhenti menerima penawaran keuangan. 1 persetujuan yang "
-                                   "belum diteruskan dibatalkan. Ketik MULAI untuk menerima lagi.")
+                                   "belum diteruskan dibatalkan. Ketik MULAI ke 62168 untuk menerima lagi.")
         assert leads(api)["leads"] == []
         kinds = [e["type"] for e in consents.log(services.r, "+6281100000001")]
         assert kinds == ["consent", "optout", "withdrawal"]
@@ -289,7 +289,7 @@ class TestOptOutAndLeads:
         sub.sms(f"YA {NIK}")
         assert len(leads(api)["leads"]) == 1  # received by the institution now
         sub.sms("BERHENTI")
-        assert sub.inbox()[-1] == "Anda berhenti menerima penawaran keuangan. Ketik MULAI untuk menerima lagi."
+        assert sub.inbox()[-1] == "Anda berhenti menerima penawaran keuangan. Ketik MULAI ke 62168 untuk menerima lagi."
         assert len(leads(api)["leads"]) == 1
         stored = json.loads(services.r.hget(keys.consents("+6281100000001"),
                                             consents.consent_id("+6281100000001", "kta-nov")))
@@ -381,6 +381,22 @@ class TestConsentByUssd:
         assert sub.dial(text="3").startswith("Anda sudah berhenti menerima penawaran keuangan.\n1 Terima")
         assert sub.type(1).startswith("Anda akan menerima penawaran keuangan lagi.")
         assert not consents.holdings(services.r, "+6281100000001", services.kept).opted_out
+
+    def test_stopping_through_the_menu_sends_the_same_sms_as_stop(self, offered, sub, phone, services):
+        sub.sms(f"YA {NIK}")
+        sub.dial(text="3*9")
+        sent = len(sub.inbox())
+        sub.type(1)
+        assert sub.end and len(sub.inbox()) == sent + 1
+        assert sub.inbox()[-1] == ("Anda berhenti menerima penawaran keuangan. 1 persetujuan yang "
+                                   "belum diteruskan dibatalkan. Ketik MULAI ke 62168 untuk menerima lagi.")
+        phone.msisdn = "081100000002"  # English, nothing to withdraw: STOP and the menu say the same
+        phone.sms("STOP")
+        by_sms = phone.inbox()[-1]
+        phone.sms("MULAI")
+        phone.dial(text="3*9*1")
+        assert phone.inbox()[-1] == by_sms == (
+            "You will receive no more financial offers. Send MULAI to 62168 to receive them again.")
 
     def test_campaigns_are_kept_until_one_is_stored(self, offered, sub, api, services):
         """Offer screens keep the campaigns they read while the revision stands."""

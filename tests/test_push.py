@@ -126,7 +126,7 @@ def test_a_consented_lead_is_pushed_once_signed(consented, receiver, services, a
     assert set(body) == {"leads", "next_cursor"} and set(body["leads"][0]) == pulled_shape
     assert body["leads"][0]["nik"] == NIK and body["leads"][0]["consent_id"] == CID
     # received, as the pull API would have marked it: a later STOP withdraws nothing
-    assert consents.opt_out(services.r, M, "sms", "m-stop", "STOP", services.clock()) == (0, 0)
+    assert consents.opt_out(services, M, "sms", "m-stop", "STOP") == (0, 0)
     shown, = deliveries(api)
     assert (shown["state"], [a["status"] for a in shown["attempts"]]) == ("delivered", [200])
     assert push.deliver(services, "kta-nov", M, CID) == "delivered"  # a late duplicate job

@@ -305,21 +305,27 @@ def decline(r: redis.Redis, msisdn: str, campaign: Campaign, channel: str, refer
     return status
 
 
-def opt_out(r: redis.Redis, msisdn: str, channel: str, reference: str, raw_input_enc: str | None,
-            now: float) -> tuple[int, int]:
-    """Stop all offers; returns (offers closed, consents withdrawn).
+def opt_out(services, msisdn: str, channel: str, reference: str, raw_input_enc: str | None,
+            lang: str | None = None) -> tuple[int, int]:
+    """Stop all offers and confirm it by SMS, from whichever channel (the same
+    SMS for STOP and the menu); returns (offers closed, consents withdrawn).
 
     ``raw_input_enc``: what the subscriber sent, encrypted (an SMS may hold a
-    NIK: ``OFF 3171...``); None from a menu, which records ``input: menu``."""
-    entry = {"type": "optout", "channel": channel, "reference": reference, "at": now}
+    NIK: ``OFF 3171...``); None from a menu, which records ``input: menu``.
+    ``lang``: the confirmation's language (default: the subscriber's)."""
+    r, config = services.r, services.config
+    entry = {"type": "optout", "channel": channel, "reference": reference, "at": services.clock()}
     if raw_input_enc:
         entry["raw_input_enc"] = raw_input_enc
     else:
         entry["input"] = "menu"
     closed, withdrawn = OPT_OUT(r, [keys.profile(msisdn), keys.offers(msisdn), keys.consents(msisdn),
-                                    keys.consent_log(msisdn)], [now, _json(entry)])
+                                    keys.consent_log(msisdn)], [entry["at"], _json(entry)])
     metrics.consent_event("optout")
     metrics.consent_event("withdrawal", int(withdrawn))
+    lang = lang or subscribers.language(r, msisdn) or texts.DEFAULT
+    services.sms.send(msisdn, texts.t(lang, "sms.opted_out_withdrawn" if withdrawn else "sms.opted_out",
+                                      withdrawn=withdrawn, short_code=config.SMS_SHORT_CODE))
     return int(closed), int(withdrawn)
 
 

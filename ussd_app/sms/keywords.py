@@ -272,11 +272,9 @@ def decline(msg: Inbound) -> None:
 
 @keyword("STOP", "BERHENTI", "UNREG", "OFF")
 def opt_out(msg: Inbound) -> None:
-    _, withdrawn = consents.opt_out(msg.services.r, msg.msisdn, "sms", msg.sms.message_id,
-                                    msg.services.vault.encrypt(msg.sms.text), msg.services.clock())
-    if withdrawn:
-        return msg.reply("sms.opted_out_withdrawn", withdrawn=withdrawn)
-    msg.reply("sms.opted_out")
+    # the confirmation SMS goes out with the opt-out (the same from the menu)
+    consents.opt_out(msg.services, msg.msisdn, "sms", msg.sms.message_id,
+                     msg.services.vault.encrypt(msg.sms.text), msg.lang)
 
 
 @keyword("MULAI", "DAFTAR")
