@@ -65,7 +65,10 @@ def offer_body(ctx: Ctx) -> str:
         return ctx.t("offers.detail_consented", date=formats.wib(offer["consented_at"]), **values)
     if offer["status"] == "withdrawn":
         return ctx.t("offers.detail_withdrawn", date=formats.wib(offer["withdrawn_at"]), **values)
-    return ctx.t("offers.detail" if _is_open(ctx) else "offers.detail_closed", **values)
+    if not _is_open(ctx):
+        return ctx.t("offers.detail_closed", **values)
+    terms = c.text("terms", ctx.lang).rstrip(".")  # what the offer SMS promises, in short
+    return ctx.t("offers.detail_terms", terms=terms, **values) if terms else ctx.t("offers.detail", **values)
 
 
 def disclosure_body(ctx: Ctx) -> str:

@@ -178,7 +178,8 @@ def offer_hint(msg: Inbound) -> None:
     if not open_ids:
         return msg.reply("sms.ya_nothing")
     if len(open_ids) > 1:
-        return msg.reply("sms.which_offer", codes=", ".join(offers[c]["code"] for c in open_ids))
+        codes = [offers[c]["code"] for c in open_ids]
+        return msg.reply("sms.which_offer", codes=", ".join(codes), example=codes[0])
     campaign = camps[open_ids[0]]
     msg.reply("sms.ya_offer", institution=campaign.institution["name"], code=offers[campaign.id]["code"])
 
@@ -216,7 +217,8 @@ def consent_by_sms(msg: Inbound) -> None:
         chosen = [cid for cid, o in offers.items()
                   if o["status"] in TAKES_CONSENT and cid in camps and camps[cid].open(now)]
         if len(chosen) > 1:
-            return msg.reply("sms.which_offer", codes=", ".join(sorted(offers[c]["code"] for c in chosen)))
+            codes = sorted(offers[c]["code"] for c in chosen)
+            return msg.reply("sms.which_offer", codes=", ".join(codes), example=codes[0])
         if not chosen:
             chosen = sorted(offers, key=lambda c: offers[c]["offered_at"])[-1:]
     campaign = camps[chosen[0]]
@@ -244,7 +246,7 @@ def _agreed(msg: Inbound, campaign, consent: dict | None) -> None:
     if consent is None:  # withdrawn since the consent answered 'already'
         return msg.reply("sms.offer_closed", institution=inst)
     if consent.get("received_at"):
-        return msg.reply("sms.agreed_received", institution=inst, date=formats.wib(consent["received_at"]),
+        return msg.reply("sms.agreed_received", institution=inst,
                          support=campaign.institution.get("support") or _contact(msg))
     msg.reply("sms.agreed_pending", institution=inst)
 
