@@ -61,8 +61,12 @@ def _is_open(ctx: Ctx) -> bool:
 def offer_body(ctx: Ctx) -> str:
     offer, c = chosen(ctx)
     values = dict(institution=c.institution["name"], product=c.product, code=c.code)
-    if offer["status"] == "consented":
-        return ctx.t("offers.detail_consented", date=formats.wib(offer["consented_at"]), **values)
+    if offer["status"] == "consented":  # where the consent stands: taken by the partner yet or not
+        record = consents.consent_record(ctx.r, ctx.msisdn, offer["consent_id"]) or {}
+        if record.get("withdrawn_at"):  # an offer stored before withdrawals marked it
+            return ctx.t("offers.detail_withdrawn", date=formats.wib(record["withdrawn_at"]), **values)
+        key = "offers.detail_received" if record.get("received_at") else "offers.detail_consented"
+        return ctx.t(key, date=formats.wib(offer["consented_at"]), **values)
     if offer["status"] == "withdrawn":
         return ctx.t("offers.detail_withdrawn", date=formats.wib(offer["withdrawn_at"]), **values)
     if not _is_open(ctx):

@@ -362,6 +362,14 @@ class TestConsentByUssd:
         assert (lead["msisdn"], lead["nik"], lead["credit_score"]) == ("+6281100000002", NIK2, 650)
         assert phone.dial(text="3*1").startswith("Bank A: Kredit Multiguna. You agreed ")
 
+    def test_the_detail_of_an_agreed_offer_says_whether_the_partner_has_the_data(self, offered, sub, api):
+        sub.sms(f"YA {NIK}")
+        screen = sub.dial(text="3*1")
+        assert screen.startswith("Bank A: Kredit Multiguna. Anda setuju ")
+        assert "; data belum diambil mitra ini." in screen and "dikirim" not in screen
+        leads(api)  # the partner fetches it
+        assert "; data sudah diterima mitra ini." in sub.dial(text="3*1")
+
     def test_three_wrong_niks_end_the_session_with_advice(self, offered, sub, api):
         sub.dial(text="3*1*1*1")
         assert sub.type("123").startswith("NIK tidak valid (harus 16 angka). Sisa 2 kali.")
