@@ -6,6 +6,14 @@ def contact(ctx: Ctx) -> str:
     return ctx.t("help.contact_text", contact=ctx.config.SUPPORT_CONTACT)
 
 
+def expiry(ctx: Ctx) -> str:
+    """The expiry rule points get by default (POINTS_EXPIRY_POLICY), as the
+    earning API and the demo apply it; a credit with its own date is the exception."""
+    if ctx.config.POINTS_EXPIRY_POLICY == "rolling":
+        return ctx.t("help.expiry_rolling", days=ctx.config.POINTS_EXPIRY_DAYS)
+    return ctx.t("help.expiry_calendar")
+
+
 SCREENS = [
     Screen("help", body="help.title", options=(
         Option("1", "help.about", "help_about"),
@@ -15,6 +23,6 @@ SCREENS = [
     )),
     Screen("help_about", body="help.about_text"),
     Screen("help_earn", body="help.earn_text"),
-    Screen("help_expiry", body="help.expiry_text"),
+    Screen("help_expiry", body=expiry),
     Screen("help_contact", body=contact),
 ]

@@ -61,11 +61,18 @@ def _is_open(ctx: Ctx) -> bool:
 def offer_body(ctx: Ctx) -> str:
     offer, c = chosen(ctx)
     values = dict(institution=c.institution["name"], product=c.product, code=c.code)
-    if offer["status"] == "consented":
-        return ctx.t("offers.detail_consented", date=formats.wib(offer["consented_at"]), **values)
+    if offer["status"] == "consented":  # where the consent stands: taken by the partner yet or not
+        record = consents.consent_record(ctx.r, ctx.msisdn, offer["consent_id"]) or {}
+        if record.get("withdrawn_at"):  # an offer stored before withdrawals marked it
+            return ctx.t("offers.detail_withdrawn", date=formats.wib(record["withdrawn_at"]), **values)
+        key = "offers.detail_received" if record.get("received_at") else "offers.detail_consented"
+        return ctx.t(key, date=formats.wib(offer["consented_at"]), **values)
     if offer["status"] == "withdrawn":
         return ctx.t("offers.detail_withdrawn", date=formats.wib(offer["withdrawn_at"]), **values)
-    return ctx.t("offers.detail" if _is_open(ctx) else "offers.detail_closed", **values)
+    if not _is_open(ctx):
+        return ctx.t("offers.detail_closed", **values)
+    terms = c.text("terms", ctx.lang).rstrip(".")  # what the offer SMS promises, in short
+    return ctx.t("offers.detail_terms", terms=terms, **values) if terms else ctx.t("offers.detail", **values)
 
 
 def disclosure_body(ctx: Ctx) -> str:
@@ -119,7 +126,7 @@ def decline(ctx: Ctx) -> None:
 
 
 def stop(ctx: Ctx) -> None:
-    consents.opt_out(ctx.r, ctx.msisdn, "ussd", ctx.session.id, None, ctx.now)
+    consents.opt_out(ctx.services, ctx.msisdn, "ussd", ctx.session.id, None, ctx.lang)
 
 
 def restart(ctx: Ctx) -> None:

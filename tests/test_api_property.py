@@ -57,6 +57,7 @@ def campaign_body() -> dict:
             "product": "Kredit Multiguna", "sender_id": "KreditSmart", "code": "KTP",
             "message": {"id": "Bank P menawarkan kredit.", "en": "Bank P offers a loan."},
             "consent_text": {"id": "Data Anda dikirim ke Bank P.", "en": "Your data goes to Bank P."},
+            "terms": {"id": "hingga Rp50 juta", "en": "up to Rp50 million"},
             "consent_version": "1", "valid_from": formats.iso(NOW - DAY),
             "valid_until": formats.iso(NOW + 30 * DAY), "eligibility": {}}
 
@@ -243,7 +244,8 @@ SHOWN = {
                        ("max_per_transaction",), ("active_from",), ("active_until",)],
     "api.post_campaign": [("product",), ("institution", "name"), ("institution", "support"),
                           ("message", "id"), ("message", "en"), ("consent_text", "id"),
-                          ("consent_text", "en"), ("consent_version",), ("valid_from",), ("valid_until",)],
+                          ("consent_text", "en"), ("consent_version",), ("valid_from",), ("valid_until",),
+                          ("terms", "id"), ("terms", "en")],
     "api.put_subscriber": [("credit_score",), ("language",), ("status",)],
     "api.post_points": [("points",), ("expires_at",), ("reference",)],
 }

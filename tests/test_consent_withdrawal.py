@@ -40,7 +40,7 @@ def test_the_menu_shows_the_consent_as_withdrawn(withdrawn, phone):
 def test_a_fresh_consent_by_sms_is_a_new_record_and_the_old_stays(withdrawn, services, api):
     first = consents.consent_id(M, "kta-nov")
     withdrawn.sms(f"YA KTA {NIK2}")
-    assert withdrawn.inbox()[-1].startswith("Terima kasih. Data Anda (nomor HP, skor kredit, NIK) dikirim")
+    assert withdrawn.inbox()[-1].startswith("No HP, skor kredit & NIK Anda dikirim")
     (lead,) = leads(api)["leads"]
     assert lead["nik"] == NIK2 and lead["consent_id"] != first
     records = consent_records(services)
@@ -101,5 +101,5 @@ def test_an_offer_stored_before_withdrawals_were_marked_heals(offered, sub, serv
     old = json.loads(services.r.hget(keys.offers(M), "kta-nov"))
     services.r.hset(keys.offers(M), "kta-nov", json.dumps({**old, "status": "consented"}))  # as before
     sub.sms(f"YA KTA {NIK2}")
-    assert sub.inbox()[-1].startswith("Terima kasih.")
+    assert sub.inbox()[-1].startswith("No HP, skor kredit & NIK Anda dikirim ke Bank A")
     assert [lead["nik"] for lead in leads(api)["leads"]] == [NIK2]

@@ -56,12 +56,12 @@ def test_english_texts_read_as_english():
 def test_stop_says_nothing_of_withdrawals_when_there_were_none(seeded, phone):
     phone.sms("STOP")
     reply = phone.inbox()[-1]
-    assert reply == "Anda berhenti menerima penawaran keuangan. Ketik MULAI untuk menerima lagi."
+    assert reply == "Anda berhenti menerima penawaran keuangan. Ketik MULAI ke 62168 untuk menerima lagi."
     english = type(phone)(phone.client, msisdn="081234567891")  # holds the offer too
     english.sms("YA KTA 3171014506900001")
     english.sms("STOP")
     assert english.inbox()[-1] == ("You will receive no more financial offers. Consents withdrawn "
-                                   "before they were passed on: 1. Send MULAI to receive them again.")
+                                   "before they were passed on: 1. Send MULAI to 62168 to receive them again.")
 
 
 def test_the_expiry_help_reads_plainly(phone, seeded):

@@ -170,8 +170,8 @@ class TestSendingWindow:
 class TestConsentBySms:
     def test_consent_creates_one_lead_with_exactly_the_agreed_fields(self, offered, sub, api):
         sub.sms(f"YA {NIK}")
-        assert sub.inbox()[-1].startswith("Terima kasih. Data Anda (nomor HP, skor kredit, NIK) dikirim ke "
-                                          "Bank A untuk Kredit Multiguna. Keputusan kredit ada di Bank A.")
+        assert sub.inbox()[-1].startswith("No HP, skor kredit & NIK Anda dikirim ke Bank A untuk Kredit "
+                                          "Multiguna; belum tentu disetujui.")
         assert "cs@bank-a.example" in sub.inbox()[-1]
         got = leads(api)
         assert got["next_cursor"] is None
@@ -226,6 +226,7 @@ class TestConsentBySms:
         api("POST", "/api/v1/campaigns/kk-dec/offers", {"msisdns": ["081100000001"]})
         sub.sms(f"YA {NIK}")
         assert sub.inbox()[-1].startswith("Anda punya beberapa penawaran: KK, KTA.")
+        assert "contoh YA KK 3171014506900001" in sub.inbox()[-1]  # one code, as it is typed
         sub.sms(f"YA kk {NIK}")
         assert "Bank B untuk Kartu Kredit" in sub.inbox()[-1]
         assert leads(api, institution="bank-b")["leads"][0]["campaign"] == "kk-dec"
@@ -240,7 +241,31 @@ class TestConsentBySms:
     def test_replies_in_the_subscribers_language(self, offered, phone):
         phone.msisdn = "081100000002"
         phone.sms(f"YA {NIK2}")
-        assert phone.inbox()[-1].startswith("Thank you. Your data (phone number, credit score, NIK) goes to Bank A")
+        assert phone.inbox()[-1].startswith("Your number, credit score & NIK go to Bank A for Kredit Multiguna")
+
+    def test_after_consenting_ya_and_tidak_answer_where_the_consent_stands(self, offered, sub, api):
+        sub.sms(f"YA {NIK}")
+        pending = ("Anda sudah setuju sebelumnya. Bank A belum mengambil data Anda; ketik STOP untuk "
+                   "membatalkan (semua penawaran berhenti).")
+        sub.sms(f"YA {NIK}")
+        assert sub.inbox()[-1] == pending  # not "already passed on": the partner has not fetched it
+        sub.sms("TIDAK")
+        assert sub.inbox()[-1] == pending  # not "no offer for your number"
+        assert len(leads(api)["leads"]) == 1  # the partner fetches the lead
+        for text in (f"YA KTA {NIK}", "TIDAK", "TIDAK KTA"):
+            sub.sms(text)
+            assert sub.inbox()[-1] == ("Anda sudah setuju sebelumnya. Bank A sudah menerima data Anda; "
+                                       "STOP hanya menghentikan penawaran baru. Info: cs@bank-a.example")
+
+    def test_after_consenting_the_answers_are_in_english_too(self, offered, phone, api):
+        phone.msisdn = "081100000002"
+        phone.sms(f"YA {NIK2}")
+        phone.sms("TIDAK")
+        assert phone.inbox()[-1] == ("You already agreed. Bank A has not taken your data yet; "
+                                     "send STOP to withdraw (stops all offers).")
+        leads(api)
+        phone.sms(f"YA {NIK2}")
+        assert phone.inbox()[-1].startswith("You already agreed. Bank A has received your data; ")
 
     def test_consent_attempts_are_rate_limited(self, offered, sub):
         for _ in range(5):
@@ -254,7 +279,7 @@ class TestOptOutAndLeads:
         sub.sms(f"YA {NIK}")
         sub.sms("STOP")
         assert sub.inbox()[-1] == ("Anda berhenti menerima penawaran keuangan. 1 persetujuan yang "
-                                   "belum diteruskan dibatalkan. Ketik MULAI untuk menerima lagi.")
+                                   "belum diteruskan dibatalkan. Ketik MULAI ke 62168 untuk menerima lagi.")
         assert leads(api)["leads"] == []
         kinds = [e["type"] for e in consents.log(services.r, "+6281100000001")]
         assert kinds == ["consent", "optout", "withdrawal"]
@@ -263,7 +288,7 @@ class TestOptOutAndLeads:
         sub.sms(f"YA {NIK}")
         assert len(leads(api)["leads"]) == 1  # received by the institution now
         sub.sms("BERHENTI")
-        assert sub.inbox()[-1] == "Anda berhenti menerima penawaran keuangan. Ketik MULAI untuk menerima lagi."
+        assert sub.inbox()[-1] == "Anda berhenti menerima penawaran keuangan. Ketik MULAI ke 62168 untuk menerima lagi."
         assert len(leads(api)["leads"]) == 1
         stored = json.loads(services.r.hget(keys.consents("+6281100000001"),
                                             consents.consent_id("+6281100000001", "kta-nov")))
@@ -332,10 +357,18 @@ class TestConsentByUssd:
         assert phone.type(1).startswith("Type your NIK")
         phone.type(NIK2)
         assert phone.end and phone.screen.startswith("Thank you. Your data goes to Bank A.")
-        assert phone.inbox()[-1].startswith("Thank you. Your data (phone number, credit score, NIK)")
+        assert phone.inbox()[-1].startswith("Your number, credit score & NIK go to Bank A")
         (lead,) = leads(api)["leads"]
         assert (lead["msisdn"], lead["nik"], lead["credit_score"]) == ("+6281100000002", NIK2, 650)
         assert phone.dial(text="3*1").startswith("Bank A: Kredit Multiguna. You agreed ")
+
+    def test_the_detail_of_an_agreed_offer_says_whether_the_partner_has_the_data(self, offered, sub, api):
+        sub.sms(f"YA {NIK}")
+        screen = sub.dial(text="3*1")
+        assert screen.startswith("Bank A: Kredit Multiguna. Anda setuju ")
+        assert "; data belum diambil mitra ini." in screen and "dikirim" not in screen
+        leads(api)  # the partner fetches it
+        assert "; data sudah diterima mitra ini." in sub.dial(text="3*1")
 
     def test_three_wrong_niks_end_the_session_with_advice(self, offered, sub, api):
         sub.dial(text="3*1*1*1")
@@ -355,6 +388,22 @@ class TestConsentByUssd:
         assert sub.dial(text="3").startswith("Anda sudah berhenti menerima penawaran keuangan.\n1 Terima")
         assert sub.type(1).startswith("Anda akan menerima penawaran keuangan lagi.")
         assert not consents.holdings(services.r, "+6281100000001", services.kept).opted_out
+
+    def test_stopping_through_the_menu_sends_the_same_sms_as_stop(self, offered, sub, phone, services):
+        sub.sms(f"YA {NIK}")
+        sub.dial(text="3*9")
+        sent = len(sub.inbox())
+        sub.type(1)
+        assert sub.end and len(sub.inbox()) == sent + 1
+        assert sub.inbox()[-1] == ("Anda berhenti menerima penawaran keuangan. 1 persetujuan yang "
+                                   "belum diteruskan dibatalkan. Ketik MULAI ke 62168 untuk menerima lagi.")
+        phone.msisdn = "081100000002"  # English, nothing to withdraw: STOP and the menu say the same
+        phone.sms("STOP")
+        by_sms = phone.inbox()[-1]
+        phone.sms("MULAI")
+        phone.dial(text="3*9*1")
+        assert phone.inbox()[-1] == by_sms == (
+            "You will receive no more financial offers. Send MULAI to 62168 to receive them again.")
 
     def test_campaigns_are_kept_until_one_is_stored(self, offered, sub, api, services):
         """Offer screens keep the campaigns they read while the revision stands."""

@@ -120,7 +120,7 @@ class TestReplies:
         resp = client.post("/sms/inbound", data={"from": M, "to": "62168", "text": text, "id": "m1"})
         assert resp.status_code == 200
         (reply,) = [m["text"] for m in client.get(f"/api/v1/outbox?to=%2B{M[1:]}").get_json()["messages"]
-                    if m["from"] != "KreditSmart" or "Terima kasih" in m["text"]][-1:]
+                    if m["from"] != "KreditSmart" or "NIK Anda dikirim" in m["text"]][-1:]
         assert not secrets_in(reply, [NIK]), reply
 
     def test_an_unknown_reward_code_is_not_echoed_a_known_one_is(self, fresh):

@@ -126,7 +126,7 @@ def test_a_consented_lead_is_pushed_once_signed(consented, receiver, services, a
     assert set(body) == {"leads", "next_cursor"} and set(body["leads"][0]) == pulled_shape
     assert body["leads"][0]["nik"] == NIK and body["leads"][0]["consent_id"] == CID
     # received, as the pull API would have marked it: a later STOP withdraws nothing
-    assert consents.opt_out(services.r, M, "sms", "m-stop", "STOP", services.clock()) == (0, 0)
+    assert consents.opt_out(services, M, "sms", "m-stop", "STOP") == (0, 0)
     shown, = deliveries(api)
     assert (shown["state"], [a["status"] for a in shown["attempts"]]) == ("delivered", [200])
     assert push.deliver(services, "kta-nov", M, CID) == "delivered"  # a late duplicate job
@@ -153,6 +153,22 @@ def test_a_lead_withdrawn_before_delivery_is_never_sent(consented, receiver, ser
     jobs.work(services, burst=True)
     assert partner.posts == []
     assert deliveries(api)[0]["state"] == "withheld"
+
+
+def test_a_fresh_consent_after_stop_and_mulai_is_pushed(consented, receiver, services, api, phone):
+    partner = receiver("ok")
+    consented(partner.url)
+    phone.sms("STOP")  # the first consent is withdrawn before any worker ran its push
+    phone.sms("MULAI")
+    phone.sms(f"YA KTA {NIK}")  # consenting again: a new consent, a new id
+    fresh = consents.consent_id(M, "kta-nov", after=CID)
+    assert services.jobs.queue.fetch_job(consents.push_job_id(fresh)) is not None
+    jobs.work(services, burst=True)
+    post, = partner.posts  # the fresh consent, and never the withdrawn one
+    assert post["delivery"] == push.delivery_id(fresh)
+    assert json.loads(post["body"])["leads"][0]["consent_id"] == fresh
+    states = {d["consent_id"]: d["state"] for d in deliveries(api)}
+    assert states == {CID: "withheld", fresh: "delivered"}
 
 
 def test_no_second_delivery_after_a_worker_is_killed_mid_delivery(consented, receiver, services, api,

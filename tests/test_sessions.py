@@ -62,7 +62,7 @@ def test_gateway_sending_only_the_latest_input(client):
     client.post("/ussd", data={**form, "text": ""})
     client.post("/ussd", data={**form, "text": "4"})
     body = client.post("/ussd", data={**form, "text": "3"}).get_data(as_text=True)
-    assert "Poin berlaku sampai akhir tahun" in body
+    assert "Poin berlaku s.d. 31 Desember" in body
 
 
 def test_redis_down_ends_politely(app, phone, services, monkeypatch):

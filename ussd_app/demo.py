@@ -54,6 +54,7 @@ def campaign(now: float) -> dict:
         "product": "Kredit Multiguna", "sender_id": "KreditSmart", "code": "KTA",
         "message": {"id": "Bank A menawarkan Kredit Multiguna hingga Rp50 juta untuk Anda.",
                     "en": "Bank A offers you a multi-purpose loan of up to Rp50 million."},
+        "terms": {"id": "hingga Rp50 juta", "en": "up to Rp50 million"},
         "consent_text": {"id": "Jika setuju, nomor HP, skor kredit & NIK Anda dikirim ke Bank A. "
                                "Persetujuan kredit tidak dijamin.",
                          "en": "If you agree, your number, credit score & NIK go to Bank A. "
@@ -67,7 +68,8 @@ def seed_offers(services) -> dict:
     """Create the demo campaign and offer it to every eligible demo subscriber."""
     r = services.r
     sender_ids = services.config.OFFER_SENDER_IDS.split(",")
-    camp = campaigns.validate(campaign(services.clock()), sender_ids, services.clock())
+    camp = campaigns.validate(campaign(services.clock()), sender_ids, services.clock(),
+                              default_support=services.config.SUPPORT_CONTACT)
     if not campaigns.exists(r, camp.id):
         campaigns.put(r, camp)
     return offers.send(services, campaigns.get(r, camp.id), [m for m, _, _ in SUBSCRIBERS])

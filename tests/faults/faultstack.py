@@ -482,7 +482,7 @@ class Traffic:
         return "diproses" in self._sms(http, msisdn, "YA")
 
     def sms_consent(self, http, msisdn: str) -> bool:
-        return "Terima kasih" in self._sms(http, msisdn, f"YA {OFFER_CODE} {NIK}")
+        return "NIK Anda dikirim ke" in self._sms(http, msisdn, f"YA {OFFER_CODE} {NIK}")  # sms.consent_ok
 
 
 # -- the promises ---------------------------------------------------------------------

@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import json
 import re
+import string
 import time
 from dataclasses import asdict, dataclass, field
 from urllib.parse import urlsplit
 
 import redis
 
-from ussd_app.core import formats, gsm7, keys, store
+from ussd_app.core import formats, gsm7, keys, store, texts
 from ussd_app.core.errors import BadRequest
 
 ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
@@ -17,10 +18,12 @@ CODE = re.compile(r"^[A-Z][A-Z0-9]{1,9}$")
 RESERVED_CODES = {"YA", "TIDAK", "STOP", "BERHENTI", "UNREG", "OFF", "MULAI", "DAFTAR", "POIN",
                   "HANGUS", "INFO", "BANTUAN", "TUKAR", "HELP"}
 CONSENT_TEXT_MAX = 110  # leaves room for the options on the disclosure screen
+TERMS_MAX = 40  # the offer's detail screen holds them with the longest name, product and code
 MESSAGE_MAX = 300
 NAME_MAX = 30  # institution name and product: a list line holds both
 SUPPORT_MAX = 60
 VERSION_MAX = 20
+SMS_MAX = 160  # every service SMS is one GSM-7 segment
 
 
 @dataclass(frozen=True)
@@ -36,10 +39,11 @@ class Campaign:
     valid_from: float
     valid_until: float
     eligibility: dict = field(default_factory=dict)
+    terms: dict = field(default_factory=dict)  # lang -> the product's terms in one short line (optional)
 
     def text(self, what: str, lang: str) -> str:
         texts = getattr(self, what)
-        return texts.get(lang) or texts["id"]
+        return texts.get(lang) or texts.get("id", "")
 
     def open(self, now: float) -> bool:
         return self.valid_from <= now < self.valid_until
@@ -119,15 +123,16 @@ def _webhook(raw, vault, https_only: bool) -> dict:
 
 
 def validate(body: dict, sender_ids: list[str], now: float | None = None, vault=None,
-             https_only: bool = False) -> Campaign:
+             https_only: bool = False, default_support: str = "") -> Campaign:
     """A campaign from a POST body; BadRequest names the wrong field.
 
     Every text a subscriber sees (institution name and support, product,
-    message, consent text) is GSM-7 without control characters or line breaks
+    message, consent text, terms) is GSM-7 without control characters or line breaks
     (the SMS message may break lines), within its limit; dates lie within
     ``formats.NEAR_YEARS`` of ``now`` (default: the current time). A webhook's
     secret is encrypted with ``vault``; ``https_only`` refuses an http webhook
-    (production)."""
+    (production). The SMS that name the campaign fit one segment each, with
+    its support contact or else ``default_support`` (:func:`sms_problem`)."""
     if not isinstance(body, dict):
         raise BadRequest("body must be a JSON object")
     now = time.time() if now is None else now
@@ -166,11 +171,34 @@ def validate(body: dict, sender_ids: list[str], now: float | None = None, vault=
         product=product, sender_id=body["sender_id"], code=code.upper(),
         message=_texts(body, "message", MESSAGE_MAX, lines=True),
         consent_text=_texts(body, "consent_text", CONSENT_TEXT_MAX),
+        terms=_texts(body, "terms", TERMS_MAX) if body.get("terms") is not None else {},
         consent_version=version, valid_from=_time(body, "valid_from", now),
         valid_until=_time(body, "valid_until", now), eligibility=rules)
     if campaign.valid_until <= campaign.valid_from:
         raise BadRequest("valid_until must be after valid_from")
+    too_long = sms_problem(campaign, default_support)
+    if too_long:
+        raise BadRequest(too_long)
     return campaign
+
+
+def sms_problem(campaign: Campaign, default_support: str = "") -> str | None:
+    """Why a service SMS naming this campaign (its institution, product,
+    support contact, code) would not fit one segment, or None: the consent
+    confirmation and the other replies, in every language."""
+    values = {"institution": campaign.institution["name"], "product": campaign.product,
+              "support": campaign.institution.get("support") or default_support, "code": campaign.code}
+    for lang in texts.LANGUAGES:
+        for key, template in texts.catalog(lang).items():
+            names = {name for _, name, _, _ in string.Formatter().parse(template) if name}
+            if not key.startswith("sms.") or not names & {"institution", "product", "support"} \
+                    or not names <= set(values):
+                continue
+            n = gsm7.length(template.format(**values))
+            if n > SMS_MAX:
+                return (f"institution.name, product and institution.support are too long together: "
+                        f"the SMS {key} ({lang}) would take {n} characters, more than one SMS ({SMS_MAX})")
+    return None
 
 
 def _matches(value, rule: dict) -> bool:

@@ -270,12 +270,13 @@ def give(services, msisdn: str, campaign: Campaign, nik_enc: str, proof: Proof,
     ``offer``: the subscriber's offer as the caller read it (see :func:`consent`)."""
     r = services.r
     score = subscribers.get(r, msisdn).credit_score
-    status, _ = consent(r, msisdn, campaign, nik_enc, score, proof, services.clock(), offer)
+    status, cid = consent(r, msisdn, campaign, nik_enc, score, proof, services.clock(), offer)
     if status == "ok":
         metrics.consent_event("consent")
         if "webhook" in campaign.institution:  # the lead goes to the partner too (offers.push)
-            services.jobs.enqueue(PUSH_JOB, campaign.id, msisdn, consent_id(msisdn, campaign.id),
-                                  job_id=push_job_id(consent_id(msisdn, campaign.id)),
+            # under the id the consent was recorded with: a fresh consent after a
+            # withdrawn one has its own (the withdrawn one's job would be withheld)
+            services.jobs.enqueue(PUSH_JOB, campaign.id, msisdn, cid, job_id=push_job_id(cid),
                                   retry=push_retry(services.config))
         services.sms.send(msisdn, texts.t(
             proof.lang, "sms.consent_ok", institution=campaign.institution["name"],
@@ -304,21 +305,27 @@ def decline(r: redis.Redis, msisdn: str, campaign: Campaign, channel: str, refer
     return status
 
 
-def opt_out(r: redis.Redis, msisdn: str, channel: str, reference: str, raw_input_enc: str | None,
-            now: float) -> tuple[int, int]:
-    """Stop all offers; returns (offers closed, consents withdrawn).
+def opt_out(services, msisdn: str, channel: str, reference: str, raw_input_enc: str | None,
+            lang: str | None = None) -> tuple[int, int]:
+    """Stop all offers and confirm it by SMS, from whichever channel (the same
+    SMS for STOP and the menu); returns (offers closed, consents withdrawn).
 
     ``raw_input_enc``: what the subscriber sent, encrypted (an SMS may hold a
-    NIK: ``OFF 3171...``); None from a menu, which records ``input: menu``."""
-    entry = {"type": "optout", "channel": channel, "reference": reference, "at": now}
+    NIK: ``OFF 3171...``); None from a menu, which records ``input: menu``.
+    ``lang``: the confirmation's language (default: the subscriber's)."""
+    r, config = services.r, services.config
+    entry = {"type": "optout", "channel": channel, "reference": reference, "at": services.clock()}
     if raw_input_enc:
         entry["raw_input_enc"] = raw_input_enc
     else:
         entry["input"] = "menu"
     closed, withdrawn = OPT_OUT(r, [keys.profile(msisdn), keys.offers(msisdn), keys.consents(msisdn),
-                                    keys.consent_log(msisdn)], [now, _json(entry)])
+                                    keys.consent_log(msisdn)], [entry["at"], _json(entry)])
     metrics.consent_event("optout")
     metrics.consent_event("withdrawal", int(withdrawn))
+    lang = lang or subscribers.language(r, msisdn) or texts.DEFAULT
+    services.sms.send(msisdn, texts.t(lang, "sms.opted_out_withdrawn" if withdrawn else "sms.opted_out",
+                                      withdrawn=withdrawn, short_code=config.SMS_SHORT_CODE))
     return int(closed), int(withdrawn)
 
 
@@ -357,6 +364,15 @@ def lead(c: dict, vault) -> dict:
 def consent_record(r: redis.Redis, msisdn: str, cid: str) -> dict | None:
     raw = r.hget(keys.consents(msisdn), cid)
     return json.loads(raw) if raw else None
+
+
+def standing(r: redis.Redis, msisdn: str, offer: dict | None) -> dict | None:
+    """The consent given to ``offer`` while it stands (not withdrawn), or None:
+    its ``received_at`` says whether the institution has the lead yet."""
+    if not offer or offer.get("status") != "consented":
+        return None
+    c = consent_record(r, msisdn, offer["consent_id"])
+    return c if c and not c.get("withdrawn_at") else None
 
 
 def receive(r: redis.Redis, msisdn: str, cid: str, now: float) -> bool:

@@ -178,7 +178,8 @@ def offer_hint(msg: Inbound) -> None:
     if not open_ids:
         return msg.reply("sms.ya_nothing")
     if len(open_ids) > 1:
-        return msg.reply("sms.which_offer", codes=", ".join(offers[c]["code"] for c in open_ids))
+        codes = [offers[c]["code"] for c in open_ids]
+        return msg.reply("sms.which_offer", codes=", ".join(codes), example=codes[0])
     campaign = camps[open_ids[0]]
     msg.reply("sms.ya_offer", institution=campaign.institution["name"], code=offers[campaign.id]["code"])
 
@@ -216,7 +217,8 @@ def consent_by_sms(msg: Inbound) -> None:
         chosen = [cid for cid, o in offers.items()
                   if o["status"] in TAKES_CONSENT and cid in camps and camps[cid].open(now)]
         if len(chosen) > 1:
-            return msg.reply("sms.which_offer", codes=", ".join(sorted(offers[c]["code"] for c in chosen)))
+            codes = sorted(offers[c]["code"] for c in chosen)
+            return msg.reply("sms.which_offer", codes=", ".join(codes), example=codes[0])
         if not chosen:
             chosen = sorted(offers, key=lambda c: offers[c]["offered_at"])[-1:]
     campaign = camps[chosen[0]]
@@ -228,12 +230,25 @@ def consent_by_sms(msg: Inbound) -> None:
     if status == "ok":
         return  # the confirmation went out with the consent
     if status == "already":
-        return msg.reply("sms.consent_already", institution=inst)
+        held = consents.holdings(r, msg.msisdn, services.kept).offers.get(campaign.id)
+        return _agreed(msg, campaign, consents.standing(r, msg.msisdn, held))
     if status == "expired":
         return msg.reply("sms.offer_expired", institution=inst)
     if status == "opted_out":
         return msg.reply("sms.opted_out_consent")
     msg.reply("sms.offer_closed", institution=inst)
+
+
+def _agreed(msg: Inbound, campaign, consent: dict | None) -> None:
+    """The subscriber already agreed to ``campaign``: whether its institution
+    has received the data yet, and so what STOP would still do."""
+    inst = campaign.institution["name"]
+    if consent is None:  # withdrawn since the consent answered 'already'
+        return msg.reply("sms.offer_closed", institution=inst)
+    if consent.get("received_at"):
+        return msg.reply("sms.agreed_received", institution=inst,
+                         support=campaign.institution.get("support") or _contact(msg))
+    msg.reply("sms.agreed_pending", institution=inst)
 
 
 @keyword("TIDAK")
@@ -243,6 +258,12 @@ def decline(msg: Inbound) -> None:
     code = msg.words[1].upper() if len(msg.words) > 1 else None
     open_ids = [c for c, o in offers.items() if o["status"] == "open" and (code is None or o["code"] == code)]
     if not open_ids:
+        agreed = sorted((c for c, o in offers.items() if o["status"] == "consented" and c in camps
+                         and (code is None or o["code"] == code)), key=lambda c: offers[c]["offered_at"])
+        if agreed:  # nothing left to decline: say where the consent stands
+            standing = consents.standing(msg.services.r, msg.msisdn, offers[agreed[-1]])
+            if standing:
+                return _agreed(msg, camps[agreed[-1]], standing)
         return msg.reply("sms.no_offer")
     if len(open_ids) > 1:
         return msg.reply("sms.which_offer_decline", codes=", ".join(sorted(offers[c]["code"] for c in open_ids)))
@@ -253,11 +274,9 @@ def decline(msg: Inbound) -> None:
 
 @keyword("STOP", "BERHENTI", "UNREG", "OFF")
 def opt_out(msg: Inbound) -> None:
-    _, withdrawn = consents.opt_out(msg.services.r, msg.msisdn, "sms", msg.sms.message_id,
-                                    msg.services.vault.encrypt(msg.sms.text), msg.services.clock())
-    if withdrawn:
-        return msg.reply("sms.opted_out_withdrawn", withdrawn=withdrawn)
-    msg.reply("sms.opted_out")
+    # the confirmation SMS goes out with the opt-out (the same from the menu)
+    consents.opt_out(msg.services, msg.msisdn, "sms", msg.sms.message_id,
+                     msg.services.vault.encrypt(msg.sms.text), msg.lang)
 
 
 @keyword("MULAI", "DAFTAR")

@@ -251,7 +251,7 @@ def settle_redemption(rid):
 def post_campaign():
     svc = services()
     campaign = campaigns.validate(body(), svc.config.OFFER_SENDER_IDS.split(","), svc.clock(), svc.vault,
-                                  https_only=svc.config.production)
+                                  https_only=svc.config.production, default_support=svc.config.SUPPORT_CONTACT)
     if campaigns.exists(svc.r, campaign.id):
         raise Conflict(f"campaign {campaign.id} exists already")
     campaigns.put(svc.r, campaign)
