@@ -123,6 +123,14 @@ def clock(services):
 
 
 @pytest.fixture
+def demo_data(services, clock):
+    """The demo catalog, subscribers and offers, on the test's clock."""
+    from ussd_app import demo
+    demo.seed(services)
+    return services
+
+
+@pytest.fixture
 def client(app):
     return app.test_client()
 

@@ -5,6 +5,8 @@ import uuid
 
 from ussd_app.gateways import DIALECTS
 
+RESUME_OFFER = "Sesi Anda sebelumnya terputus.\n1 Lanjutkan\n2 Mulai dari awal"
+
 
 def send(client, request) -> tuple[int, str, str]:
     """Post a gateway's request (a dialect's ``encode``): status, content type, body."""

@@ -4,20 +4,14 @@ STOP, an answer read against a screen never shown). Entering a screen by any
 way (resume, back, home, a retried hop) only shows it."""
 import pytest
 
-from phones import Phone
-from ussd_app import demo
+from phones import RESUME_OFFER as OFFER, Phone
 from ussd_app.core import keys
 from ussd_app.offers import consents
 from ussd_app.services import engine as the_engine
 
 MSISDN = "+6281234567890"
-OFFER = "Sesi Anda sebelumnya terputus.\n1 Lanjutkan\n2 Mulai dari awal"
 
 
-@pytest.fixture
-def demo_data(services, clock):
-    demo.seed(services)
-    return services
 
 
 def balance(api, msisdn=MSISDN):

@@ -15,10 +15,6 @@ from ussd_app.ussd.types import Hop
 MSISDN = "+6281234567890"
 
 
-@pytest.fixture
-def demo_data(services, clock):
-    demo.seed(services)
-    return services
 
 
 def table(client, **query) -> dict:

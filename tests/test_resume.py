@@ -3,20 +3,14 @@ again to a plain redial, in every dialect; never after an end, from the main
 menu, on a shortcut dial, or after USSD_RESUME_SECONDS."""
 import pytest
 
-from phones import Phone
-from ussd_app import demo
+from phones import RESUME_OFFER as OFFER, Phone
 from ussd_app.core import gsm7, texts
 from ussd_app.gateways import DIALECTS
 from ussd_app.ussd import hop
 
 MSISDN = "+6281234567890"
-OFFER = "Sesi Anda sebelumnya terputus.\n1 Lanjutkan\n2 Mulai dari awal"
 
 
-@pytest.fixture
-def demo_data(services, clock):
-    demo.seed(services)
-    return services
 
 
 @pytest.mark.parametrize("dialect", list(DIALECTS))
