@@ -121,3 +121,13 @@ def test_resume_on_the_way_to_an_action(client, demo_data, path):
     left = phone.type(*path)
     assert phone.dial() == OFFER
     assert phone.type(1) == left
+
+
+def test_a_session_on_a_screen_a_new_release_removed_goes_on_from_the_main_menu(client, demo_data, services):
+    phone = Phone(client, msisdn=MSISDN)
+    phone.dial()
+    phone.type(5)
+    key = keys.session(MSISDN, phone.session)
+    raw = services.r.get(key)
+    services.r.set(key, raw.replace('"language"', '"language_id"'), keepttl=True)
+    assert phone.type(1).startswith("Poin Anda: 12.500")  # "1" on the main menu, no error

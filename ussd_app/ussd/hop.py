@@ -54,6 +54,10 @@ def hop(services: Services, h: Hop) -> Result:
             return Result(Reply(texts.t(account.lang or texts.DEFAULT, "error.session_ended"), end=True),
                           None, None, "unknown")
         return _start(services, h, now, account, pointer)
+    if session.state not in services.engine.screens and session.state != RESUME:
+        # A screen a new release no longer has (a session live across a
+        # deploy): its subscriber goes on from the main menu.
+        session.state, session.history, session.page = services.engine.main, [], 0
     before = session.state
     typed = _new_inputs(services, session, h)
     if typed is None:
