@@ -301,7 +301,7 @@ def test_a_hang_up_the_app_refuses_to_hear_is_warned_not_failed(app):
     class Refusing(sim.Client):
         def end(self, *args, **session):
             self.told = session
-            return 400, "missing hopsCount"
+            return 400, "missing hopsCount", "/ussd/events"
     client = Refusing(app=app)
     warnings = []
     scenario = schema.from_data({"steps": [{"dial": "081234567890"}, {"input": 1}, {"hangup": True}]})

@@ -65,6 +65,10 @@ class Client:
     def services(self):
         return None if self.url else self.app.extensions["ussd"]
 
+    def clock(self) -> float:
+        """The service's time (in-process: its clock, which a test may shift)."""
+        return time.time() if self.url else self.services.clock()
+
     def _call(self, method: str, path: str, **kw) -> tuple[int, str]:
         if self.url:
             import requests
@@ -81,20 +85,17 @@ class Client:
     def ussd(self, session_id: str, msisdn: str, text: str, code: str,
              dialect: str | None = None) -> tuple[int, str]:
         """One hop as the gateway ``dialect`` (default: the client's) sends it,
-        ``text`` being every input so far joined by ``*``; the reply as ``CON``/``END``
-        text whatever the dialect."""
-        gateway = DIALECTS[dialect or self.dialect]
-        inputs = text.split("*") if text else []
+        ``text`` being every input so far joined by ``*``; the reply as the
+        phone shows it, ``CON``/``END`` and the screen, whatever the dialect
+        (a refused hop: the body as it came)."""
+        dialect = dialect or self.dialect
         first = session_id not in self._dialled
         self._dialled.add(session_id)
-        path, content_type, body = gateway.encode(
-            session_id, msisdn, code, inputs if first else inputs[:-1],
-            None if first else (inputs[-1] if inputs else ""), "dial" if first else "input")
+        path, content_type, body = wire.hop(dialect, session_id, msisdn, code, text, first)
         status, reply = self._post(path, content_type, body)
-        if gateway.NAME == "africastalking":
+        if status != 200:
             return status, reply
-        shown, end = gateway.decode(status, content_type, reply)
-        return status, ("END " if end else "CON ") + shown
+        return status, wire.phone_text(*wire.shown(dialect, status, content_type, reply))
 
     def _post(self, path: str, content_type: str, body) -> tuple[int, str]:
         """A gateway's request, in its own content type."""
@@ -107,19 +108,16 @@ class Client:
         return self._call("POST", "/sms/inbound", headers=self.gateway_headers, data={
             "from": sender, "to": to, "text": text, "id": uuid.uuid4().hex, "date": ""})[0]
 
-    def end(self, session_id: str, msisdn: str, code: str, reason: str, **session) -> tuple[int, str]:
-        """The network ends the session (``hangup`` by the user, or ``timeout``);
-        ``session`` may carry text, hops, last_reply, started (see scenarios.wire).
-        Africa's Talking tells it by its end-of-session notification; other
-        dialects by their own release or timeout request, where they send one."""
-        gateway = DIALECTS[self.dialect]
-        if gateway.NAME == "africastalking":
-            return self._call("POST", wire.EVENTS_PATH, headers=self.gateway_headers,
-                              data=wire.africastalking_end(session_id, msisdn, code, reason, **session))
-        text = session.get("text") or ""
-        request = gateway.encode(session_id, msisdn, code, text.split("*") if text else [], "",
-                                 "release" if reason == "hangup" else "timeout")
-        return (200, "") if request is None else self._post(*request)
+    def end(self, session_id: str, msisdn: str, code: str, reason: str, text: str = "",
+            **_) -> tuple[int, str, str | None]:
+        """The network ends the session (``hangup`` by the user, or ``timeout``)
+        after the inputs ``text``, as the client's gateway tells it (see
+        scenarios.wire): the status, the body and the path it went to (None
+        where this gateway sends nothing: (200, "", None))."""
+        request = wire.end(self.dialect, session_id, msisdn, code, text, reason)
+        if request is None:
+            return 200, "", None
+        return (*self._post(*request), request[0])
 
     def api(self, method: str, path: str, body=None) -> tuple[int, dict]:
         status, text = self._call(method, path, headers=self.headers, json=body)
@@ -190,9 +188,12 @@ class TerminalPhone:
                 click.echo("\n(/quit to leave)")
                 continue
             try:
-                if self.command(line.strip()) == "quit":
+                done = self.command(line.strip())
+                if done == "quit":
                     return 0
                 self.show_new_sms()
+                if done == "redraw" and self.session:
+                    self.draw(self.last)  # the screen again, below the SMS
             except ClientError as e:
                 click.secho(f"error: {e}", fg="red", err=True)
 
@@ -218,6 +219,7 @@ class TerminalPhone:
                 if status != 200:
                     raise ClientError(f"/sms/inbound answered {status}{auth_hint('/sms', status)}")
                 click.secho(f"[SMS sent to the short code: {arg.strip()}]", fg="cyan")
+                return "redraw"
         elif word == "/inbox":
             self.sms_warned = False
             messages = self.outbox(self.msisdn)
@@ -226,16 +228,16 @@ class TerminalPhone:
             if not messages:
                 click.echo("(no SMS)")
             self.inbox.mark(self.msisdn)
+            return "redraw"
         elif word in ("/hangup", "/timeout"):
             if self.session is None:
                 click.secho("no session to end", fg="yellow")
             else:
-                status, body = self.client.end(self.session, self.msisdn, self.code, word[1:],
-                                               text=self.text, hops=self.hops, last_reply=self.last)
+                status, body, path = self.client.end(self.session, self.msisdn, self.code, word[1:],
+                                                     text=self.text)
                 self.session = None
                 if wire.told(status) is False:
-                    raise ClientError(f"{wire.EVENTS_PATH} answered {status}"
-                                      f"{auth_hint('/ussd', status)}: {body[:120]}")
+                    raise ClientError(f"{path} answered {status}{auth_hint('/ussd', status)}: {body[:120]}")
                 click.secho("[hung up]" if word == "/hangup" else "[the session timed out]", fg="cyan")
         elif word == "/dial":
             self.dial(arg.strip() or self.client.service_code)
@@ -261,9 +263,13 @@ class TerminalPhone:
         self.hops, self.last = self.hops + 1, body
         for w in screen_warnings(body, self.limit):
             click.secho(f"warning: {w}", fg="yellow")
-        click.echo(f"+{'-' * 30}\n| " + body[4:].replace("\n", "\n| ") + f"\n+{'-' * 30}")
+        self.draw(body)
         if not body.startswith("CON "):
             self.session = None
+
+    @staticmethod
+    def draw(body: str) -> None:
+        click.echo(f"+{'-' * 30}\n| " + body[4:].replace("\n", "\n| ") + f"\n+{'-' * 30}")
 
     def show_new_sms(self) -> None:
         for m in self.inbox.new(self.msisdn):

@@ -83,7 +83,7 @@ class Inbox:
 class Player:
     def __init__(self, client, scenario: Scenario, limit: int = 160, warn=print, suffix=None):
         self.client, self.scenario, self.limit, self.warn = client, scenario, limit, warn
-        self.given = Given(client, scenario, suffix)
+        self.given = Given(client, scenario, suffix, clock=getattr(client, "clock", time.time))
         self.names: Names = self.given.names
         self.inbox = Inbox(client.outbox)
         self.msisdn = self.session = self.code = None
@@ -181,13 +181,15 @@ class Player:
         self.end("timeout")
 
     def end(self, reason: str) -> None:
-        if hasattr(self.client, "end"):
-            status, body = self.client.end(self.session, self.msisdn, self.code, reason, text=self.text,
-                                           hops=self.hops, last_reply=self.body)
+        """The gateway's own signal for a hang-up or a time-out (scenarios.wire)."""
+        if hasattr(self.client, "end") and self.session is not None:
+            status, body, *path = self.client.end(self.session, self.msisdn, self.code, reason,
+                                                  text=self.text, hops=self.hops, last_reply=self.body)
+            path = path[0] if path and path[0] else f"the {reason} signal"
             if status == 401:
-                raise Mismatch(f"{self.where}: {wire.EVENTS_PATH} answered 401{auth_hint('/ussd', 401)}")
+                raise Mismatch(f"{self.where}: {path} answered 401{auth_hint('/ussd', 401)}")
             if wire.told(status) is False:  # the app's concern, not this scenario's: say so
-                self.warn(f"warning: {self.where}: {wire.EVENTS_PATH} answered {status}: {body[:120]}")
+                self.warn(f"warning: {self.where}: {path} answered {status}: {body[:120]}")
         self.session = None
 
     # -- hops and checks --------------------------------------------------------------
