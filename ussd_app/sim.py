@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import time
 import uuid
@@ -14,7 +15,7 @@ from ussd_app.core.errors import BadRequest, ConfigError
 from ussd_app.core.msisdn import normalize
 from ussd_app.gateways import DIALECTS
 from ussd_app.scenarios import junit, wire
-from ussd_app.scenarios.play import Inbox, Mismatch, auth_hint, play, screen_warnings, split_dial
+from ussd_app.scenarios.play import Inbox, Mismatch, Player, auth_hint, play, screen_warnings, split_dial
 from ussd_app.scenarios.schema import ScenarioError, load_file
 
 __all__ = ["Client", "ClientError", "Mismatch", "play", "screen_warnings", "split_dial", "main"]
@@ -29,6 +30,16 @@ SMS_WAIT = 10.0  # seconds a scenario waits for an SMS a worker sends
 
 class ClientError(Exception):
     """The service could not be reached or answered nonsense: one line saying which."""
+
+
+def _reason(e: Exception) -> str:
+    """Why a request failed, in a few words: the OS's reason (``Connection
+    refused``, ``Name or service not known``) where there is one."""
+    text = str(e)
+    m = re.search(r"\[Errno -?[0-9]+\] ([^'\")\]]+)", text)
+    if m:
+        return m.group(1).strip().rstrip(".")
+    return type(e).__name__ + (": timed out" if "timed out" in text.lower() else "")
 
 
 class Client:
@@ -76,7 +87,7 @@ class Client:
             try:
                 resp = self.http.request(method, self.url + path, timeout=20, **kw)
             except requests.RequestException as e:
-                reason = str(e.__context__ or e).split(": ")[-1][:120] or type(e).__name__
+                reason = _reason(e)
                 raise ClientError(f"cannot reach {self.url}: {reason}") from None
             return resp.status_code, resp.text
         resp = self.http.open(path, method=method, **kw)
@@ -353,37 +364,55 @@ def run_files(ctx, files, junit_path):
     client = None
     if any(not isinstance(s, ScenarioError) for s in checked):
         client = _client(ctx.obj["url"], bool(ctx.obj["seed"]), ctx.obj["dialect"])
+        if client.url:
+            try:
+                client.api("GET", "/healthz")
+            except ClientError as e:  # one line, not one per file
+                click.secho(f"error: {e}", fg="red")
+                if junit_path:
+                    _write_junit(junit_path, [junit.Result(f, junit.relative(f), 0.0, error=str(e))
+                                              for f in files])
+                sys.exit(1)
     limit = _limit()
     for f, scenario in zip(files, checked):
         started = time.perf_counter()
         if isinstance(scenario, ScenarioError):
-            result = junit.Result(f, f, 0.0, failure="\n".join(scenario.lines()))
+            result = junit.Result(f, junit.relative(f), 0.0, error="\n".join(scenario.lines()))
         else:
-            result = junit.Result(f, scenario.name, 0.0)
+            result = junit.Result(f, scenario.name, 0.0, dialect=scenario.dialect or client.dialect)
+            player = Player(client, scenario, limit,
+                            warn=lambda w, f=f: click.secho(f"  {f}: {w}", fg="yellow", err=True))
             try:
-                result.steps = play(client, scenario, limit,
-                                    warn=lambda w, f=f: click.secho(f"  {f}: {w}", fg="yellow", err=True))
-            except (Mismatch, ClientError) as e:
-                result.failure = str(e)
+                result.steps = player.run()
+            except Mismatch as e:
+                where = f"{f}:{e.line}" if e.line else f
+                result.failure = "\n".join([f"{where}: {e.message}", *e.details()])
+            except ClientError as e:
+                result.error = f"{f}: {e}"
+            result.transcript = player.transcript
             result.seconds = time.perf_counter() - started
         results.append(result)
         _report(result)
     passed = sum(r.passed for r in results)
     click.echo(f"{passed} passed, {len(results) - passed} failed")
     if junit_path:
-        try:
-            junit.write(junit_path, results)
-        except OSError as e:
-            raise click.ClickException(f"cannot write {junit_path}: {e.strerror}") from None
+        _write_junit(junit_path, results)
     sys.exit(0 if passed == len(results) else 1)
 
 
+def _write_junit(path: str, results: list) -> None:
+    try:
+        junit.write(path, results)
+    except OSError as e:
+        raise click.ClickException(f"cannot write {path}: {e.strerror}") from None
+
+
 def _report(r: junit.Result) -> None:
+    """One line per file on stdout; a failure's expected and got under it."""
     if r.passed:
         click.secho(f"ok    {r.path} ({r.steps} steps, {r.seconds:.2f} s)", fg="green")
         return
-    first, *rest = r.failure.splitlines()
-    click.secho(f"FAIL  {first}" if first.startswith(r.path + ":") else f"FAIL  {r.path}: {first}",
-                fg="red")
+    first, *rest = (r.failure or r.error).splitlines()
+    click.secho(f"FAIL  {first}" if first.startswith(r.path) else f"FAIL  {r.path}: {first}", fg="red")
     for line in rest:
-        click.secho(f"      {line}", fg="red", err=True)
+        click.secho(f"      {line}", fg="red")

@@ -31,7 +31,12 @@ UNITS = {"d": 86400, "h": 3600, "m": 60}
 
 
 class GivenError(Exception):
-    """What the server refused while ``given:`` was created (with the line)."""
+    """What the server refused while ``given:`` was created, and the line
+    declaring what it was creating (0: none)."""
+
+    def __init__(self, message: str, line: int = 0):
+        self.message, self.line = message, line
+        super().__init__((f"line {line}: " if line else "") + message)
 
 
 def auth_hint(path: str, status: int) -> str:
@@ -98,8 +103,7 @@ class Given:
         self.rewards: dict[str, dict] = {}  # code -> body, to retire
 
     def fail(self, name: str, msg: str):
-        line = self.scenario.lines.get(name)
-        raise GivenError((f"line {line}: " if line else "") + f"given {name}: {msg}")
+        raise GivenError(f"given {name}: {msg}", self.scenario.lines.get(name) or 0)
 
     def call(self, name: str, method: str, path: str, body=None, ok=(200, 201)) -> dict:
         status, data = self.client.api(method, path, body)
