@@ -279,3 +279,19 @@ def test_the_page_speaks_every_dialect(browser, live_server):
         assert sent.startswith(f"{dialect} sent: ")
         page.press("00", "Poin Plus")
         page.end("hangup", "(hung up)")
+
+
+def test_the_phone_shows_time_left_and_an_inbox_that_keeps_itself_up_to_date(browser, live_app, live_server):
+    page = Page(browser, live_server)
+    number = page.fresh()
+    page.dial("Poin Plus")
+    page.wait_for(lambda: "session 2:" in page.el("clock").text and "this screen 0:" in page.el("clock").text,
+                  "the time left")
+    page.sms("POIN", "Poin Anda")
+    mine = [m for m in page.inbox() if m.startswith("you → 62168")]
+    assert mine and "POIN" in mine[-1] and "1 SMS" in mine[-1]
+    assert page.inbox()[-1].startswith("from ") and " SMS" in page.inbox()[-1]
+    # a late SMS (a worker sends a reward code after the hop): it shows by itself
+    live_app.extensions["ussd"].sms.send(number, "Kode voucher: LATE-1234. " + "x" * 150)
+    page.wait_for(lambda: "LATE-1234" in page.inbox()[-1], "the late SMS")
+    assert "2 SMS segments" in page.inbox()[-1]
