@@ -77,10 +77,29 @@ def test_the_graph_draws_every_screen_and_every_edge_of_the_engine(client, servi
     assert drawn == {(a, b) for a, dests in engine.edges().items() for b in dests}
     svg = client.get("/simulator/graph.svg").get_data(as_text=True)
     assert svg.startswith("<svg") and svg.count('class="screen"') == len(engine.screens)
-    assert svg.count('class="edge"') == len(drawn)
+    assert svg.count('<g class="edge') == len(drawn)
     page = client.get("/simulator/graph").get_data(as_text=True)
     assert f"{len(engine.screens)} screens, {len(drawn)} edges" in page
     assert "http" not in svg.replace("http://www.w3.org/2000/svg", "")  # nothing fetched
+
+
+def test_the_graph_draws_loops_dashes_only_back_edges_and_the_machinerys_screens(services):
+    import re
+    engine = services.engine
+    svg = menu_graph.svg(engine)
+    depth = {n: i for i, row in enumerate(menu_graph.layers(engine, menu_graph.edges(engine))) for n in row}
+    for g in re.findall(r'<g class="edge[^"]*" data-from="([^"]+)" data-to="([^"]+)"><path d="([^"]+)"([^>]*)>', svg):
+        source, dest, path, attrs = g
+        assert ("stroke-dasharray" in attrs) == (depth[dest] < depth[source]), (source, dest)
+        if source == dest:  # a loop: starts and ends on the screen's right side, its label in the picture
+            start, end = path.split(" ")[0][1:].split(","), path.split(" ")[-1].split(",")
+            assert start[0] == end[0] and start[1] != end[1]
+    assert re.search(r'data-from="reward_done" data-to="reward_done"', svg)
+    assert all(f'class="special" data-screen="{n}"' in svg for n in ("resume", "blocked", "error"))
+    width = float(re.search(r'<svg[^>]* width="([0-9.]+)"', svg).group(1))
+    assert width <= 1280
+    xs = [float(x) for x in re.findall(r' x="([0-9.]+)"', svg)]
+    assert max(xs) < width
 
 
 # -- noise: what the commands print -------------------------------------------------------
