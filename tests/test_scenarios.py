@@ -390,3 +390,22 @@ def test_an_offer_held_for_the_sending_window_is_said_in_given(config, app):
     finally:
         closed.extensions["ussd"].r.close()
         closed.extensions["ussd"].raw.close()
+
+
+@pytest.mark.parametrize("state, shown", [("consented", "Kartu Kredit - Bank U (setuju)"),
+                                          ("withdrawn", "Kartu Kredit - Bank U (dibatalkan)")])
+def test_given_holds_a_consent_given_or_withdrawn(app, state, shown):
+    scenario = schema.from_data({"given": {
+        "subscribers": {"ani": {"credit_score": 700, "offers": ["kk"], "consents": {"kk": state}}},
+        "campaigns": {"kk": {"institution": {"id": "bank-u", "name": "Bank U"}, "product": "Kartu Kredit",
+                             "sender_id": "Rate-Kredit", "code": "KK", "message": "Bank U menawarkan Kartu Kredit.",
+                             "consent_text": "Data Anda dikirim ke Bank U.", "consent_version": "1"}}},
+        "steps": [{"dial": "ani"}, {"input": 3, "expect": shown}]})
+    assert sim.play(sim.Client(app=app), scenario) == 2
+
+
+def test_a_consent_in_given_needs_the_offer_and_a_known_state():
+    with pytest.raises(schema.ScenarioError) as e:
+        schema.load_text("given:\n  subscribers:\n    ani: {consents: {kk: maybe}}\nsteps:\n  - dial: ani\n", "c.yaml")
+    assert "c.yaml:3: subscribers.ani.consents.kk: a consent needs the offer" in str(e.value)
+    assert "consents.kk must be consented or withdrawn" in str(e.value)

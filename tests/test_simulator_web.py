@@ -171,3 +171,39 @@ def test_sms_segments_are_counted_as_a_phone_counts_them():
     from ussd_app.web.simulator import segments
     assert [segments("a" * 160), segments("a" * 161), segments("a" * 306), segments("a" * 307)] == [1, 2, 2, 3]
     assert [segments("é" * 70), segments("\u20b9" * 71)] == [1, 2]  # é is GSM-7; the rupee sign is not
+
+
+def test_a_recording_keeps_times_relative_and_matches_any_date_and_time():
+    import re
+    from ussd_app.scenarios import record
+    snapshot = {"taken_at": "2026-12-03T19:41:00+07:00", "offers": ["kta-demo"],
+                "points": [{"points": 2500, "expires_at": "2026-12-08T19:41:00+07:00"},
+                           {"points": 10000, "expires_at": "2026-12-31T23:59:59+07:00"}]}
+    steps = [{"kind": "dial", "value": "*700*1#",
+              "reply": "CON Poin Anda: 12.500\n2.500 poin hangus 08-12-2026 19:41 WIB\n0 Kembali 00 Menu"}]
+    data = record.scenario(snapshot, steps)
+    assert data["given"]["subscribers"]["caller"]["points"] == [
+        {"points": 2500, "expires_at": "+5d"}, {"points": 10000, "expires_at": "+676h"}]
+    [pattern] = data["steps"][0]["expect_regex"]
+    assert re.search(pattern, "2.500 poin hangus 11-12-2026 03:15 WIB")  # replayed three days later
+    assert data["steps"][0]["expect"] == ["Poin Anda: 12.500", "0 Kembali 00 Menu"]
+
+
+def test_a_recording_on_a_withdrawn_offer_replays(client, app, services):
+    from ussd_app import sim
+    demo.seed(services)
+    number = client.post("/simulator/api/fresh", json={}).get_json()["msisdn"]
+    for text in ("YA KTA 3171014506900001", "STOP", "MULAI"):
+        assert client.post("/simulator/api/sms", json={"msisdn": number, "text": text}).status_code == 200
+    snapshot = client.post("/simulator/api/snapshot", json={"msisdn": number}).get_json()
+    assert snapshot["consents"] == {"kta-demo": "withdrawn"} and snapshot["notes"] == []
+    hop = client.post("/simulator/api/dial", json={"msisdn": number, "dialled": "*700*3#"}).get_json()
+    assert "(dibatalkan)" in hop["screen"]
+    detail = client.post("/simulator/api/ussd", json={"msisdn": number, "session": hop["session"],
+                                                      "code": "*700#", "text": "3*1"}).get_json()
+    assert "Dibatalkan" in detail["screen"]
+    steps = [{"kind": "dial", "value": "*700*3#", "reply": hop["phone"]},
+             {"kind": "input", "value": "1", "reply": detail["phone"]}]
+    text = client.post("/simulator/api/scenario", json={"snapshot": snapshot, "steps": steps}).get_json()["yaml"]
+    assert "consents:\n        kta-demo: withdrawn" in text
+    assert sim.play(sim.Client(app=app), schema.load_text(text), warn=lambda w: None) == 2

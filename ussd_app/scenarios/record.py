@@ -2,15 +2,15 @@
 that ``ussd-sim run`` replays.
 
 The caller's state when recording began (profile, point buckets, the offers
-its menu lists) becomes ``given: subscribers: caller``, so the replay runs
+its menu lists, the consents it gave or withdrew) becomes ``given: subscribers: caller``, so the replay runs
 on a fresh number of its own with the same screens, and the caller's own data
 is never touched. Recording starts from a clean state for the number (no
 dropped session to resume), as the replay's fresh number does. Times in
 ``given:`` are relative to when the recording began (``+28d``), so a replay
 on a later day sees the same screens. Each screen is expected line by line;
 a token that differs from run to run (a voucher code, a reference: capitals
-and digits together) is matched by ``\\S+`` instead, a date (``31-12-2026``)
-by any date.
+and digits together) is matched by ``\\S+`` instead, a date and a time
+(``31-12-2026 23:59``) by any date and time.
 """
 from __future__ import annotations
 
@@ -24,13 +24,14 @@ from ussd_app.scenarios import schema
 CALLER = "caller"
 VOLATILE = re.compile(r"^(?=[A-Z0-9-]*[0-9])(?=[A-Z0-9-]*[A-Z])[A-Z0-9-]{5,}$")
 EDGE_PUNCTUATION = ".,;:()"
-DATE = re.compile(r"\b[0-9]{2}-[0-9]{2}-[0-9]{4}\b")  # as screens and SMS show one
-ANY_DATE = "[0-9]{2}-[0-9]{2}-[0-9]{4}"
+DATE = re.compile(r"[0-9]{2}-[0-9]{2}-[0-9]{4}")  # as screens and SMS show one (formats.wib)
+TIME = re.compile(r"[0-9]{2}:[0-9]{2}")
+ANY = {DATE: "[0-9]{2}-[0-9]{2}-[0-9]{4}", TIME: "[0-9]{2}:[0-9]{2}"}
 
 
 def _volatile(word: str) -> bool:
     core = word.strip(EDGE_PUNCTUATION)
-    return bool(VOLATILE.match(core) or DATE.fullmatch(core))
+    return bool(VOLATILE.match(core) or DATE.fullmatch(core) or TIME.fullmatch(core))
 
 
 def _escape(text: str) -> str:
@@ -45,7 +46,8 @@ def _pattern(text: str) -> str:
         if _volatile(part):
             core = part.strip(EDGE_PUNCTUATION)
             lead, trail = part[:part.index(core)], part[part.index(core) + len(core):]
-            out.append(_escape(lead) + (ANY_DATE if DATE.fullmatch(core) else r"\S+?") + _escape(trail))
+            any_ = next((pattern for kind, pattern in ANY.items() if kind.fullmatch(core)), r"\S+?")
+            out.append(_escape(lead) + any_ + _escape(trail))
         else:
             out.append(_escape(part))
     return "".join(out)
@@ -100,6 +102,8 @@ def given(snapshot: dict) -> dict:
         caller["points"] = earnings
     if snapshot.get("offers"):
         caller["offers"] = list(snapshot["offers"])
+    if snapshot.get("consents"):
+        caller["consents"] = dict(snapshot["consents"])
     return {"subscribers": {CALLER: caller}}
 
 

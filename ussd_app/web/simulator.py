@@ -210,16 +210,16 @@ def api_snapshot():
     held = consents.holdings(svc.r, msisdn, svc.kept)
     offers = [cid for cid, o in held.offers.items()
               if o.get("status") == "open" and cid in held.campaigns and held.campaigns[cid].open(now)]
-    notes = [f"offer {cid} is {o.get('status')} here; the replay's subscriber has no such offer: "
-             "record on a fresh subscriber" for cid, o in sorted(held.offers.items())
-             if o.get("status") in ("consented", "withdrawn") and cid in held.campaigns]
+    given = {cid: o["status"] for cid, o in held.offers.items()
+             if o.get("status") in ("consented", "withdrawn") and cid in held.campaigns}
+    notes = []
     if held.opted_out:
         notes.append("this number stopped offers; the replay's subscriber has not: "
                      "record on a fresh subscriber")
     return jsonify(msisdn=msisdn, taken_at=formats.iso(now), enrolled=profile.enrolled,
                    status=profile.status, credit_score=profile.credit_score,
-                   attributes=profile.attributes, language=profile.lang, offers=sorted(offers),
-                   notes=notes,
+                   attributes=profile.attributes, language=profile.lang,
+                   offers=sorted({*offers, *given}), consents=dict(sorted(given.items())), notes=notes,
                    points=[{"points": b.points,
                             "expires_at": None if b.expires_at == math.inf else formats.iso(b.expires_at)}
                            for b in view.buckets])
