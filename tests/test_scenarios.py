@@ -409,3 +409,16 @@ def test_a_consent_in_given_needs_the_offer_and_a_known_state():
         schema.load_text("given:\n  subscribers:\n    ani: {consents: {kk: maybe}}\nsteps:\n  - dial: ani\n", "c.yaml")
     assert "c.yaml:3: subscribers.ani.consents.kk: a consent needs the offer" in str(e.value)
     assert "consents.kk must be consented or withdrawn" in str(e.value)
+
+
+def test_a_session_the_app_ends_is_notified_as_africas_talking_does(app):
+    demo.seed(app.extensions["ussd"])
+    client = sim.Client(app=app)
+    seen = []
+    call = client._call
+    client._call = lambda method, path, **kw: seen.append((path, (kw.get("data") or {}).get("status"))) \
+        or call(method, path, **kw)
+    scenario = schema.from_data({"steps": [{"dial": {"msisdn": "081234567890", "code": "*700*3#"}}, {"input": 1},
+                                           {"input": 2, "end": True, "expect": "Anda menolak"}]})
+    assert sim.play(client, scenario) == 3
+    assert [s for s in seen if s[0] == "/ussd/events"] == [("/ussd/events", "Success")]

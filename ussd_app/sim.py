@@ -106,7 +106,12 @@ class Client:
         status, reply = self._post(path, content_type, body)
         if status != 200:
             return status, reply
-        return status, wire.phone_text(*wire.shown(dialect, status, content_type, reply))
+        screen, ended = wire.shown(dialect, status, content_type, reply)
+        if ended:  # the gateway's word that the session is over, where it gives one
+            notice = wire.end(dialect, session_id, msisdn, code, text, "completed")
+            if notice is not None:
+                self._post(*notice)
+        return status, wire.phone_text(screen, ended)
 
     def _post(self, path: str, content_type: str, body) -> tuple[int, str]:
         """A gateway's request, in its own content type."""

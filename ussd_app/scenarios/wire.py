@@ -5,14 +5,17 @@ dialect's own encoder (``ussd_app.gateways.<dialect>.encode``), so a
 simulated time-out is what that gateway sends for one: Africa's Talking's
 end-of-session notification with status ``Incomplete`` on ``/ussd/events``,
 Hubtel's ``Type: Timeout``, TruRoute's type 4; Nalo and Arkesel send nothing
-(the session simply gets no further hop). A reply is read by the dialect's
-own decoder into the screen the phone shows.
+(the session simply gets no further hop). After the app's last screen,
+Africa's Talking sends its notification too (``Success``); the others
+nothing. A reply is read by the dialect's own decoder into the screen the
+phone shows.
 """
 from __future__ import annotations
 
 from ussd_app.gateways import DIALECTS
 
-REASONS = {"hangup": "release", "timeout": "timeout"}
+NOTIFY_COMPLETED = {"africastalking"}  # tells the app of a session it ended, too (status Success)
+REASONS = {"hangup": "release", "timeout": "timeout", "completed": "completed"}
 
 
 def _inputs(text: str) -> list[str]:
@@ -31,8 +34,11 @@ def hop(dialect: str, session_id: str, msisdn: str, code: str, text: str, first:
 
 def end(dialect: str, session_id: str, msisdn: str, code: str, text: str, reason: str
         ) -> tuple[str, str, object] | None:
-    """What the gateway sends when the session ends by ``reason`` (``hangup``
-    or ``timeout``) after the inputs ``text``; None where it sends nothing."""
+    """What the gateway sends when the session ends by ``reason`` (``hangup``,
+    ``timeout``, or ``completed``: after the app's last screen) after the inputs
+    ``text``; None where it sends nothing."""
+    if reason == "completed" and dialect not in NOTIFY_COMPLETED:
+        return None
     return DIALECTS[dialect].encode(session_id, msisdn, code, _inputs(text), None, REASONS[reason])
 
 
