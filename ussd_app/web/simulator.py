@@ -124,9 +124,10 @@ def _hop(dialect: str, session: str, msisdn: str, text: str, code: str, first: b
     body = resp.get_data(as_text=True)
     screen, ended = wire.shown(dialect, resp.status_code, resp.content_type, body)
     phone = wire.phone_text(screen, ended)
-    notice = wire.end(dialect, session, msisdn, code, text, "completed") if ended and resp.status_code == 200 else None
-    if notice is not None:  # Africa's Talking's word that the session is over (status Success)
-        Relay().post(notice)
+    if ended and resp.status_code == 200:  # Africa's Talking's word that it is over (Success)
+        notice = wire.end(dialect, session, msisdn, code, text, "completed")
+        if notice is not None:
+            Relay().post(notice)
     limit = services().config.USSD_MAX_CHARS
     return {"status": resp.status_code, "body": body, "screen": screen, "phone": phone,
             "session": session, "end": ended, "code": code, "text": text, "dialect": dialect,

@@ -196,7 +196,7 @@
     await call("/sms", { msisdn: msisdn(), text: text });
     logNote("SMS sent: " + text);
     state.timeline.push({ mine: true, to: SIM.short_code, text: text, segments: segmentsOf(text),
-                          sent_at: new Date().toLocaleTimeString() });
+                          sent_at: new Date().toTimeString().slice(0, 8) });
     drawInbox();
     const step = record({ kind: "sms", value: text });
     await refreshInbox(step);
