@@ -254,7 +254,9 @@ class TerminalPhone:
                 self.session = None
                 if wire.told(status) is False:
                     raise ClientError(f"{path} answered {status}{auth_hint('/ussd', status)}: {body[:120]}")
-                click.secho("[hung up]" if word == "/hangup" else "[the session timed out]", fg="cyan")
+                said = f"{self.client.dialect} sent {path}" if path else f"{self.client.dialect} sends nothing"
+                click.secho(("[hung up]" if word == "/hangup" else "[the session timed out]") + f" ({said})",
+                            fg="cyan")
         elif word == "/dial":
             self.dial(arg.strip() or self.client.service_code)
         else:
