@@ -71,13 +71,43 @@ def test_the_shipped_scenarios_pass_in_any_order_repeatedly_without_touching_dem
     assert active == {w["code"] for w in catalog["rewards"]}
 
 
-def test_a_mismatch_is_reported_with_a_diff_and_the_line(app):
+@pytest.mark.parametrize("dialect", list(DIALECTS))
+def test_a_mismatch_names_the_line_with_expected_and_got_as_the_phone_shows_it(app, dialect):
     scenario = schema.from_data({"given": {"subscribers": {"ani": {"points": 10}}},
                                  "steps": [{"dial": "ani", "expect": "Selamat datang"}]})
     with pytest.raises(sim.Mismatch) as e:
-        sim.play(sim.Client(app=app), scenario)
-    assert "step 1 (line " in str(e.value)
-    assert "expected to contain\n    'Selamat datang'\n  got\n    'CON Poin Plus" in str(e.value)
+        sim.play(sim.Client(app=app, dialect=dialect), scenario)
+    assert e.value.line == 6  # the step's line
+    assert e.value.details()[:2] == ["expected: 'Selamat datang'", "got:      Poin Plus"]
+    assert "{" not in e.value.got and "<" not in e.value.got  # the screen, not the gateway's wire
+
+
+def test_a_time_out_is_what_each_gateway_sends():
+    from ussd_app.scenarios import wire
+    at = wire.end("africastalking", "s", "+6281234567890", "*700#", "2*5", "timeout")
+    assert at[0] == "/ussd/events" and at[2]["status"] == "Incomplete" and "time" in at[2]["errorMessage"]
+    assert wire.end("africastalking", "s", "+6281234567890", "*700#", "", "hangup")[2]["status"] == "Incomplete"
+    assert wire.end("hubtel", "s", "+6281234567890", "*700#", "2", "timeout")[2]["Type"] == "Timeout"
+    assert "<type>4</type>" in wire.end("truroute", "s", "+6281234567890", "*700#", "2", "timeout")[2]
+    assert wire.end("nalo", "s", "+6281234567890", "*700#", "2", "timeout") is None
+    assert wire.end("arkesel", "s", "+6281234567890", "*700#", "2", "timeout") is None
+
+
+def test_the_terminal_phone_times_out_then_a_redial_offers_to_resume(embedded):
+    keys = ["2", "5", "1", "1", "/timeout", "/dial", "1", "/quit"]
+    result = run_cli(input="\n".join(keys) + "\n")
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert "[the session timed out]" in out
+    after = out.split("[the session timed out]", 1)[1]
+    assert "| Sesi Anda sebelumnya terputus." in after and "| Tukar 1x Voucher kopi" in after
+
+
+def test_the_terminal_phone_redraws_the_screen_after_an_sms(embedded):
+    result = run_cli(input="2\n/sms POIN\n/quit\n")
+    assert result.exit_code == 0, result.output
+    after = result.stdout.split("[SMS sent to the short code: POIN]", 1)[1]
+    assert "SMS from POIN" in after and "| " in after.split("SMS from POIN", 1)[1]
 
 
 # -- the schema: a typo never passes ------------------------------------------------
@@ -131,7 +161,8 @@ def test_every_project_scenario_passes_the_schema():
 
 
 # -- ussd-sim run --------------------------------------------------------------------
-def test_run_plays_every_file_one_line_each_and_counts(tmp_path, embedded):
+def test_run_plays_every_file_one_line_each_and_counts(tmp_path, embedded, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     bad = tmp_path / "bad.yaml"
     bad.write_text("given:\n  subscribers: {ani: {points: 5}}\nsteps:\n  - dial: ani\n    end: true\n")
     typo = tmp_path / "typo.yaml"
@@ -140,20 +171,28 @@ def test_run_plays_every_file_one_line_each_and_counts(tmp_path, embedded):
     empty.write_text("")
     report = tmp_path / "out" / "junit.xml"
     report.parent.mkdir()
-    result = run_cli("run", str(SCENARIOS[0]), str(bad), str(typo), str(empty), "--junit", str(report))
+    result = run_cli("run", str(SCENARIOS[0]), str(bad), "typo.yaml", "empty.yaml", "--junit", str(report))
     assert result.exit_code == 1
     lines = result.stdout.splitlines()
     assert lines[0].startswith(f"ok    {SCENARIOS[0]}")
-    assert lines[1].startswith(f"FAIL  {bad}: step 1 (line 4): expected END, got")
-    assert lines[2].startswith(f"FAIL  {typo}:3: unknown key expct")
-    assert lines[3] == f"FAIL  {empty}: empty file: a scenario needs steps"
+    assert lines[1:4] == [f"FAIL  {bad}:4: the session went on", "      expected: the session to end",
+                          "      got:      Poin Plus"]
+    assert "FAIL  typo.yaml:3: unknown key expct" in result.stdout
+    assert "FAIL  empty.yaml: empty file: a scenario needs steps" in result.stdout
     assert lines[-1] == "1 passed, 3 failed"
-    assert "Traceback" not in result.output
+    assert "Traceback" not in result.output and result.stderr == ""
     suite = ET.parse(report).getroot().find("testsuite")
-    assert (suite.get("tests"), suite.get("failures")) == ("4", "3")
+    assert (suite.get("tests"), suite.get("failures"), suite.get("errors")) == ("4", "1", "2")
     cases = suite.findall("testcase")
-    assert [c.find("failure") is None for c in cases] == [True, False, False, False]
-    assert "expected END" in cases[1].find("failure").get("message")
+    assert [c.get("classname") for c in cases[1:]] == ["bad.yaml", "typo.yaml", "empty.yaml"]
+    assert cases[0].get("classname") == str(SCENARIOS[0])  # outside the working directory: as given
+    assert [(c.find("failure") is not None, c.find("error") is not None) for c in cases] == [
+        (False, False), (True, False), (False, True), (False, True)]
+    assert cases[1].find("failure").get("message") == f"{bad}:4: the session went on"
+    assert "got:      Poin Plus" in cases[1].find("failure").text
+    assert cases[0].find("properties/property").attrib == {"name": "dialect", "value": "africastalking"}
+    transcript = cases[1].find("system-out").text
+    assert transcript.startswith("> dial *700#\n< Poin Plus")
 
 
 def test_run_plays_every_project_scenario_twice_on_the_embedded_store(embedded):
@@ -166,9 +205,9 @@ def test_run_against_a_port_with_no_server_says_so_in_one_line(embedded):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    result = run_cli("--url", f"http://127.0.0.1:{port}", "run", str(SCENARIOS[0]))
+    result = run_cli("--url", f"http://127.0.0.1:{port}", "run", *map(str, SCENARIOS))
     assert result.exit_code == 1
-    assert f"cannot reach http://127.0.0.1:{port}" in result.stdout
+    assert result.stdout.splitlines() == [f"error: cannot reach http://127.0.0.1:{port}: Connection refused"]
     assert "Traceback" not in result.output and result.exception is None or isinstance(result.exception, SystemExit)
 
 
@@ -261,7 +300,7 @@ def test_the_inbox_shows_what_is_new_once(app):
 
 def test_the_documented_example_passes_the_schema():
     page = (Path(__file__).parent.parent / "docs" / "simulator.md").read_text()
-    example = page.split("```yaml\n", 1)[1].split("```", 1)[0]
+    example = page.split("## Scenario files", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
     scenario = schema.load_text(example, "docs/simulator.md")
     assert [s.kind for s in scenario.steps][:3] == ["dial", "input", "choose"]
 
@@ -301,12 +340,12 @@ def test_a_hang_up_the_app_refuses_to_hear_is_warned_not_failed(app):
     class Refusing(sim.Client):
         def end(self, *args, **session):
             self.told = session
-            return 400, "missing hopsCount"
+            return 400, "missing hopsCount", "/ussd/events"
     client = Refusing(app=app)
     warnings = []
     scenario = schema.from_data({"steps": [{"dial": "081234567890"}, {"input": 1}, {"hangup": True}]})
     assert sim.play(client, scenario, warn=warnings.append) == 3
-    assert warnings == ["warning: step 3 (line 4): /ussd/events answered 400: missing hopsCount"]
+    assert warnings == ["warning: line 4: /ussd/events answered 400: missing hopsCount"]
     assert client.told["hops"] == 2 and client.told["text"] == "1" and client.told["last_reply"].startswith("CON")
 
 
@@ -343,11 +382,43 @@ def test_an_offer_held_for_the_sending_window_is_said_in_given(config, app):
         "code": "KK", "message": "Bank U menawarkan Kartu Kredit.", "consent_text": "Data Anda dikirim ke Bank U.",
         "consent_version": "1"}}}, "steps": [{"dial": "ani"}]})
     try:
-        with pytest.raises(sim.Mismatch, match="(?s)no new SMS.*held for the sending window until "
-                                               ".*OFFER_SEND_WINDOW=always"):
+        with pytest.raises(sim.Mismatch, match="(?s)held for the sending window until .*no new SMS"
+                                               ""):
             sim.play(sim.Client(app=closed), sent_in_a_step)
         with pytest.raises(sim.Mismatch, match="given ani: campaign .* held for the sending window until "):
             sim.play(sim.Client(app=closed), offered_in_given)
     finally:
         closed.extensions["ussd"].r.close()
         closed.extensions["ussd"].raw.close()
+
+
+@pytest.mark.parametrize("state, shown", [("consented", "Kartu Kredit - Bank U (setuju)"),
+                                          ("withdrawn", "Kartu Kredit - Bank U (dibatalkan)")])
+def test_given_holds_a_consent_given_or_withdrawn(app, state, shown):
+    scenario = schema.from_data({"given": {
+        "subscribers": {"ani": {"credit_score": 700, "offers": ["kk"], "consents": {"kk": state}}},
+        "campaigns": {"kk": {"institution": {"id": "bank-u", "name": "Bank U"}, "product": "Kartu Kredit",
+                             "sender_id": "Rate-Kredit", "code": "KK", "message": "Bank U menawarkan Kartu Kredit.",
+                             "consent_text": "Data Anda dikirim ke Bank U.", "consent_version": "1"}}},
+        "steps": [{"dial": "ani"}, {"input": 3, "expect": shown}]})
+    assert sim.play(sim.Client(app=app), scenario) == 2
+
+
+def test_a_consent_in_given_needs_the_offer_and_a_known_state():
+    with pytest.raises(schema.ScenarioError) as e:
+        schema.load_text("given:\n  subscribers:\n    ani: {consents: {kk: maybe}}\nsteps:\n  - dial: ani\n", "c.yaml")
+    assert "c.yaml:3: subscribers.ani.consents.kk: a consent needs the offer" in str(e.value)
+    assert "consents.kk must be consented or withdrawn" in str(e.value)
+
+
+def test_a_session_the_app_ends_is_notified_as_africas_talking_does(app):
+    demo.seed(app.extensions["ussd"])
+    client = sim.Client(app=app)
+    seen = []
+    call = client._call
+    client._call = lambda method, path, **kw: seen.append((path, (kw.get("data") or {}).get("status"))) \
+        or call(method, path, **kw)
+    scenario = schema.from_data({"steps": [{"dial": {"msisdn": "081234567890", "code": "*700*3#"}}, {"input": 1},
+                                           {"input": 2, "end": True, "expect": "Anda menolak"}]})
+    assert sim.play(client, scenario) == 3
+    assert [s for s in seen if s[0] == "/ussd/events"] == [("/ussd/events", "Success")]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 
@@ -58,11 +59,40 @@ def run(host, port, demo):
 
 @main.command("seed-demo")
 def seed_demo():
-    """Load demo subscribers with points (idempotent)."""
+    """Load the demo catalog, subscribers with points, and the demo campaign's
+    offers (idempotent); say what is there."""
     from ussd_app import demo as demo_data
 
-    for msisdn in demo_data.seed(_stored_services()):
-        click.echo(f"seeded {msisdn}")
+    services = _stored_services()
+    for line in seeded(services, demo_data.seed(services)):
+        click.echo(line)
+
+
+def seeded(services, msisdns: list[str]) -> list[str]:
+    """What the demo data holds now: its rewards, subscribers and campaign."""
+    from ussd_app import demo as demo_data
+    from ussd_app.core import formats
+    from ussd_app.loyalty import points, rewards
+    from ussd_app.offers import campaigns, consents
+
+    r, now = services.r, services.clock()
+    catalog = rewards.active(r, now, services.kept)
+    lines = [f"catalog: {len(catalog)} rewards on offer ({', '.join(w.code for w in catalog)})"]
+    camp = campaigns.get(r, demo_data.campaign(now)["id"])
+    for msisdn in msisdns:
+        view = points.view(r, msisdn, now)
+        held = consents.holdings(r, msisdn, services.kept)
+        about = [f"{formats.points(view.balance, 'en')} points"]
+        about += [f"offer {cid} ({o.get('status')})" for cid, o in sorted(held.offers.items())]
+        if held.opted_out:
+            about.append("offers stopped")
+        if view.lang:
+            about.append(f"language {view.lang}")
+        lines.append(f"subscriber {msisdn}: " + ", ".join(about))
+    if camp is not None:
+        lines.append(f"campaign {camp.id}: {camp.product} from {camp.institution['name']}, "
+                     f"code {camp.code}, until {formats.iso(camp.valid_until)}")
+    return lines
 
 
 @main.command()
@@ -96,11 +126,16 @@ def menus_check():
     from ussd_app.ussd import walk
 
     os.environ.pop("REDIS_URL", None)  # the walk acts: never on real data
+    # The walk's own app logs what any app logs (settings unset, the jobs it
+    # runs): a lint prints its findings, not those; errors still show.
+    logging.disable(logging.WARNING)
     try:  # a lint of texts and screens: the same wherever it runs, production included
         services = create_app({"REDIS_URL": None, "USSD_APP_ENV": "development"}).extensions["ussd"]
+        report = walk.check(services, demo.seed, demo.WALKED)
     except ConfigError as e:
         raise click.ClickException(str(e)) from None
-    report = walk.check(services, demo.seed, demo.WALKED)
+    finally:
+        logging.disable(logging.NOTSET)
     for f in report.problems:
         click.echo(f, err=True)
     click.echo(f"{report.screens} screens walked, {len(report.problems)} problems")

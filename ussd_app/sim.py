@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import time
 import uuid
@@ -14,7 +15,7 @@ from ussd_app.core.errors import BadRequest, ConfigError
 from ussd_app.core.msisdn import normalize
 from ussd_app.gateways import DIALECTS
 from ussd_app.scenarios import junit, wire
-from ussd_app.scenarios.play import Inbox, Mismatch, auth_hint, play, screen_warnings, split_dial
+from ussd_app.scenarios.play import Inbox, Mismatch, Player, auth_hint, play, screen_warnings, split_dial
 from ussd_app.scenarios.schema import ScenarioError, load_file
 
 __all__ = ["Client", "ClientError", "Mismatch", "play", "screen_warnings", "split_dial", "main"]
@@ -29,6 +30,16 @@ SMS_WAIT = 10.0  # seconds a scenario waits for an SMS a worker sends
 
 class ClientError(Exception):
     """The service could not be reached or answered nonsense: one line saying which."""
+
+
+def _reason(e: Exception) -> str:
+    """Why a request failed, in a few words: the OS's reason (``Connection
+    refused``, ``Name or service not known``) where there is one."""
+    text = str(e)
+    m = re.search(r"\[Errno -?[0-9]+\] ([^'\")\]]+)", text)
+    if m:
+        return m.group(1).strip().rstrip(".")
+    return type(e).__name__ + (": timed out" if "timed out" in text.lower() else "")
 
 
 class Client:
@@ -65,6 +76,10 @@ class Client:
     def services(self):
         return None if self.url else self.app.extensions["ussd"]
 
+    def clock(self) -> float:
+        """The service's time (in-process: its clock, which a test may shift)."""
+        return time.time() if self.url else self.services.clock()
+
     def _call(self, method: str, path: str, **kw) -> tuple[int, str]:
         if self.url:
             import requests
@@ -72,7 +87,7 @@ class Client:
             try:
                 resp = self.http.request(method, self.url + path, timeout=20, **kw)
             except requests.RequestException as e:
-                reason = str(e.__context__ or e).split(": ")[-1][:120] or type(e).__name__
+                reason = _reason(e)
                 raise ClientError(f"cannot reach {self.url}: {reason}") from None
             return resp.status_code, resp.text
         resp = self.http.open(path, method=method, **kw)
@@ -81,20 +96,22 @@ class Client:
     def ussd(self, session_id: str, msisdn: str, text: str, code: str,
              dialect: str | None = None) -> tuple[int, str]:
         """One hop as the gateway ``dialect`` (default: the client's) sends it,
-        ``text`` being every input so far joined by ``*``; the reply as ``CON``/``END``
-        text whatever the dialect."""
-        gateway = DIALECTS[dialect or self.dialect]
-        inputs = text.split("*") if text else []
+        ``text`` being every input so far joined by ``*``; the reply as the
+        phone shows it, ``CON``/``END`` and the screen, whatever the dialect
+        (a refused hop: the body as it came)."""
+        dialect = dialect or self.dialect
         first = session_id not in self._dialled
         self._dialled.add(session_id)
-        path, content_type, body = gateway.encode(
-            session_id, msisdn, code, inputs if first else inputs[:-1],
-            None if first else (inputs[-1] if inputs else ""), "dial" if first else "input")
+        path, content_type, body = wire.hop(dialect, session_id, msisdn, code, text, first)
         status, reply = self._post(path, content_type, body)
-        if gateway.NAME == "africastalking":
+        if status != 200:
             return status, reply
-        shown, end = gateway.decode(status, content_type, reply)
-        return status, ("END " if end else "CON ") + shown
+        screen, ended = wire.shown(dialect, status, content_type, reply)
+        if ended:  # the gateway's word that the session is over, where it gives one
+            notice = wire.end(dialect, session_id, msisdn, code, text, "completed")
+            if notice is not None:
+                self._post(*notice)
+        return status, wire.phone_text(screen, ended)
 
     def _post(self, path: str, content_type: str, body) -> tuple[int, str]:
         """A gateway's request, in its own content type."""
@@ -107,19 +124,16 @@ class Client:
         return self._call("POST", "/sms/inbound", headers=self.gateway_headers, data={
             "from": sender, "to": to, "text": text, "id": uuid.uuid4().hex, "date": ""})[0]
 
-    def end(self, session_id: str, msisdn: str, code: str, reason: str, **session) -> tuple[int, str]:
-        """The network ends the session (``hangup`` by the user, or ``timeout``);
-        ``session`` may carry text, hops, last_reply, started (see scenarios.wire).
-        Africa's Talking tells it by its end-of-session notification; other
-        dialects by their own release or timeout request, where they send one."""
-        gateway = DIALECTS[self.dialect]
-        if gateway.NAME == "africastalking":
-            return self._call("POST", wire.EVENTS_PATH, headers=self.gateway_headers,
-                              data=wire.africastalking_end(session_id, msisdn, code, reason, **session))
-        text = session.get("text") or ""
-        request = gateway.encode(session_id, msisdn, code, text.split("*") if text else [], "",
-                                 "release" if reason == "hangup" else "timeout")
-        return (200, "") if request is None else self._post(*request)
+    def end(self, session_id: str, msisdn: str, code: str, reason: str, text: str = "",
+            **_) -> tuple[int, str, str | None]:
+        """The network ends the session (``hangup`` by the user, or ``timeout``)
+        after the inputs ``text``, as the client's gateway tells it (see
+        scenarios.wire): the status, the body and the path it went to (None
+        where this gateway sends nothing: (200, "", None))."""
+        request = wire.end(self.dialect, session_id, msisdn, code, text, reason)
+        if request is None:
+            return 200, "", None
+        return (*self._post(*request), request[0])
 
     def api(self, method: str, path: str, body=None) -> tuple[int, dict]:
         status, text = self._call(method, path, headers=self.headers, json=body)
@@ -190,9 +204,12 @@ class TerminalPhone:
                 click.echo("\n(/quit to leave)")
                 continue
             try:
-                if self.command(line.strip()) == "quit":
+                done = self.command(line.strip())
+                if done == "quit":
                     return 0
                 self.show_new_sms()
+                if done == "redraw" and self.session:
+                    self.draw(self.last)  # the screen again, below the SMS
             except ClientError as e:
                 click.secho(f"error: {e}", fg="red", err=True)
 
@@ -218,6 +235,7 @@ class TerminalPhone:
                 if status != 200:
                     raise ClientError(f"/sms/inbound answered {status}{auth_hint('/sms', status)}")
                 click.secho(f"[SMS sent to the short code: {arg.strip()}]", fg="cyan")
+                return "redraw"
         elif word == "/inbox":
             self.sms_warned = False
             messages = self.outbox(self.msisdn)
@@ -226,17 +244,19 @@ class TerminalPhone:
             if not messages:
                 click.echo("(no SMS)")
             self.inbox.mark(self.msisdn)
+            return "redraw"
         elif word in ("/hangup", "/timeout"):
             if self.session is None:
                 click.secho("no session to end", fg="yellow")
             else:
-                status, body = self.client.end(self.session, self.msisdn, self.code, word[1:],
-                                               text=self.text, hops=self.hops, last_reply=self.last)
+                status, body, path = self.client.end(self.session, self.msisdn, self.code, word[1:],
+                                                     text=self.text)
                 self.session = None
                 if wire.told(status) is False:
-                    raise ClientError(f"{wire.EVENTS_PATH} answered {status}"
-                                      f"{auth_hint('/ussd', status)}: {body[:120]}")
-                click.secho("[hung up]" if word == "/hangup" else "[the session timed out]", fg="cyan")
+                    raise ClientError(f"{path} answered {status}{auth_hint('/ussd', status)}: {body[:120]}")
+                said = f"{self.client.dialect} sent {path}" if path else f"{self.client.dialect} sends nothing"
+                click.secho(("[hung up]" if word == "/hangup" else "[the session timed out]") + f" ({said})",
+                            fg="cyan")
         elif word == "/dial":
             self.dial(arg.strip() or self.client.service_code)
         else:
@@ -261,9 +281,13 @@ class TerminalPhone:
         self.hops, self.last = self.hops + 1, body
         for w in screen_warnings(body, self.limit):
             click.secho(f"warning: {w}", fg="yellow")
-        click.echo(f"+{'-' * 30}\n| " + body[4:].replace("\n", "\n| ") + f"\n+{'-' * 30}")
+        self.draw(body)
         if not body.startswith("CON "):
             self.session = None
+
+    @staticmethod
+    def draw(body: str) -> None:
+        click.echo(f"+{'-' * 30}\n| " + body[4:].replace("\n", "\n| ") + f"\n+{'-' * 30}")
 
     def show_new_sms(self) -> None:
         for m in self.inbox.new(self.msisdn):
@@ -347,37 +371,55 @@ def run_files(ctx, files, junit_path):
     client = None
     if any(not isinstance(s, ScenarioError) for s in checked):
         client = _client(ctx.obj["url"], bool(ctx.obj["seed"]), ctx.obj["dialect"])
+        if client.url:
+            try:
+                client.api("GET", "/healthz")
+            except ClientError as e:  # one line, not one per file
+                click.secho(f"error: {e}", fg="red")
+                if junit_path:
+                    _write_junit(junit_path, [junit.Result(f, junit.relative(f), 0.0, error=str(e))
+                                              for f in files])
+                sys.exit(1)
     limit = _limit()
     for f, scenario in zip(files, checked):
         started = time.perf_counter()
         if isinstance(scenario, ScenarioError):
-            result = junit.Result(f, f, 0.0, failure="\n".join(scenario.lines()))
+            result = junit.Result(f, junit.relative(f), 0.0, error="\n".join(scenario.lines()))
         else:
-            result = junit.Result(f, scenario.name, 0.0)
+            result = junit.Result(f, scenario.name, 0.0, dialect=scenario.dialect or client.dialect)
+            player = Player(client, scenario, limit,
+                            warn=lambda w, f=f: click.secho(f"  {f}: {w}", fg="yellow", err=True))
             try:
-                result.steps = play(client, scenario, limit,
-                                    warn=lambda w, f=f: click.secho(f"  {f}: {w}", fg="yellow", err=True))
-            except (Mismatch, ClientError) as e:
-                result.failure = str(e)
+                result.steps = player.run()
+            except Mismatch as e:
+                where = f"{f}:{e.line}" if e.line else f
+                result.failure = "\n".join([f"{where}: {e.message}", *e.details()])
+            except ClientError as e:
+                result.error = f"{f}: {e}"
+            result.transcript = player.transcript
             result.seconds = time.perf_counter() - started
         results.append(result)
         _report(result)
     passed = sum(r.passed for r in results)
     click.echo(f"{passed} passed, {len(results) - passed} failed")
     if junit_path:
-        try:
-            junit.write(junit_path, results)
-        except OSError as e:
-            raise click.ClickException(f"cannot write {junit_path}: {e.strerror}") from None
+        _write_junit(junit_path, results)
     sys.exit(0 if passed == len(results) else 1)
 
 
+def _write_junit(path: str, results: list) -> None:
+    try:
+        junit.write(path, results)
+    except OSError as e:
+        raise click.ClickException(f"cannot write {path}: {e.strerror}") from None
+
+
 def _report(r: junit.Result) -> None:
+    """One line per file on stdout; a failure's expected and got under it."""
     if r.passed:
         click.secho(f"ok    {r.path} ({r.steps} steps, {r.seconds:.2f} s)", fg="green")
         return
-    first, *rest = r.failure.splitlines()
-    click.secho(f"FAIL  {first}" if first.startswith(r.path + ":") else f"FAIL  {r.path}: {first}",
-                fg="red")
+    first, *rest = (r.failure or r.error).splitlines()
+    click.secho(f"FAIL  {first}" if first.startswith(r.path) else f"FAIL  {r.path}: {first}", fg="red")
     for line in rest:
-        click.secho(f"      {line}", fg="red", err=True)
+        click.secho(f"      {line}", fg="red")

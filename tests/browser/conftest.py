@@ -16,13 +16,19 @@ CHROMEDRIVER = os.environ.get("CHROMEDRIVER", "/usr/bin/chromedriver")
 
 
 @pytest.fixture
-def live_server(config, redis_url, free_port):
-    """The app with the demo data, on 127.0.0.1:<free port>, in a thread."""
+def live_app(config, redis_url):
+    """The app with the demo data (a test may set its services' clock)."""
     import redis
     redis.Redis.from_url(redis_url).flushdb()
     app = create_app(config)
     demo.seed(app.extensions["ussd"])
-    server = make_server("127.0.0.1", free_port, app, threaded=True)
+    return app
+
+
+@pytest.fixture
+def live_server(live_app, free_port):
+    """``live_app`` on 127.0.0.1:<free port>, in a thread."""
+    server = make_server("127.0.0.1", free_port, live_app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{free_port}"

@@ -5,10 +5,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.ui import WebDriverWait
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from ussd_app import sim
 from ussd_app.core.config import Config
+from ussd_app.gateways import DIALECTS
+from ussd_app.scenarios import schema
 
 ARTIFACTS = Path(__file__).parent.parent / "artifacts"  # screenshots (gitignored)
 
@@ -65,6 +67,34 @@ class Page:
         self.el("sms-text").send_keys(text)
         self.el("sms-send").click()
         self.wait_for(lambda: len(self.inbox()) > before and expect in self.inbox()[-1], repr(expect))
+
+    def dialect(self, name: str):
+        Select(self.el("dialect")).select_by_value(name)
+
+    def fresh(self) -> str:
+        """Press "Fresh subscriber": a new number with points and the demo offer."""
+        old = self.el("msisdn").get_attribute("value")
+        self.el("fresh").click()
+        self.wait_for(lambda: self.el("msisdn").get_attribute("value") != old, "a fresh subscriber")
+        number = self.el("msisdn").get_attribute("value")
+        self.wait_for(lambda: number in self.el("inbox-of").text and self.inbox(), "its inbox")
+        return number
+
+    def end(self, button: str, shown: str):
+        self.el(button).click()
+        self.wait_for(lambda: self.screen == shown, shown)
+
+    def record(self):
+        self.el("record").click()
+        self.wait_for(lambda: "recording" in self.el("recording").text, "the recorder")
+
+    def save(self) -> str:
+        """Stop recording, save: the scenario's text."""
+        self.el("record").click()
+        self.wait_for(lambda: "steps recorded" in self.el("recording").text, "the recorder to stop")
+        self.el("save").click()
+        self.wait_for(lambda: self.el("scenario").is_displayed() and self.el("scenario").text, "the scenario")
+        return self.el("scenario").text
 
     def shot(self, name: str):
         phone = self.driver.find_element(By.CSS_SELECTOR, ".phone")
@@ -161,3 +191,107 @@ def test_hang_up_and_resume(browser, live_server):
     page.wait_for(lambda: page.screen == "(hung up)", "the hang-up")
     page.dial("Lanjutkan")
     assert "Bantuan" in page.press("1", "Bantuan")
+
+
+def to_the_confirmation(page):
+    """Main menu -> rewards -> vouchers -> coffee -> its confirmation: a screen on
+    the way to an action (a redial offers to resume it)."""
+    page.dial("Poin Plus")
+    page.press("2", "pilih kategori")
+    page.press("5", "Voucher kopi")
+    page.press("1", "Harga: 500 poin")
+    page.press("1", "Tukar 1x Voucher kopi Rp25.000 dengan 500 poin?")
+
+
+@pytest.mark.parametrize("dialect", list(DIALECTS))
+def test_a_time_out_then_a_redial_offers_to_resume_in_every_dialect(browser, live_server, dialect):
+    page = Page(browser, live_server)
+    page.dialect(dialect)
+    page.fresh()
+    to_the_confirmation(page)
+    page.end("timeout", "(the session timed out)")
+    note = page.log_rows()[-1].text
+    if dialect == "africastalking":  # its end-of-session notification, as it sends one
+        assert "/ussd/events" in note and '"status": "Incomplete"' in note
+    elif dialect in ("nalo", "arkesel"):
+        assert "sends nothing" in note
+    page.dial("Sesi Anda sebelumnya terputus.")
+    assert "1 Lanjutkan" in page.screen
+    assert "Tukar 1x Voucher kopi" in page.press("1", "Tukar 1x")
+    assert "Sisa poin: 12.000" in page.press("1", "Sisa poin")
+
+
+JOURNEYS = {
+    "points": [("1", "Poin Anda: 12.500")],
+    "redeem": [("2", "pilih kategori"), ("5", "Voucher kopi"), ("1", "Harga: 500 poin"),
+               ("1", "Tukar 1x"), ("1", "Sisa poin: 12.000")],
+    "offer consent": [("3", "Kredit Multiguna - Bank A"), ("1", "Bank A: Kredit Multiguna"),
+                      ("1", "dikirim ke Bank A"), ("1", "Ketik NIK"),
+                      ("3171014506900001", "Terima kasih")],
+}
+
+
+@pytest.mark.parametrize("journey", list(JOURNEYS))
+def test_each_journey_recorded_replays_twice_and_on_a_later_day(browser, live_app, live_server, journey):
+    page = Page(browser, live_server)
+    page.fresh()
+    page.dial("Poin Plus")  # a session the recording must not inherit
+    page.press("1", "Poin Anda")
+    page.press("00", "Poin Plus")
+    page.press("2", "pilih kategori")
+    page.end("hangup", "(hung up)")
+    page.record()
+    page.dial("Poin Plus")
+    for keys, expect in JOURNEYS[journey]:
+        page.press(keys, expect)
+    if journey != "points":
+        page.wait_for(lambda: any(w in page.inbox()[-1] for w in ("Kode voucher", "dikirim ke Bank A")),
+                      "the SMS the journey sends")
+    text = page.save()
+    scenario = schema.load_text(text, "recorded.yaml")
+    assert "Sesi Anda sebelumnya" not in text  # recorded from a clean state
+    assert "2026-" not in text and "2027-" not in text  # times relative, dates any date
+    assert scenario.steps[0].kind == "dial"
+    path = Path(browser.downloads) / f"{journey.replace(' ', '-')}.yaml"
+    path.write_text(text)
+    for _ in range(2):
+        result = CliRunner().invoke(sim.main, ["--url", live_server, "run", str(path)])
+        assert result.exit_code == 0, result.output
+        assert result.stdout.splitlines()[-1] == "1 passed, 0 failed"
+    # three days and some hours later (the service's clock shifted), in-process on the same data
+    services = live_app.extensions["ussd"]
+    clock, later = services.clock, services.clock() + 3 * 86400 + 5 * 3600 + 17 * 60  # other times of day
+    services.clock = lambda: later
+    try:
+        assert sim.play(sim.Client(app=live_app), schema.load_file(path), warn=lambda w: None) > 0
+    finally:
+        services.clock = clock
+
+
+def test_the_page_speaks_every_dialect(browser, live_server):
+    page = Page(browser, live_server)
+    for dialect in DIALECTS:
+        page.dialect(dialect)
+        page.dial("Poin Plus")
+        assert "Poin Anda: 12.500" in page.press("1", "Poin Anda")
+        row = page.log_rows()[-1]
+        sent = row.find_elements(By.TAG_NAME, "td")[1].get_attribute("title")
+        assert sent.startswith(f"{dialect} sent: ")
+        page.press("00", "Poin Plus")
+        page.end("hangup", "(hung up)")
+
+
+def test_the_phone_shows_time_left_and_an_inbox_that_keeps_itself_up_to_date(browser, live_app, live_server):
+    page = Page(browser, live_server)
+    number = page.fresh()
+    page.dial("Poin Plus")
+    page.wait_for(lambda: "session 2:" in page.el("clock").text and "this screen 0:" in page.el("clock").text,
+                  "the time left")
+    page.sms("POIN", "Poin Anda")
+    mine = [m for m in page.inbox() if m.startswith("you → 62168")]
+    assert mine and "POIN" in mine[-1] and "1 SMS" in mine[-1]
+    assert page.inbox()[-1].startswith("from ") and " SMS" in page.inbox()[-1]
+    # a late SMS (a worker sends a reward code after the hop): it shows by itself
+    live_app.extensions["ussd"].sms.send(number, "Kode voucher: LATE-1234. " + "x" * 150)
+    page.wait_for(lambda: "LATE-1234" in page.inbox()[-1], "the late SMS")
+    assert "2 SMS segments" in page.inbox()[-1]

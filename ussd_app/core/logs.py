@@ -38,6 +38,8 @@ def new_request_id(given: str | None = None) -> str:
 # 62 8.., 08..), and a NIK (16 digits): neither inside a longer run of digits.
 _MSISDN = re.compile(r"(?<![\d*])(?:\+|%2B)?(?:62|0)8\d{7,12}(?!\d)")
 _NIK = re.compile(r"(?<![\d*])\d{16}(?!\d)")
+# A terminal's colour codes (werkzeug colours its request lines): no place in JSON.
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
 def redact(text: str) -> str:
@@ -69,7 +71,7 @@ class JsonFormatter(RedactingFormatter):
             head["exc"] = self.formatException(record.exc_info)
         if record.stack_info:
             head["stack"] = self.formatStack(record.stack_info)
-        message = record.getMessage()
+        message = _ANSI.sub("", record.getMessage())
         if message.startswith('{"') and message.endswith("}"):
             line = json.dumps(head)[:-1] + ", " + message[1:]
         else:

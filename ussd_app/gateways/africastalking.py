@@ -139,12 +139,14 @@ def encode(session_id: str, msisdn: str, service_code: str, history: list[str],
            new_input: str | None, kind: str) -> tuple[str, str, dict]:
     """The request Africa's Talking would send: ``kind`` is ``dial`` (``history``
     typed in advance), ``input`` (``new_input`` after ``history``), or ``release``
-    / ``timeout`` (its end-of-session notification)."""
-    if kind in ("release", "timeout"):
+    / ``timeout`` / ``completed`` (its end-of-session notification: ``Incomplete``,
+    or ``Success`` after the app's ``END``)."""
+    if kind in ("release", "timeout", "completed"):
         return EVENTS_PATH, "application/x-www-form-urlencoded", {
             "sessionId": session_id, "phoneNumber": msisdn, "serviceCode": service_code,
-            "status": "Incomplete", "hopsCount": str(len(history) + 1),
-            "errorMessage": "Session timed out" if kind == "timeout" else "User cancelled",
+            "status": "Success" if kind == "completed" else "Incomplete",
+            "hopsCount": str(len(history) + 1),
+            "errorMessage": {"timeout": "Session timed out", "release": "User cancelled"}.get(kind, ""),
             "durationInMillis": "1000", "input": "", "lastAppResponse": "", "date": "", "cost": ""}
     inputs = list(history) + ([] if new_input is None else [new_input])
     return PATH, "application/x-www-form-urlencoded", {

@@ -8,7 +8,10 @@ server, without touching anyone else's data.
   on offer for an hour; when the file ends they are retired (``active_until``
   now), so a live catalog shows them only while the file runs;
 - campaigns get the id ``<name>-<run>``, their institution ``<id>-<run>``, and
-  are offered only to the subscribers that list them under ``offers:``.
+  are offered only to the subscribers that list them under ``offers:``;
+- ``consents: {campaign: consented}`` consents to an offer as a subscriber
+  does, by SMS (``YA <code> <NIK>``, a test NIK); ``withdrawn`` then stops
+  offers and takes them again (``STOP``, ``MULAI``), which withdraws it.
 
 ``${name}`` in any text of the file stands for what ``name`` became
 (a subscriber's number in E.164, a reward's code, a campaign's or an
@@ -26,12 +29,18 @@ from ussd_app.core.msisdn import normalize
 from ussd_app.scenarios.schema import PLACEHOLDER, RELATIVE_TIME, RUN, Scenario
 
 RESERVED_PREFIX = "+6281190"  # + 7 random digits: scenario subscribers
+NIK = "3171014506900001"  # a valid test NIK: a consent of given: is given with it, by SMS
 REWARD_HOURS = 1
 UNITS = {"d": 86400, "h": 3600, "m": 60}
 
 
 class GivenError(Exception):
-    """What the server refused while ``given:`` was created (with the line)."""
+    """What the server refused while ``given:`` was created, and the line
+    declaring what it was creating (0: none)."""
+
+    def __init__(self, message: str, line: int = 0):
+        self.message, self.line = message, line
+        super().__init__((f"line {line}: " if line else "") + message)
 
 
 def auth_hint(path: str, status: int) -> str:
@@ -98,8 +107,7 @@ class Given:
         self.rewards: dict[str, dict] = {}  # code -> body, to retire
 
     def fail(self, name: str, msg: str):
-        line = self.scenario.lines.get(name)
-        raise GivenError((f"line {line}: " if line else "") + f"given {name}: {msg}")
+        raise GivenError(f"given {name}: {msg}", self.scenario.lines.get(name) or 0)
 
     def call(self, name: str, method: str, path: str, body=None, ok=(200, 201)) -> dict:
         status, data = self.client.api(method, path, body)
@@ -182,6 +190,22 @@ class Given:
                 self.fail(alias, f"campaign {cid}'s SMS is held for the sending window until "
                                  f"{sent.get('send_at')}: play it within OFFER_SEND_WINDOW, or against "
                                  "a service with OFFER_SEND_WINDOW=always")
+        for campaign, state in (body.get("consents") or {}).items():
+            self.consent(alias, msisdn, self.names.values.get(campaign, campaign), state)
+
+    def consent(self, alias: str, msisdn: str, cid: str, state: str) -> None:
+        """The offer of ``cid`` consented to (and withdrawn) as a subscriber does it, by SMS."""
+        code = self.call(alias, "GET", f"/api/v1/campaigns/{cid}").get("code")
+        texts = [f"YA {code} {NIK}"] + (["STOP", "MULAI"] if state == "withdrawn" else [])
+        for text in texts:
+            status = self.client.sms(msisdn, text)
+            if status != 200:
+                self.fail(alias, f"/sms/inbound answered {status}{auth_hint('/sms', status)}")
+        log = self.call(alias, "GET", f"/api/v1/subscribers/{msisdn}/consents").get("entries", [])
+        kinds = [e.get("type") for e in log if e.get("campaign") in (cid, None)]
+        want = ["consent", "optout", "withdrawal", "optin"] if state == "withdrawn" else ["consent"]
+        if kinds[-len(want):] != want:
+            self.fail(alias, f"the consent to {cid} was not recorded {state} (consent log: {kinds})")
 
     def retire(self) -> None:
         """Take this file's rewards off the catalog (best effort: the hour runs out anyway)."""

@@ -28,7 +28,30 @@ SMS_POLL = 0.1  # seconds between looks at the outbox while an expected SMS is a
 
 
 class Mismatch(Exception):
-    """The service answered otherwise than the scenario expects."""
+    """The service answered otherwise than the scenario expects: what, at which
+    line of the file, and the expected and the got side by side."""
+
+    def __init__(self, message: str, line: int = 0, expected: str | None = None, got: str | None = None):
+        self.message, self.line, self.expected, self.got = message, line, expected, got
+        super().__init__("\n".join([(f"line {line}: " if line else "") + message, *self.details()]))
+
+    def details(self) -> list[str]:
+        """``expected:`` and ``got:`` (a screen's further lines indented under it)."""
+        out = []
+        for label, value in (("expected:", self.expected), ("got:     ", self.got)):
+            if value is not None:
+                first, *rest = str(value).split("\n") or [""]
+                out.append(f"{label} {first}")
+                out += [" " * (len(label) + 1) + line for line in rest]
+        return out
+
+
+def phone_view(body: str) -> str:
+    """A reply as the phone shows it, whatever the dialect: the screen, and
+    whether the session ended there."""
+    if body[:4] == "END ":
+        return body[4:] + "\n(the session ended)"
+    return body[4:] if body[:4] == "CON " else body
 
 
 def split_dial(dialled: str, service_code: str) -> tuple[str, str]:
@@ -83,13 +106,14 @@ class Inbox:
 class Player:
     def __init__(self, client, scenario: Scenario, limit: int = 160, warn=print, suffix=None):
         self.client, self.scenario, self.limit, self.warn = client, scenario, limit, warn
-        self.given = Given(client, scenario, suffix)
+        self.given = Given(client, scenario, suffix, clock=getattr(client, "clock", time.time))
         self.names: Names = self.given.names
         self.inbox = Inbox(client.outbox)
         self.msisdn = self.session = self.code = None
         self.text = self.body = ""
         self.hops = 0
-        self.where = ""
+        self.line = 0
+        self.transcript: list[str] = []  # every hop and signal, for the report
         self.held = None  # when an API answer held offer SMS for the sending window: until
 
     def run(self) -> int:
@@ -101,15 +125,15 @@ class Player:
             try:
                 self.given.create()
             except GivenError as e:
-                raise Mismatch(str(e)) from None
+                raise Mismatch(e.message, e.line) from None
             for msisdn in self.names.subscribers:
                 self.inbox.mark(self.names.values[msisdn])
             for n, step in enumerate(self.scenario.steps, 1):
-                self.where = f"step {n} (line {step.line})"
+                self.line = step.line
                 try:
                     getattr(self, step.kind)(step)
                 except BadRequest as e:
-                    raise Mismatch(f"{self.where}: {e}") from None
+                    raise Mismatch(str(e), self.line) from None
                 if "expect_sms" in step.checks:
                     self.check_sms(step.checks["expect_sms"])
             return len(self.scenario.steps)
@@ -136,7 +160,7 @@ class Player:
 
     def type(self, typed: str) -> None:
         if self.session is None:
-            raise Mismatch(f"{self.where}: the session has ended: dial first")
+            raise Mismatch("the session has ended: dial first", self.line)
         self.text = typed if self.text == "" else f"{self.text}*{typed}"
         self.send()
 
@@ -152,24 +176,29 @@ class Player:
             if not any(line.startswith("98 ") for line in lines):
                 break
             self.type("98")
-        raise Mismatch(f"{self.where}: no numbered line holds {wanted!r} on\n    {self.body!r}")
+        raise Mismatch("no numbered line holds what to choose", self.line, expected=repr(wanted),
+                       got=phone_view(self.body))
 
     def sms(self, step: Step) -> None:
         value = step.value if isinstance(step.value, dict) else {"text": step.value}
         sender = self.names.msisdn(value["from"]) if value.get("from") else self.msisdn
         if sender not in self.inbox.seen:
             self.inbox.mark(sender)
-        status = self.client.sms(sender, self.names.sub(value["text"]))
+        text = self.names.sub(value["text"])
+        self.transcript.append(f"SMS {sender} -> short code: {text}")
+        status = self.client.sms(sender, text)
         if status != 200:
-            raise Mismatch(f"{self.where}: /sms/inbound answered {status}{auth_hint('/sms', status)}")
+            raise Mismatch(f"/sms/inbound answered {status}{auth_hint('/sms', status)}", self.line)
 
     def api(self, step: Step) -> None:
         method, path = self.names.sub(step.value).split(" ", 1)
         status, data = self.client.api(method, path, self.names.sub(step.checks.get("json")))
+        self.transcript.append(f"API {method} {path} -> {status}")
         want = step.checks.get("status")
         if (want is not None and status != want) or (want is None and status >= 400):
-            raise Mismatch(f"{self.where}: {method} {path} answered {status}{auth_hint(path, status)}"
-                           f"{'' if want is None else f', expected {want}'}: {json.dumps(data)}")
+            raise Mismatch(f"{method} {path} answered {status}{auth_hint(path, status)}", self.line,
+                           expected=f"status {want if want is not None else '2xx or 3xx'}",
+                           got=f"status {status}: {json.dumps(data)}")
         if isinstance(data, dict) and data.get("scheduled"):  # offers held for the sending window
             self.held = data.get("send_at")
         self.check_text(json.dumps(data, ensure_ascii=False), step)
@@ -181,13 +210,17 @@ class Player:
         self.end("timeout")
 
     def end(self, reason: str) -> None:
-        if hasattr(self.client, "end"):
-            status, body = self.client.end(self.session, self.msisdn, self.code, reason, text=self.text,
-                                           hops=self.hops, last_reply=self.body)
+        """The gateway's own signal for a hang-up or a time-out (scenarios.wire)."""
+        if hasattr(self.client, "end") and self.session is not None:
+            status, body, *path = self.client.end(self.session, self.msisdn, self.code, reason,
+                                                  text=self.text, hops=self.hops, last_reply=self.body)
+            path = path[0] if path and path[0] else f"the {reason} signal"
+            self.transcript.append(f"{reason}: " + (f"{path} -> {status}" if path[0] == "/"
+                                                     else "the gateway sends nothing"))
             if status == 401:
-                raise Mismatch(f"{self.where}: {wire.EVENTS_PATH} answered 401{auth_hint('/ussd', 401)}")
+                raise Mismatch(f"{path} answered 401{auth_hint('/ussd', 401)}", self.line)
             if wire.told(status) is False:  # the app's concern, not this scenario's: say so
-                self.warn(f"warning: {self.where}: {wire.EVENTS_PATH} answered {status}: {body[:120]}")
+                self.warn(f"warning: line {self.line}: {path} answered {status}: {body[:120]}")
         self.session = None
 
     # -- hops and checks --------------------------------------------------------------
@@ -196,11 +229,15 @@ class Player:
         self.check_screen(step)
 
     def send(self) -> None:
+        typed = self.text.rsplit("*", 1)[-1] if self.hops else (self.code + (f" {self.text}" if self.text else ""))
+        self.transcript.append(f"> {'dial ' if not self.hops else ''}{typed}")
         status, body = self.client.ussd(self.session, self.msisdn, self.text, self.code)
         if status != 200:
-            raise Mismatch(f"{self.where}: /ussd answered {status}{auth_hint('/ussd', status)}: {body}")
+            self.transcript.append(f"< {status} {body}")
+            raise Mismatch(f"/ussd answered {status}{auth_hint('/ussd', status)}", self.line, got=body)
+        self.transcript.append("< " + phone_view(body).replace("\n", "\n  "))
         for w in screen_warnings(body, self.limit):
-            self.warn(f"warning: {self.where}: {w}")
+            self.warn(f"warning: line {self.line}: {w}")
         self.body, self.hops = body, self.hops + 1
         if body.startswith("END "):
             self.session = None
@@ -209,18 +246,22 @@ class Player:
         self.check_text(self.body, step)
         end = step.checks.get("end")
         if end is not None and self.body.startswith("END ") != bool(end):
-            raise Mismatch(f"{self.where}: expected {'END' if end else 'CON'}, got\n    {self.body!r}")
+            raise Mismatch("the session " + ("went on" if end else "ended"), self.line,
+                           expected="the session to end" if end else "the session to go on",
+                           got=phone_view(self.body))
 
     def check_text(self, got: str, step: Step) -> None:
         expect = step.checks.get("expect")
         for part in ([expect] if isinstance(expect, str) else expect or []):
             part = self.names.sub(part)
             if part not in got:
-                raise Mismatch(f"{self.where}: expected to contain\n    {part!r}\n  got\n    {got!r}")
+                raise Mismatch("a text expected is missing", self.line, expected=repr(part),
+                               got=phone_view(got))
         regex = step.checks.get("expect_regex")
         for pattern in ([regex] if isinstance(regex, str) else regex or []):
             if not re.search(self.names.regex(pattern), got):
-                raise Mismatch(f"{self.where}: expected to match /{pattern}/\n  got\n    {got!r}")
+                raise Mismatch("no match for a pattern expected", self.line, expected=f"/{pattern}/",
+                               got=phone_view(got))
 
     def check_sms(self, wanted) -> None:
         fresh: dict[str, list[str]] = {}
@@ -238,18 +279,20 @@ class Player:
             if to not in fresh:
                 fresh[to] = []
             while True:  # a worker sends it after the hop answered: wait, bounded by sms_wait
-                fresh[to] += [m["text"] for m in self.inbox.new(to)]
+                new = self.inbox.new(to)
+                self.transcript += [f"SMS -> {to}: {m['text']}" for m in new]
+                fresh[to] += [m["text"] for m in new]
                 if found() or time.monotonic() >= deadline:
                     break
                 time.sleep(SMS_POLL)
             if not found():
                 what = (f"containing\n    {contains!r}" if contains else "") + (
                     f"\n    matching /{pattern}/" if pattern else "")
-                raise Mismatch(f"{self.where}: expected an SMS to {to} {what.strip()}\n  got\n    "
-                               + ("\n    ".join(map(repr, fresh[to])) or "(no new SMS)")
-                               + (f"\n  (offer SMS are held for the sending window until {self.held}: "
-                                  "play within OFFER_SEND_WINDOW, or against a service with "
-                                  "OFFER_SEND_WINDOW=always)" if self.held else ""))
+                raise Mismatch(f"an SMS expected to {to} did not arrive" + (
+                    f" (offer SMS are held for the sending window until {self.held}: play within "
+                    "OFFER_SEND_WINDOW, or against a service with OFFER_SEND_WINDOW=always)"
+                    if self.held else ""), self.line, expected="an SMS " + what.strip().replace("\n    ", " "),
+                    got="\n".join(map(repr, fresh[to])) or "(no new SMS)")
 
 
 def play(client, scenario: Scenario, limit: int = 160, warn=print, suffix: str | None = None) -> int:

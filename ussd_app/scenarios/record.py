@@ -1,12 +1,16 @@
 """A session recorded in the browser simulator, written as a scenario file
 that ``ussd-sim run`` replays.
 
-The caller's state when recording began (profile, point buckets, open
-offers) becomes ``given: subscribers: caller``, so the replay runs on a fresh
-number of its own with the same screens, and the caller's own data is never
-touched. Each screen is expected line by line; a token that differs from run
-to run (a voucher code, a reference: capitals and digits together) is
-matched by ``\\S+`` instead.
+The caller's state when recording began (profile, point buckets, the offers
+its menu lists, the consents it gave or withdrew) becomes ``given: subscribers: caller``, so the replay runs
+on a fresh number of its own with the same screens, and the caller's own data
+is never touched. Recording starts from a clean state for the number (no
+dropped session to resume), as the replay's fresh number does. Times in
+``given:`` are relative to when the recording began (``+28d``), so a replay
+on a later day sees the same screens. Each screen is expected line by line;
+a token that differs from run to run (a voucher code, a reference: capitals
+and digits together) is matched by ``\\S+`` instead, a date and a time
+(``31-12-2026 23:59``) by any date and time.
 """
 from __future__ import annotations
 
@@ -14,15 +18,20 @@ import re
 
 import yaml
 
+from ussd_app.core import formats
 from ussd_app.scenarios import schema
 
 CALLER = "caller"
 VOLATILE = re.compile(r"^(?=[A-Z0-9-]*[0-9])(?=[A-Z0-9-]*[A-Z])[A-Z0-9-]{5,}$")
 EDGE_PUNCTUATION = ".,;:()"
+DATE = re.compile(r"[0-9]{2}-[0-9]{2}-[0-9]{4}")  # as screens and SMS show one (formats.wib)
+TIME = re.compile(r"[0-9]{2}:[0-9]{2}")
+ANY = {DATE: "[0-9]{2}-[0-9]{2}-[0-9]{4}", TIME: "[0-9]{2}:[0-9]{2}"}
 
 
 def _volatile(word: str) -> bool:
-    return bool(VOLATILE.match(word.strip(EDGE_PUNCTUATION)))
+    core = word.strip(EDGE_PUNCTUATION)
+    return bool(VOLATILE.match(core) or DATE.fullmatch(core) or TIME.fullmatch(core))
 
 
 def _escape(text: str) -> str:
@@ -37,7 +46,8 @@ def _pattern(text: str) -> str:
         if _volatile(part):
             core = part.strip(EDGE_PUNCTUATION)
             lead, trail = part[:part.index(core)], part[part.index(core) + len(core):]
-            out.append(_escape(lead) + r"\S+?" + _escape(trail))
+            any_ = next((pattern for kind, pattern in ANY.items() if kind.fullmatch(core)), r"\S+?")
+            out.append(_escape(lead) + any_ + _escape(trail))
         else:
             out.append(_escape(part))
     return "".join(out)
@@ -61,6 +71,21 @@ def _sms_checks(texts: list[str]) -> list:
     return [{"matches": _pattern(t)} if any(map(_volatile, t.split())) else t for t in texts]
 
 
+def relative(when: str | None, taken_at: str | None) -> str | None:
+    """An absolute time as one from the recording's start: ``+28d`` (whole
+    days), else ``+677h``; unchanged when the start is unknown."""
+    if not when or not taken_at:
+        return when
+    try:
+        seconds = formats.parse_iso(when) - formats.parse_iso(taken_at)
+    except ValueError:
+        return when
+    sign, seconds = ("+" if seconds >= 0 else "-"), abs(seconds)
+    if round(seconds) % 86400 == 0 or seconds >= 99999 * 3600:
+        return f"{sign}{min(99999, round(seconds / 86400))}d"
+    return f"{sign}{max(1, round(seconds / 3600))}h"
+
+
 def given(snapshot: dict) -> dict:
     """``given:`` that makes a subscriber like the one recorded."""
     caller: dict = {}
@@ -69,12 +94,16 @@ def given(snapshot: dict) -> dict:
     for k in ("status", "credit_score", "attributes", "language"):
         if snapshot.get(k) not in (None, {}, ""):
             caller[k] = snapshot[k]
-    earnings = [{k: v for k, v in b.items() if k in ("points", "expires_at") and v is not None}
+    taken_at = snapshot.get("taken_at")
+    earnings = [{k: (relative(v, taken_at) if k == "expires_at" else v) for k, v in b.items()
+                 if k in ("points", "expires_at") and v is not None}
                 for b in snapshot.get("points") or [] if b.get("points")]
     if earnings:
         caller["points"] = earnings
     if snapshot.get("offers"):
         caller["offers"] = list(snapshot["offers"])
+    if snapshot.get("consents"):
+        caller["consents"] = dict(snapshot["consents"])
     return {"subscribers": {CALLER: caller}}
 
 

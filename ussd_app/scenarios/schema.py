@@ -69,7 +69,8 @@ WHY_NOT = {
 TOP = {"name", "dialect", "given", "steps"}
 GIVEN = {"subscribers", "rewards", "campaigns"}
 SUBSCRIBER = {"enrolled": "bool", "credit_score": "int|null", "status": "str", "attributes": "map",
-              "language": "str", "points": "int|seq", "offers": "seq"}
+              "language": "str", "points": "int|seq", "offers": "seq", "consents": "map"}
+CONSENT_STATES = ("consented", "withdrawn")
 EARNING = {"points": "int", "expires_at": "str"}
 REWARD = {"name": "str|map", "category": "str", "points": "int", "stock": "int|null",
           "fulfilment": "str", "partner": "str", "max_per_transaction": "int",
@@ -310,8 +311,17 @@ class _Checker:
                 if "expires_at" in earning:
                     self.time(earning["expires_at"][1])
         offers = fields.get("offers", (None, None))[1]
+        offered = set()
         for o in (offers.value if offers is not None and _kind(offers) == "seq" else []):
-            self.is_(o, "str", f"subscribers.{alias}.offers[]")
+            if self.is_(o, "str", f"subscribers.{alias}.offers[]"):
+                offered.add(o.value)
+        held = fields.get("consents", (None, None))[1]
+        for campaign, state in (held.value if held is not None and _kind(held) == "map" else []):
+            what = f"subscribers.{alias}.consents.{campaign.value}"
+            if campaign.value not in offered:
+                self.bad(campaign, f"{what}: a consent needs the offer: list {campaign.value} under offers")
+            if self.is_(state, "str", what) and state.value not in CONSENT_STATES:
+                self.bad(state, f"{what} must be {' or '.join(CONSENT_STATES)}")
 
     def reward(self, node, alias: str) -> None:
         fields = self.mapping(node, f"rewards.{alias}", REWARD)

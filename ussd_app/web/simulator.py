@@ -7,39 +7,41 @@ gateway and admin tokens on the server: the browser never holds them.
 """
 from __future__ import annotations
 
+import json
 import math
 import time
 import uuid
 
 from flask import Blueprint, Response, current_app, jsonify, render_template, request
 
-from ussd_app.core import formats, gsm7, subscribers
+from ussd_app import demo
+from ussd_app.core import formats, gsm7, keys, subscribers
 from ussd_app.core.errors import BadRequest
 from ussd_app.core.msisdn import normalize
+from ussd_app.gateways import DIALECTS
 from ussd_app.loyalty import points
-from ussd_app.offers import consents
+from ussd_app.offers import campaigns, consents
 from ussd_app.scenarios import record, wire
 from ussd_app.scenarios.play import screen_warnings, split_dial
-from ussd_app.scenarios.schema import ScenarioError
+from ussd_app.scenarios.given import Given, GivenError
+from ussd_app.scenarios.schema import Scenario, ScenarioError
 from ussd_app.web import menu_graph, services
 
 bp = Blueprint("simulator", __name__, url_prefix="/simulator", template_folder="templates",
                static_folder="static/simulator", static_url_path="/static")
 
-DIALECTS = ("africastalking",)
 MAX_TEXT = 200
+SCREEN_SECONDS = 20  # what a gateway typically waits for one answer (the phone shows it counting down)
 
 
 def dialects() -> tuple[str, ...]:
-    """The dialects the page offers: the gateways' registry when there is one."""
-    from ussd_app import gateways
-
-    found = getattr(gateways, "DIALECTS", None) or getattr(gateways, "REGISTRY", None)
-    return tuple(n for n in (found or DIALECTS) if n in RELAYED) or DIALECTS
+    """The dialects the page offers: every gateway of the registry."""
+    return tuple(DIALECTS)
 
 
 class Relay:
-    """This app's own routes, called in-process with the server's tokens."""
+    """This app's own routes, called in-process with the server's tokens, in
+    the form each gateway sends (scenarios.wire: the dialect's own encoder)."""
 
     def __init__(self):
         cfg = services().config
@@ -47,13 +49,12 @@ class Relay:
         self.gateway = {"X-Gateway-Token": cfg.GATEWAY_TOKEN} if cfg.GATEWAY_TOKEN else {}
         self.admin = {"Authorization": f"Bearer {cfg.ADMIN_TOKEN}"} if cfg.ADMIN_TOKEN else {}
 
-    def ussd_africastalking(self, session_id: str, msisdn: str, text: str, code: str):
-        return self.http.post("/ussd", headers=self.gateway, data={
-            "sessionId": session_id, "serviceCode": code, "phoneNumber": msisdn, "text": text})
-
-    def end_africastalking(self, session_id: str, msisdn: str, code: str, reason: str, **session):
-        return self.http.post(wire.EVENTS_PATH, headers=self.gateway,
-                              data=wire.africastalking_end(session_id, msisdn, code, reason, **session))
+    def post(self, request):
+        path, content_type, body = request
+        if content_type == "application/x-www-form-urlencoded":
+            return self.http.post(path, headers=self.gateway, data=body)
+        return self.http.post(path, headers=self.gateway, content_type=content_type,
+                              data=body if isinstance(body, str) else json.dumps(body))
 
     def sms(self, sender: str, text: str):
         return self.http.post("/sms/inbound", headers=self.gateway, data={
@@ -62,9 +63,6 @@ class Relay:
 
     def outbox(self, msisdn: str):
         return self.http.get("/api/v1/outbox", query_string={"to": msisdn}, headers=self.admin)
-
-
-RELAYED = {"africastalking"}
 
 
 @bp.errorhandler(BadRequest)
@@ -101,7 +99,8 @@ def phone():
     cfg = services().config
     return render_template("simulator/phone.html", code=cfg.USSD_SERVICE_CODE,
                            limit=cfg.USSD_MAX_CHARS, short_code=cfg.SMS_SHORT_CODE,
-                           dialects=dialects(), msisdn="081234567890")
+                           dialects=dialects(), msisdn="081234567890",
+                           session_seconds=cfg.USSD_SESSION_TTL, screen_seconds=SCREEN_SECONDS)
 
 
 @bp.get("/graph")
@@ -117,17 +116,24 @@ def graph_svg():
 
 
 # -- the relay -----------------------------------------------------------------------
-def _hop(relay: Relay, dialect: str, session: str, msisdn: str, text: str, code: str) -> dict:
+def _hop(dialect: str, session: str, msisdn: str, text: str, code: str, first: bool) -> dict:
+    request = wire.hop(dialect, session, msisdn, code, text, first)
     started = time.perf_counter()
-    resp = getattr(relay, f"ussd_{dialect}")(session, msisdn, text, code)
+    resp = Relay().post(request)
     ms = (time.perf_counter() - started) * 1000
     body = resp.get_data(as_text=True)
+    screen, ended = wire.shown(dialect, resp.status_code, resp.content_type, body)
+    phone = wire.phone_text(screen, ended)
+    if ended and resp.status_code == 200:  # Africa's Talking's word that it is over (Success)
+        notice = wire.end(dialect, session, msisdn, code, text, "completed")
+        if notice is not None:
+            Relay().post(notice)
     limit = services().config.USSD_MAX_CHARS
-    screen = body[4:] if body[:4] in ("CON ", "END ") else body
-    return {"status": resp.status_code, "body": body, "screen": screen, "session": session,
-            "end": resp.status_code != 200 or not body.startswith("CON "), "code": code, "text": text,
+    return {"status": resp.status_code, "body": body, "screen": screen, "phone": phone,
+            "session": session, "end": ended, "code": code, "text": text, "dialect": dialect,
+            "sent": request[2] if isinstance(request[2], str) else json.dumps(request[2]),
             "length": gsm7.length(screen) if gsm7.fits(screen) else None, "limit": limit,
-            "warnings": screen_warnings(body, limit) if resp.status_code == 200 else [],
+            "warnings": screen_warnings(phone, limit) if resp.status_code == 200 else [],
             "ms": round(ms, 1)}
 
 
@@ -137,30 +143,33 @@ def api_dial():
     msisdn = normalize(_text(data, "msisdn"), "msisdn")
     dialled = _text(data, "dialled", required=False) or services().config.USSD_SERVICE_CODE
     code, text = split_dial(dialled, services().config.USSD_SERVICE_CODE)
-    return jsonify(_hop(Relay(), _dialect(data), uuid.uuid4().hex, msisdn, text, code))
+    return jsonify(_hop(_dialect(data), uuid.uuid4().hex, msisdn, text, code, True))
 
 
 @bp.post("/api/ussd")
 def api_ussd():
     data = _body()
     msisdn = normalize(_text(data, "msisdn"), "msisdn")
-    return jsonify(_hop(Relay(), _dialect(data), _text(data, "session"), msisdn,
-                        _text(data, "text", required=False), _text(data, "code")))
+    return jsonify(_hop(_dialect(data), _text(data, "session"), msisdn,
+                        _text(data, "text", required=False), _text(data, "code"), False))
 
 
 @bp.post("/api/end")
 def api_end():
+    """The gateway's own signal for a hang-up or a time-out (none for a
+    gateway that sends none: the session then simply gets no further hop)."""
     data = _body()
     reason = data.get("reason")
     if reason not in ("hangup", "timeout"):
         raise BadRequest("reason must be hangup or timeout")
     msisdn = normalize(_text(data, "msisdn"), "msisdn")
-    hops = data.get("hops")
-    resp = getattr(Relay(), f"end_{_dialect(data)}")(
-        _text(data, "session"), msisdn, _text(data, "code"), reason,
-        text=_text(data, "text", required=False), last_reply=str(data.get("last") or "")[:500],
-        hops=hops if isinstance(hops, int) and not isinstance(hops, bool) else 0)
-    return jsonify(ended=True, notified=wire.told(resp.status_code))
+    request = wire.end(_dialect(data), _text(data, "session"), msisdn, _text(data, "code"),
+                       _text(data, "text", required=False), reason)
+    if request is None:
+        return jsonify(ended=True, notified=None, sent=None)
+    resp = Relay().post(request)
+    return jsonify(ended=True, notified=wire.told(resp.status_code), path=request[0],
+                   sent=request[2] if isinstance(request[2], str) else json.dumps(request[2]))
 
 
 @bp.post("/api/sms")
@@ -173,32 +182,94 @@ def api_sms():
     return jsonify(sent=True)
 
 
+def segments(text: str) -> int:
+    """How many SMS ``text`` takes: GSM-7 160 septets alone, 153 a part when
+    split; otherwise UCS-2, 70 characters alone, 67 a part."""
+    size, single, part = ((gsm7.length(text), 160, 153) if gsm7.fits(text)
+                          else (len(text.encode("utf-16-le")) // 2, 70, 67))
+    return 1 if size <= single else math.ceil(size / part)
+
+
 @bp.get("/api/inbox")
 def api_inbox():
     msisdn = normalize(request.args.get("msisdn"), "msisdn")
     resp = Relay().outbox(msisdn)
     if resp.status_code != 200:
         return jsonify(error=f"the outbox answered {resp.status_code}"), 502
-    return jsonify(msisdn=msisdn, messages=resp.get_json()["messages"])
+    messages = [dict(m, segments=segments(m.get("text") or "")) for m in resp.get_json()["messages"]]
+    return jsonify(msisdn=msisdn, messages=messages)
 
 
 @bp.post("/api/snapshot")
 def api_snapshot():
-    """The caller's state as a recording starts: what its replay recreates."""
+    """The caller's state as a recording starts: what its replay recreates.
+    The recording starts from a clean state for the number: a dropped session
+    it might have resumed is forgotten (the replay's fresh number has none)."""
     svc = services()
     msisdn = normalize(_text(_body(), "msisdn"), "msisdn")
+    svc.r.delete(keys.resume(msisdn))
     profile = subscribers.get(svc.r, msisdn)
     now = svc.clock()
     view = points.view(svc.r, msisdn, now)
     held = consents.holdings(svc.r, msisdn, svc.kept)
     offers = [cid for cid, o in held.offers.items()
               if o.get("status") == "open" and cid in held.campaigns and held.campaigns[cid].open(now)]
-    return jsonify(msisdn=msisdn, enrolled=profile.enrolled, status=profile.status,
-                   credit_score=profile.credit_score, attributes=profile.attributes,
-                   language=profile.lang, offers=sorted(offers),
+    given = {cid: o["status"] for cid, o in held.offers.items()
+             if o.get("status") in ("consented", "withdrawn") and cid in held.campaigns}
+    notes = []
+    if held.opted_out:
+        notes.append("this number stopped offers; the replay's subscriber has not: "
+                     "record on a fresh subscriber")
+    return jsonify(msisdn=msisdn, taken_at=formats.iso(now), enrolled=profile.enrolled,
+                   status=profile.status, credit_score=profile.credit_score,
+                   attributes=profile.attributes, language=profile.lang,
+                   offers=sorted({*offers, *given}), consents=dict(sorted(given.items())), notes=notes,
                    points=[{"points": b.points,
                             "expires_at": None if b.expires_at == math.inf else formats.iso(b.expires_at)}
                            for b in view.buckets])
+
+
+class Local:
+    """The integration API in-process with the admin token, as ``given:`` calls it."""
+
+    def __init__(self):
+        self.relay = Relay()
+
+    def api(self, method: str, path: str, body=None):
+        resp = self.relay.http.open(path, method=method, json=body, headers=self.relay.admin)
+        data = resp.get_json(silent=True)
+        return resp.status_code, data if isinstance(data, dict) else {}
+
+    def outbox(self, msisdn: str) -> list[dict]:
+        return (self.relay.outbox(msisdn).get_json(silent=True) or {}).get("messages", [])
+
+
+def fresh_subscriber(now: float) -> dict:
+    """What a fresh subscriber gets: the demo's first subscriber's profile and
+    points (some expiring in 5 days), and every open offer it is eligible for."""
+    svc = services()
+    profile = {"credit_score": 720, "attributes": {"region": "JKT", "tenure_months": 30}}
+    offers = [c.id for c in campaigns.every(svc.r)
+              if c.open(now) and campaigns.eligible(c, profile["credit_score"], profile["attributes"])
+              and c.id == demo.campaign(now)["id"]]
+    return {**profile, "points": [{"points": 2500, "expires_at": "+5d"}, {"points": 10000}],
+            "offers": offers}
+
+
+@bp.post("/api/fresh")
+def api_fresh():
+    """A new test number (unused, from the scenarios' range) with the data a
+    journey needs, so nothing an earlier run left on a number leaks into a test."""
+    svc = services()
+    spec = fresh_subscriber(svc.clock())
+    scenario = Scenario(path="fresh subscriber", name="fresh subscriber", steps=[],
+                        given={"subscribers": {"fresh": spec}})
+    try:
+        names = Given(Local(), scenario, clock=svc.clock).create()
+    except GivenError as e:
+        return jsonify(error=str(e)), 502
+    return jsonify(msisdn=names.values["fresh"], points=sum(p["points"] for p in spec["points"]),
+                   offers=spec["offers"])
 
 
 @bp.post("/api/scenario")

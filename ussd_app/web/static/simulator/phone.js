@@ -6,7 +6,8 @@
   const SIM = window.SIM;
   const $ = (id) => document.getElementById(id);
   const state = { session: null, code: SIM.code, text: "", hops: 0, inbox: [], recording: null,
-                  sessionHops: 0, last: "" };
+                  sessionHops: 0, last: "", timeline: [], started: 0, screenAt: 0, lastStep: null,
+                  refreshing: Promise.resolve() };
 
   async function call(path, body) {
     const opts = body === undefined ? {} : {
@@ -32,11 +33,13 @@
   function dialect() { return $("dialect").value; }
 
   function setSession(active) {
-    $("status").textContent = active ? "in session " + state.session.slice(0, 8) : "no session";
+    $("status").textContent = active ? "in session " + state.session.slice(0, 8) + " (" + dialect() + ")"
+                                     : "no session";
     $("screen").classList.toggle("ended", !active);
     if (!active) {
       state.session = null;
       $("entry").value = SIM.code;
+      $("clock").textContent = "";
     } else {
       $("entry").value = "";
     }
@@ -47,12 +50,13 @@
     const row = document.createElement("tr");
     const over = reply.length === null || reply.length > reply.limit;
     const size = reply.length === null ? "not GSM-7" : reply.length + "/" + reply.limit;
-    for (const [text, cls] of [[state.hops, ""], [sent, ""], [reply.body, "reply"],
+    for (const [text, cls] of [[state.hops, ""], [sent, "sent"], [reply.body, "reply"],
                                [size + (over ? " over the limit" : ""), over ? "over" : ""],
                                [reply.ms, ""]]) {
       const td = document.createElement("td");
       td.textContent = text;
       if (cls) td.className = cls;
+      if (cls === "sent" && reply.sent) td.title = reply.dialect + " sent: " + reply.sent;
       row.appendChild(td);
     }
     $("log").querySelector("tbody").appendChild(row);
@@ -68,6 +72,7 @@
   }
 
   function record(step) {
+    state.lastStep = step;
     if (state.recording) {
       state.recording.steps.push(step);
       $("save").disabled = false;
@@ -88,11 +93,12 @@
     state.code = reply.code;
     state.text = reply.text;
     state.sessionHops = 1;
-    state.last = reply.body;
+    state.last = reply.phone;
+    state.started = state.screenAt = Date.now();
     show(reply);
     logHop(dialled, reply);
     setSession(!reply.end);
-    const step = record({ kind: "dial", value: dialled, reply: reply.body });
+    const step = record({ kind: "dial", value: dialled, reply: reply.phone });
     await refreshInbox(step);
   }
 
@@ -103,29 +109,47 @@
                                         text: text, dialect: dialect() });
     state.text = text;
     state.sessionHops += 1;
-    state.last = reply.body;
+    state.last = reply.phone;
+    state.screenAt = Date.now();
     show(reply);
     logHop(typed, reply);
     setSession(!reply.end);
-    const step = record({ kind: "input", value: typed, reply: reply.body });
+    const step = record({ kind: "input", value: typed, reply: reply.phone });
     await refreshInbox(step);
   }
 
   async function end(reason) {
     if (!state.session) { showError("no session to end"); return; }
-    await call("/end", { msisdn: msisdn(), session: state.session, code: state.code, reason: reason,
-                         text: state.text, hops: state.sessionHops, last: state.last, dialect: dialect() });
+    const ended = await call("/end", { msisdn: msisdn(), session: state.session, code: state.code,
+                                       reason: reason, text: state.text, dialect: dialect() });
     $("screen").textContent = reason === "hangup" ? "(hung up)" : "(the session timed out)";
-    logNote(reason === "hangup" ? "hung up" : "the session timed out");
+    logNote((reason === "hangup" ? "hung up" : "the session timed out") + ": " +
+            (ended.sent ? dialect() + " sent " + ended.path + " " + ended.sent
+                        : dialect() + " sends nothing (the session gets no further hop)"));
     setSession(false);
     record({ kind: reason });
   }
 
+  function segmentsOf(text) {
+    // the page's estimate for what the subscriber sent (the server counts the ones it sent)
+    const gsm = /^[\n\r A-Za-z0-9@£$¥èéùìòÇØøÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ!"#¤%&'()*+,\-.\/:;<=>?¡ÄÖÑÜ§¿äöñüà^{}\\[~\]|€]*$/;
+    const size = gsm.test(text) ? text.length + (text.match(/[\^{}\\[~\]|€]/g) || []).length : text.length;
+    const [single, part] = gsm.test(text) ? [160, 153] : [70, 67];
+    return size <= single ? 1 : Math.ceil(size / part);
+  }
+
   function identity(m) { return m.id || [m.sent_at, m.from, m.text].join("|"); }
 
-  async function refreshInbox(step) {
+  function refreshInbox(step) {
+    // one refresh at a time: the timer and a hop may both ask for one
+    state.refreshing = state.refreshing.then(() => loadInbox(step), () => loadInbox(step));
+    return state.refreshing;
+  }
+
+  async function loadInbox(step) {
     const number = msisdn();
     const data = await call("/inbox?msisdn=" + encodeURIComponent(number));
+    if (number !== msisdn()) return;
     $("inbox-of").textContent = data.msisdn;
     const seen = new Map();
     for (const m of state.inbox) seen.set(identity(m), (seen.get(identity(m)) || 0) + 1);
@@ -135,18 +159,33 @@
       if (seen.get(k)) seen.set(k, seen.get(k) - 1); else fresh.push(m);
     }
     state.inbox = data.messages;
-    if (step && fresh.length) step.received = fresh.map((m) => m.text);
+    if (step && fresh.length) step.received = (step.received || []).concat(fresh.map((m) => m.text));
+    if (fresh.length || !state.timeline.length) {
+      state.timeline = state.timeline.concat(fresh);
+      drawInbox();
+    }
+  }
+
+  function drawInbox() {
     const list = $("inbox");
     list.textContent = "";
-    for (const m of data.messages) {
+    for (const m of state.timeline) {
       const li = document.createElement("li");
       const from = document.createElement("span");
       from.className = "from";
-      from.textContent = m.from;
       const at = document.createElement("span");
       at.className = "at";
       at.textContent = " " + (m.sent_at || "");
-      li.append(from, at, document.createElement("br"), m.text);
+      const parts = document.createElement("span");
+      parts.className = "segments";
+      parts.textContent = " · " + m.segments + (m.segments === 1 ? " SMS" : " SMS segments");
+      if (m.mine) {
+        li.className = "mine";
+        from.textContent = "you → " + m.to;
+      } else {
+        from.textContent = "from " + m.from;
+      }
+      li.append(from, at, parts, document.createElement("br"), m.text);
       list.appendChild(li);
     }
     list.scrollTop = list.scrollHeight;
@@ -156,6 +195,9 @@
     showError("");
     await call("/sms", { msisdn: msisdn(), text: text });
     logNote("SMS sent: " + text);
+    state.timeline.push({ mine: true, to: SIM.short_code, text: text, segments: segmentsOf(text),
+                          sent_at: new Date().toTimeString().slice(0, 8) });
+    drawInbox();
     const step = record({ kind: "sms", value: text });
     await refreshInbox(step);
   }
@@ -172,6 +214,7 @@
     }
     const snapshot = await call("/snapshot", { msisdn: msisdn() });
     state.recording = { snapshot: snapshot, steps: [] };
+    if (snapshot.notes && snapshot.notes.length) showError("note: " + snapshot.notes.join("; "));
     $("record").classList.add("on");
     $("record").textContent = "Stop";
     $("save").disabled = true;
@@ -219,13 +262,49 @@
     await sendSms(text);
     $("sms-text").value = "";
   }));
-  $("msisdn").addEventListener("change", guard(async () => {
+  async function changeNumber() {
     state.inbox = [];
+    state.timeline = [];
     setSession(false);
     await refreshInbox(null);
-  }));
+  }
+
+  async function fresh() {
+    showError("");
+    const data = await call("/fresh", {});
+    $("msisdn").value = data.msisdn;
+    logNote("fresh subscriber " + data.msisdn + ": " + data.points + " points" +
+            (data.offers.length ? ", offers " + data.offers.join(", ") : ""));
+    await changeNumber();
+  }
+
+  function mmss(ms) {
+    const s = Math.max(0, Math.ceil(ms / 1000));
+    return Math.floor(s / 60) + ":" + String(s % 60).padStart(2, "0");
+  }
+
+  function tick() {
+    if (!state.session) return;
+    const now = Date.now();
+    const session = SIM.session_seconds * 1000 - (now - state.started);
+    const screen = SIM.screen_seconds * 1000 - (now - state.screenAt);
+    const el = $("clock");
+    const up = session <= 0 || screen <= 0;
+    el.classList.toggle("up", up);
+    el.textContent = up ? "time is up: a gateway would end this session now"
+                        : "session " + mmss(session) + " left · this screen " + mmss(screen) + " left";
+  }
+
+  $("msisdn").addEventListener("change", guard(changeNumber));
+  $("fresh").addEventListener("click", guard(fresh));
+  $("dialect").addEventListener("change", () => {
+    if (state.session) logNote("dialect changed to " + dialect() + ": the session is left");
+    setSession(false);
+  });
   $("record").addEventListener("click", guard(toggleRecord));
   $("save").addEventListener("click", guard(save));
   guard(() => refreshInbox(null))();
-  setInterval(() => { if (!document.hidden && !state.recording) guard(() => refreshInbox(null))(); }, 5000);
+  // a late SMS (a reward code a worker sends) appears by itself, and belongs to the step before it
+  setInterval(() => { if (!document.hidden) guard(() => refreshInbox(state.lastStep))(); }, 2000);
+  setInterval(tick, 250);
 })();
