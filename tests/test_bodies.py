@@ -5,6 +5,9 @@ and reference too) follows the rules of any other: GSM-7, one line, within its
 limit."""
 import pytest
 
+from ussd_app.core import config
+from ussd_app.core.errors import ConfigError
+
 from test_offers import campaign_body
 
 WALKER = "+6281355550000"
@@ -125,3 +128,24 @@ class TestFieldsAreNamed:
         said = error(client.post("/api/v1/rewards/KOPI/vouchers", json={"codes": ["KOPI-1", "bad code!"]}))
         assert said.startswith("codes[1] ") and "bad code" not in said
 
+
+class TestSettings:
+    @pytest.mark.parametrize("raw, value", [("true", True), ("1", True), ("yes", True), ("on", True),
+                                            ("false", False), ("0", False), ("no", False), ("off", False),
+                                            ("TRUE", True)])
+    def test_a_boolean_setting_is_read(self, raw, value):
+        assert config.load(environ={"JOBS_SYNC": raw}).JOBS_SYNC is value
+
+    @pytest.mark.parametrize("raw", ["maybe", "2", "ja"])
+    def test_a_boolean_setting_that_is_none_is_named(self, raw):
+        with pytest.raises(ConfigError, match=f"JOBS_SYNC must be true or false, got '{raw}'"):
+            config.load(environ={"JOBS_SYNC": raw})
+
+    def test_a_number_setting_that_is_none_is_named(self):
+        with pytest.raises(ConfigError, match="FULFILMENT_TIMEOUT must be a number, got 'soon'"):
+            config.load(environ={"FULFILMENT_TIMEOUT": "soon"})
+
+    def test_every_setting_is_declared_with_its_default(self):
+        names = {f.name: f.default for f in config.fields(config.Config)}
+        assert names["USSD_MAX_CHARS"] == 160 and names["JOBS_SYNC"] is False and names["REDIS_URL"] is None
+        assert config.load(environ={}) == config.Config()

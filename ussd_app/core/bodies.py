@@ -14,6 +14,7 @@ a text in both languages is a :class:`Texts` subclass naming its limit.
 """
 from __future__ import annotations
 
+import dataclasses
 import re
 import types
 import typing
@@ -142,6 +143,8 @@ def _step(hint, part):
     if isinstance(part, str) and part != "..." and isinstance(hint, type) and issubclass(hint, msgspec.Struct):
         names = dict(zip(hint.__struct_encode_fields__, hint.__struct_fields__))
         return _hints(hint).get(names.get(part, part))
+    if isinstance(part, str) and dataclasses.is_dataclass(hint):
+        return _hints(hint).get(part)
     if origin in (list, tuple, set, frozenset) and part != "...":
         return typing.get_args(hint)[0] if typing.get_args(hint) else Any
     if origin is dict:
