@@ -69,5 +69,5 @@ def seed_offers(services) -> dict:
     sender_ids = services.config.OFFER_SENDER_IDS.split(",")
     camp = campaigns.validate(campaign(services.clock()), sender_ids, services.clock())
     if not campaigns.exists(r, camp.id):
-        campaigns.put(r, camp)
+        campaigns.put(r, camp, services.clock())
     return offers.send(services, campaigns.get(r, camp.id), [m for m, _, _ in SUBSCRIBERS])

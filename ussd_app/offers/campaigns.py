@@ -14,7 +14,8 @@ from msgspec import UNSET, UnsetType
 
 from ussd_app.core import bodies, formats, gsm7, keys, store
 from ussd_app.core.bodies import Meta
-from ussd_app.core.errors import BadRequest
+from ussd_app.core.errors import BadRequest, Conflict
+from ussd_app.core.store import Script
 
 ID = re.compile(r"\A[a-z0-9][a-z0-9-]{0,39}\Z")
 CODE_RULE = "2-10 letters or digits, starting with a letter, not a keyword"
@@ -220,11 +221,37 @@ def eligible(campaign: Campaign, credit_score: int | None, attributes: dict) -> 
 
 
 # -- storage ---------------------------------------------------------------------
-def put(r: redis.Redis, campaign: Campaign) -> None:
+# KEYS[1] the code's key  ARGV[1] campaign id  ARGV[2] its valid_until  ARGV[3] now (epoch seconds)
+# The code is this campaign's unless another campaign holds it and has not ended
+# by ``now``: then that campaign's id is returned and nothing changes. An ended
+# campaign takes no code. The key expires when its holder ends (Redis's clock).
+CLAIM_CODE = Script("""
+local held = redis.call('GET', KEYS[1])
+local id, untl
+if held then id, untl = string.match(held, '^(%S+) (%S+)$') end
+if tonumber(ARGV[2]) <= tonumber(ARGV[3]) then
+  if id == ARGV[1] then redis.call('DEL', KEYS[1]) end
+  return false
+end
+if id and id ~= ARGV[1] and tonumber(untl) > tonumber(ARGV[3]) then return id end
+redis.call('SET', KEYS[1], ARGV[1] .. ' ' .. ARGV[2])
+redis.call('PEXPIREAT', KEYS[1], math.ceil(tonumber(ARGV[2]) * 1000))
+return false
+""")
+
+
+def put(r: redis.Redis, campaign: Campaign, now: float | None = None) -> None:
+    """Store ``campaign``, once its offer code is its own: Conflict (409) when
+    another campaign that has not ended by ``now`` (default: the current time)
+    holds the code, so ``YA <code> <NIK>`` names one institution. Checked and
+    taken in one script: of two stored at once, one has the code."""
+    now = time.time() if now is None else now
+    holder = CLAIM_CODE(r, [keys.offer_code(campaign.code)], [campaign.id, repr(campaign.valid_until), repr(now)])
+    if holder is not None:
+        raise Conflict(f"code {campaign.code} is used by campaign {holder} until it ends")
     pipe = r.pipeline(transaction=False)
     pipe.hset(keys.campaign(campaign.id), "def", json.dumps(asdict(campaign), separators=(",", ":")))
     pipe.sadd(keys.CAMPAIGNS, campaign.id)
-    pipe.hset(keys.OFFER_CODES, campaign.code, campaign.id)
     store.revise(pipe, keys.CAMPAIGNS_REVISION)
     pipe.execute()
 

@@ -259,7 +259,7 @@ def post_campaign():
                                   https_only=svc.config.production)
     if campaigns.exists(svc.r, campaign.id):
         raise Conflict(f"campaign {campaign.id} exists already")
-    campaigns.put(svc.r, campaign)
+    campaigns.put(svc.r, campaign, svc.clock())
     return jsonify(campaign.public()), 201
 
 
