@@ -24,7 +24,7 @@ from typing import Annotated, Any, ClassVar
 import msgspec
 from msgspec import Meta
 
-from ussd_app.core import gsm7
+from ussd_app.core import formats, gsm7
 from ussd_app.core.errors import BadRequest
 
 __all__ = ["Body", "Texts", "Meta", "decode", "text", "describe"]
@@ -119,6 +119,11 @@ class Texts(Body, forbid_unknown_fields=True):
 
     def as_dict(self) -> dict:
         return {lang: t for lang, t in (("id", self.id), ("en", self.en)) if t is not None}
+
+
+IsoTime = Annotated[str, Meta(max_length=64, description=f"an ISO 8601 time within {formats.NEAR_YEARS} "
+                                                        "years of now, e.g. 2026-12-31T23:59:00+07:00")]
+"""A time an operator sends (read with ``formats.parse_near``)."""
 
 
 def texts(value):

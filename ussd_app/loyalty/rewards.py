@@ -87,8 +87,8 @@ class RewardBody(bodies.Body):
     max_per_transaction: Annotated[int, Meta(ge=1, le=99, description="a whole number from 1 to 99")] = 1
     monthly_limit: Annotated[int, Meta(ge=1, le=10_000, description="a whole number from 1 to 10000")
                              ] | None = None
-    active_from: str | None = None  # ISO 8601, within formats.NEAR_YEARS of now: see _time
-    active_until: str | None = None
+    active_from: bodies.IsoTime | None = None
+    active_until: bodies.IsoTime | None = None
     generate_codes: bool = False
 
 

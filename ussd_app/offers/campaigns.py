@@ -59,8 +59,6 @@ class Campaign:
 
 
 Slug = Annotated[str, Meta(pattern=ID.pattern, description="1-40 lowercase letters, digits or -")]
-Time = Annotated[str, Meta(description=f"an ISO 8601 time within {formats.NEAR_YEARS} years of now, "
-                                       "e.g. 2026-12-31T23:59:00+07:00")]
 Number = Annotated[int | float, Meta(description="a number")]
 
 
@@ -112,8 +110,8 @@ class CampaignBody(bodies.Body):
     message: Message
     consent_text: ConsentText
     consent_version: Annotated[str | int, Meta(description=f"a text of at most {VERSION_MAX} characters")]
-    valid_from: Time
-    valid_until: Time
+    valid_from: bodies.IsoTime
+    valid_until: bodies.IsoTime
     sender_id: str = ""  # one of OFFER_SENDER_IDS: checked by validate
     eligibility: Eligibility | None = None
 
