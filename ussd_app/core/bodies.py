@@ -27,7 +27,7 @@ from msgspec import Meta
 from ussd_app.core import formats, gsm7
 from ussd_app.core.errors import BadRequest
 
-__all__ = ["Body", "Texts", "Meta", "decode", "text", "describe"]
+__all__ = ["Body", "IsoTime", "Meta", "Texts", "decode", "explain", "text", "texts"]
 
 _TEXT = "ussd_text"  # the key of a text's rules in Meta.extra
 
@@ -62,19 +62,22 @@ def _bare(hint):
 
 
 @lru_cache(maxsize=None)
-def _hints(cls) -> dict:
-    return typing.get_type_hints(cls, include_extras=True)
+def _fields(cls) -> dict:
+    """JSON name -> (attribute, declared type) of a Struct or dataclass ``cls``."""
+    if dataclasses.is_dataclass(cls):
+        hints = typing.get_type_hints(cls, include_extras=True)
+        return {f.name: (f.name, hints[f.name]) for f in dataclasses.fields(cls)}
+    return {f.encode_name: (f.name, f.type) for f in msgspec.structs.fields(cls)}
 
 
 @lru_cache(maxsize=None)
 def _texts_of(cls) -> tuple:
     """(attribute, JSON name, limit, required, lines) of each declared text of ``cls``."""
-    names = dict(zip(cls.__struct_fields__, cls.__struct_encode_fields__))
     out = []
-    for attr, hint in _hints(cls).items():
+    for name, (attr, hint) in _fields(cls).items():
         for meta in _metas(hint):
             if meta.extra and _TEXT in meta.extra:
-                out.append((attr, names[attr], *meta.extra[_TEXT]))
+                out.append((attr, name, *meta.extra[_TEXT]))
     return tuple(out)
 
 
@@ -145,11 +148,8 @@ def _step(hint, part):
     """The type at ``part`` (a field name, a list index, '...' for a dict value) of ``hint``."""
     hint = _bare(hint)
     origin = typing.get_origin(hint)
-    if isinstance(part, str) and part != "..." and isinstance(hint, type) and issubclass(hint, msgspec.Struct):
-        names = dict(zip(hint.__struct_encode_fields__, hint.__struct_fields__))
-        return _hints(hint).get(names.get(part, part))
-    if isinstance(part, str) and dataclasses.is_dataclass(hint):
-        return _hints(hint).get(part)
+    if part != "..." and _is_record(hint):
+        return _fields(hint).get(part, (None, None))[1]
     if origin in (list, tuple, set, frozenset) and part != "...":
         return typing.get_args(hint)[0] if typing.get_args(hint) else Any
     if origin is dict:
@@ -157,11 +157,13 @@ def _step(hint, part):
     return None
 
 
+def _is_record(hint) -> bool:
+    return isinstance(hint, type) and (issubclass(hint, msgspec.Struct) or dataclasses.is_dataclass(hint))
+
+
 def _field_names(hint) -> list[str]:
     hint = _bare(hint)
-    if isinstance(hint, type) and issubclass(hint, msgspec.Struct):
-        return list(hint.__struct_encode_fields__)
-    return []
+    return list(_fields(hint)) if _is_record(hint) else []
 
 
 def describe(hint) -> str | None:
@@ -212,9 +214,9 @@ def explain(error: msgspec.ValidationError, root, where: str = "") -> str:
     return f"{here} must be {wanted}" if wanted else f"{here} is not valid"
 
 
-def decode(value, kind: type, where: str = "", error: type = BadRequest, strict: bool = True):
-    """``value`` (parsed JSON or YAML) as ``kind``; ``error`` (BadRequest) names the wrong field."""
+def decode(value, kind, where: str = ""):
+    """``value`` (parsed JSON or YAML) as ``kind``, strictly; BadRequest names the wrong field."""
     try:
-        return msgspec.convert(value, kind, strict=strict)
+        return msgspec.convert(value, kind, strict=True)
     except msgspec.ValidationError as e:
-        raise error(explain(e, kind, where)) from None
+        raise BadRequest(explain(e, kind, where)) from None
