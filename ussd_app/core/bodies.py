@@ -27,7 +27,7 @@ from msgspec import Meta
 from ussd_app.core import formats, gsm7
 from ussd_app.core.errors import BadRequest
 
-__all__ = ["Body", "IsoTime", "Meta", "Texts", "decode", "explain", "text", "texts"]
+__all__ = ["Body", "IsoTime", "Meta", "Texts", "decode", "explain", "near_time", "text", "texts"]
 
 _TEXT = "ussd_text"  # the key of a text's rules in Meta.extra
 
@@ -124,9 +124,20 @@ class Texts(Body, forbid_unknown_fields=True):
         return {lang: t for lang, t in (("id", self.id), ("en", self.en)) if t is not None}
 
 
-IsoTime = Annotated[str, Meta(max_length=64, description=f"an ISO 8601 time within {formats.NEAR_YEARS} "
-                                                        "years of now, e.g. 2026-12-31T23:59:00+07:00")]
-"""A time an operator sends (read with ``formats.parse_near``)."""
+_NEAR = f"an ISO 8601 time within {formats.NEAR_YEARS} years of now, e.g. 2026-12-31T23:59:00+07:00"
+IsoTime = Annotated[str, Meta(max_length=64, description=_NEAR)]
+"""A time an operator sends (read with :func:`near_time`)."""
+
+
+def near_time(value: str | None, name: str, now: float) -> float | None:
+    """An :data:`IsoTime` field's ``value`` as epoch seconds (None stays None);
+    BadRequest naming ``name`` when it is no time within ``formats.NEAR_YEARS`` of ``now``."""
+    if value is None:
+        return None
+    try:
+        return formats.parse_near(value, now)
+    except ValueError:
+        raise BadRequest(f"{name} must be {_NEAR}") from None
 
 
 def texts(value):

@@ -92,16 +92,6 @@ class RewardBody(bodies.Body):
     generate_codes: bool = False
 
 
-def _time(value, name, now):
-    if value is None:
-        return None
-    try:
-        return formats.parse_near(value, now)
-    except ValueError:
-        raise BadRequest(f"{name} must be an ISO 8601 time within {formats.NEAR_YEARS} years of now, "
-                         "e.g. 2026-12-31T23:59:00+07:00") from None
-
-
 def validate(code: str, body: dict, now: float | None = None) -> Reward:
     """A reward from a PUT body or a catalog file entry (:class:`RewardBody`);
     BadRequest names the field.
@@ -119,8 +109,9 @@ def validate(code: str, body: dict, now: float | None = None) -> Reward:
         code=code, name=got.name.as_dict(), category=got.category, points=got.points,
         fulfilment=got.fulfilment, partner=got.partner or "", stock=got.stock,
         max_per_transaction=got.max_per_transaction, monthly_limit=got.monthly_limit,
-        active_from=_time(got.active_from, "active_from", now),
-        active_until=_time(got.active_until, "active_until", now), generate_codes=got.generate_codes)
+        active_from=bodies.near_time(got.active_from, "active_from", now),
+        active_until=bodies.near_time(got.active_until, "active_until", now),
+        generate_codes=got.generate_codes)
     if reward.active_from and reward.active_until and reward.active_until <= reward.active_from:
         raise BadRequest("active_until must be after active_from")
     return reward

@@ -129,14 +129,6 @@ class CampaignBody(bodies.Body):
         self.consent_version = version
 
 
-def _time(value: str, name: str, now: float) -> float:
-    try:
-        return formats.parse_near(value, now)
-    except ValueError:
-        raise BadRequest(f"{name} must be an ISO 8601 time within {formats.NEAR_YEARS} years of now, "
-                         "e.g. 2026-12-31T23:59:00+07:00") from None
-
-
 def _rules(eligibility: Eligibility | None) -> dict:
     """The rules as stored: ``{"credit_score": {...}, "attributes": {name: {...}}}``."""
     rules = {}
@@ -187,8 +179,9 @@ def validate(body: dict, sender_ids: list[str], now: float | None = None, vault=
                                 **({"webhook": webhook} if webhook else {})},
         product=got.product, sender_id=got.sender_id, code=got.code,
         message=got.message.as_dict(), consent_text=got.consent_text.as_dict(),
-        consent_version=got.consent_version, valid_from=_time(got.valid_from, "valid_from", now),
-        valid_until=_time(got.valid_until, "valid_until", now), eligibility=_rules(got.eligibility))
+        consent_version=got.consent_version,
+        valid_from=bodies.near_time(got.valid_from, "valid_from", now),
+        valid_until=bodies.near_time(got.valid_until, "valid_until", now), eligibility=_rules(got.eligibility))
     if campaign.valid_until <= campaign.valid_from:
         raise BadRequest("valid_until must be after valid_from")
     return campaign
@@ -244,7 +237,8 @@ def put(r: redis.Redis, campaign: Campaign, now: float | None = None) -> None:
     holds the code, so ``YA <code> <NIK>`` names one institution. Checked and
     taken in one script: of two stored at once, one has the code."""
     now = time.time() if now is None else now
-    holder = CLAIM_CODE(r, [keys.offer_code(campaign.code)], [campaign.id, repr(campaign.valid_until), repr(now)])
+    holder = CLAIM_CODE(r, [keys.offer_code(campaign.code)],
+                        [campaign.id, repr(campaign.valid_until), repr(now)])
     if holder is not None:
         raise Conflict(f"code {campaign.code} is used by campaign {holder} until it ends")
     pipe = r.pipeline(transaction=False)
