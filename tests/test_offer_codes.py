@@ -6,6 +6,7 @@ from datetime import datetime
 
 import pytest
 
+from ussd_app.core import keys
 from ussd_app.core.formats import WIB
 from ussd_app.offers import campaigns
 
@@ -65,6 +66,13 @@ def test_an_ended_campaign_takes_no_code_from_a_live_one(client, api):
                                             valid_until="2021-01-01T00:00:00+07:00"), status=201)
     third = campaign_body(id="kta-jan", institution={"id": "bank-d", "name": "Bank D"})
     assert client.post("/api/v1/campaigns", json=third).status_code == 409  # kta-nov holds it still
+
+
+def test_a_campaign_stored_before_codes_were_claimed_holds_its_code(client, api, services):
+    api("POST", "/api/v1/campaigns", campaign_body(), status=201)
+    services.r.delete(keys.offer_code("KTA"))  # as a release before this one left it
+    resp = client.post("/api/v1/campaigns", json=second())
+    assert resp.status_code == 409 and "KTA" in resp.get_json()["error"]
 
 
 def test_storing_a_campaign_again_keeps_its_code(services):

@@ -237,8 +237,11 @@ def put(r: redis.Redis, campaign: Campaign, now: float | None = None) -> None:
     holds the code, so ``YA <code> <NIK>`` names one institution. Checked and
     taken in one script: of two stored at once, one has the code."""
     now = time.time() if now is None else now
-    holder = CLAIM_CODE(r, [keys.offer_code(campaign.code)],
-                        [campaign.id, repr(campaign.valid_until), repr(now)])
+    # Campaigns stored before codes were claimed hold theirs without a key: looked for too.
+    holder = next((c.id for c in every(r) if c.code == campaign.code and c.id != campaign.id
+                   and c.valid_until > now), None) if campaign.valid_until > now else None
+    holder = holder or CLAIM_CODE(r, [keys.offer_code(campaign.code)],
+                                  [campaign.id, repr(campaign.valid_until), repr(now)])
     if holder is not None:
         raise Conflict(f"code {campaign.code} is used by campaign {holder} until it ends")
     pipe = r.pipeline(transaction=False)
