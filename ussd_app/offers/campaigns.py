@@ -5,7 +5,7 @@ import json
 import re
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 from urllib.parse import urlsplit
 
 import msgspec
@@ -78,6 +78,7 @@ class Webhook(bodies.Body, forbid_unknown_fields=True):
 
 
 class Institution(bodies.Body):
+    DESCRIPTION: ClassVar[str] = "an object with id, name, and optionally support and webhook"
     id: Slug
     name: Annotated[str, bodies.text(NAME_MAX)]
     support: Annotated[str, bodies.text(SUPPORT_MAX, required=False)] | None = ""
@@ -86,6 +87,7 @@ class Institution(bodies.Body):
 
 class Rule(bodies.Body, forbid_unknown_fields=True):
     """An eligibility rule: at least one of min, max, equals, in."""
+    DESCRIPTION: ClassVar[str] = "a rule: an object of min, max, equals or in"
     min: Number | UnsetType = UNSET
     max: Number | UnsetType = UNSET
     equals: Any = UNSET
@@ -97,6 +99,7 @@ class Rule(bodies.Body, forbid_unknown_fields=True):
 
 
 class Eligibility(bodies.Body, forbid_unknown_fields=True):
+    DESCRIPTION: ClassVar[str] = "an object of credit_score and attributes rules"
     credit_score: Rule | UnsetType = UNSET
     attributes: Annotated[dict[str, Any], Meta(description="an object of rules")] | None = None
 
