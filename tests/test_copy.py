@@ -124,7 +124,7 @@ def test_the_longest_offer_detail_fits_a_screen(lang):
 
 @pytest.mark.parametrize("terms, error", [
     ({"id": "x" * 41}, "terms.id must be at most 40 characters"),
-    ({"en": "up to Rp50 million"}, "terms must have an Indonesian text"),
+    ({"en": "up to Rp50 million"}, "terms.id must be an Indonesian text"),
     ({"id": "hingga\nRp50 juta"}, "terms.id must be one line"),
 ])
 def test_terms_are_one_short_line(client, terms, error):

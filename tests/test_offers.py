@@ -68,12 +68,12 @@ class TestCampaigns:
         ({"institution": {"name": "X"}}, "institution.id must be"),
         ({"sender_id": "Spammer"}, "sender_id must be one of GeneRate, Rate-Kredit, KreditSmart"),
         ({"code": "YA"}, "code must be"),
-        ({"message": {"en": "no indonesian"}}, "message must have an Indonesian text"),
+        ({"message": {"en": "no indonesian"}}, "message.id must be an Indonesian text"),
         ({"consent_text": {"id": "x" * 200}}, "consent_text.id must be at most 110 characters"),
         ({"consent_text": {"id": "\u201cquoted\u201d"}}, "consent_text.id has characters outside GSM-7"),
         ({"valid_until": "2019-01-01T00:00:00+07:00"}, "valid_until must be after valid_from"),
         ({"valid_from": "soon"}, "valid_from must be an ISO 8601 time"),
-        ({"eligibility": {"credit_score": {"above": 3}}}, "eligibility rule credit_score must use"),
+        ({"eligibility": {"credit_score": {"above": 3}}}, "eligibility.credit_score may only have min, max"),
         ({"consent_version": ""}, "consent_version is required"),
     ])
     def test_invalid_campaigns_name_the_field(self, client, change, error):

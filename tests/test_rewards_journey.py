@@ -119,7 +119,7 @@ class TestCatalogApi:
         assert [w["code"] for w in api("GET", "/api/v1/rewards")["rewards"]] == ["DATA5"]
 
     @pytest.mark.parametrize("body, error", [
-        ({"category": "data", "points": 5, "fulfilment": "data"}, "name must have"),
+        ({"category": "data", "points": 5, "fulfilment": "data"}, "name must be a text"),
         ({"name": "X", "category": "Data!", "points": 5, "fulfilment": "data"}, "category must be"),
         ({"name": "X", "category": "data", "points": 0, "fulfilment": "data"}, "points must be"),
         ({"name": "X", "category": "data", "points": 5, "fulfilment": "teleport"}, "fulfilment must be"),

@@ -71,5 +71,5 @@ def seed_offers(services) -> dict:
     camp = campaigns.validate(campaign(services.clock()), sender_ids, services.clock(),
                               default_support=services.config.SUPPORT_CONTACT)
     if not campaigns.exists(r, camp.id):
-        campaigns.put(r, camp)
+        campaigns.put(r, camp, services.clock())
     return offers.send(services, campaigns.get(r, camp.id), [m for m, _, _ in SUBSCRIBERS])

@@ -3,9 +3,12 @@ from __future__ import annotations
 
 import os
 import re
+import typing
 from dataclasses import dataclass, fields
 
-from ussd_app.core import cluster
+import msgspec
+
+from ussd_app.core import bodies, cluster
 from ussd_app.core.errors import ConfigError
 
 REQUIRED_IN_PRODUCTION = ("REDIS_URL", "GATEWAY_TOKEN", "ADMIN_TOKEN", "PII_KEY")
@@ -13,6 +16,8 @@ REQUIRED_IN_PRODUCTION = ("REDIS_URL", "GATEWAY_TOKEN", "ADMIN_TOKEN", "PII_KEY"
 
 @dataclass(frozen=True)
 class Config:
+    """Every setting, its type and its default: :func:`load` converts the
+    environment's text to these types (msgspec) and :func:`check` their values."""
     USSD_APP_ENV: str = "development"
     REDIS_URL: str | None = None
     JOBS_REDIS_URL: str | None = None  # the job queues' Redis (default REDIS_URL); never a cluster
@@ -60,32 +65,34 @@ class Config:
         return tuple(int(x) for x in self.FULFILMENT_RETRY.split(",") if x.strip())
 
 
-def _coerce(name: str, kind: type, raw: str):
-    if kind is int or kind == "int":
-        try:
-            return int(raw)
-        except ValueError:
-            raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
-    if kind is float or kind == "float":
-        try:
-            return float(raw)
-        except ValueError:
-            raise ConfigError(f"{name} must be a number, got {raw!r}") from None
-    if kind is bool or kind == "bool":
-        return raw.strip().lower() in ("1", "true", "yes", "on")
-    return raw
+_BOOLEAN_WORDS = {"yes": "true", "on": "true", "no": "false", "off": "false"}
 
 
 def load(overrides: dict | None = None, environ: dict | None = None) -> Config:
-    """Build the configuration from the environment, then apply ``overrides``."""
+    """Build the configuration from the environment, then apply ``overrides``.
+
+    Each variable set (and not empty) is converted to its declared type by
+    msgspec: a whole number, a number, or a boolean (true/false, 1/0, yes/no,
+    on/off); anything else is a ConfigError naming the variable."""
     environ = os.environ if environ is None else environ
+    types = typing.get_type_hints(Config)
     values = {}
     for f in fields(Config):
         raw = environ.get(f.name)
-        if raw not in (None, ""):
-            values[f.name] = _coerce(f.name, f.type, raw)
+        if raw in (None, ""):
+            continue
+        if types[f.name] is not str and isinstance(raw, str):
+            raw = raw.strip()
+            if types[f.name] is bool:
+                raw = _BOOLEAN_WORDS.get(raw.lower(), raw)
+        values[f.name] = raw
     values.update(overrides or {})
-    config = Config(**values)
+    try:
+        config = msgspec.convert(values, Config, strict=False)
+    except msgspec.ValidationError as e:
+        said = bodies.explain(e, Config)
+        name = said.split(" ", 1)[0]
+        raise ConfigError(f"{said}, got {values[name]!r}" if name in values else said) from None
     check(config)
     return config
 

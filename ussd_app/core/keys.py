@@ -234,12 +234,16 @@ CAMPAIGNS_REVISION = f"{PREFIX}:campaigns:revision"
 """A fresh random token whenever a campaign is stored: processes keep the
 campaigns they read while it stays the same."""
 
-OFFER_CODES = f"{PREFIX}:offer_codes"
-"""Hash: offer code -> campaign id (the latest campaign using the code)."""
 
 SCHEDULED_SMS = f"{PREFIX}:sms:scheduled"
 """Legacy: a sorted set of JSON offer SMS scored by when they may go out. Held
 offer SMS are rq jobs now; the worker adopts any left here at start."""
+
+
+def offer_code(code: str) -> str:
+    """String: '<campaign id> <valid_until>' of the one live campaign holding offer
+    ``code`` (``YA <code> <NIK>`` names it); expires when the campaign ends."""
+    return f"{PREFIX}:offer_code:{code}"
 
 
 def campaign(campaign_id: str) -> str:

@@ -5,12 +5,14 @@ import json
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal
 
 import redis
+from msgspec import UNSET, UnsetType
 from tqdm import tqdm
 
-from ussd_app.core import keys
-from ussd_app.core.errors import BadRequest
+from ussd_app.core import bodies, keys
+from ussd_app.core.bodies import Meta
 
 STATUSES = ("active", "blocked")
 
@@ -32,29 +34,22 @@ class Profile:
                 "attributes": self.attributes, "language": self.lang or "id"}
 
 
+class ProfileBody(bodies.Body):
+    """A PUT body: only the fields sent change (``credit_score`` null clears it)."""
+    status: Literal[STATUSES] | UnsetType = UNSET
+    credit_score: Annotated[int, Meta(ge=0, le=1000, description="a whole number from 0 to 1000")
+                            ] | None | UnsetType = UNSET
+    attributes: dict[str, Any] | UnsetType = UNSET
+    language: Literal["id", "en"] | UnsetType = UNSET
+
+
 def validate(body: dict) -> dict:
-    """The fields of a PUT body, checked; BadRequest names the wrong one."""
-    if not isinstance(body, dict):
-        raise BadRequest("body must be a JSON object")
-    out = {}
-    if "status" in body:
-        if body["status"] not in STATUSES:
-            raise BadRequest("status must be active or blocked")
-        out["status"] = body["status"]
-    if "credit_score" in body:
-        score = body["credit_score"]
-        if score is not None and (not isinstance(score, int) or isinstance(score, bool)
-                                  or not 0 <= score <= 1000):
-            raise BadRequest("credit_score must be a whole number from 0 to 1000")
-        out["credit_score"] = score
-    if "attributes" in body:
-        if not isinstance(body["attributes"], dict):
-            raise BadRequest("attributes must be an object")
-        out["attributes"] = body["attributes"]
-    if "language" in body:
-        if body["language"] not in ("id", "en"):
-            raise BadRequest("language must be id or en")
-        out["lang"] = body["language"]
+    """The fields of a PUT body (:class:`ProfileBody`), checked; BadRequest names the wrong one."""
+    got = bodies.decode(body, ProfileBody)
+    out = {name: getattr(got, name) for name in ("status", "credit_score", "attributes")
+           if getattr(got, name) is not UNSET}
+    if got.language is not UNSET:
+        out["lang"] = got.language
     return out
 
 

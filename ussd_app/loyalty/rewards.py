@@ -6,16 +6,18 @@ import re
 import secrets
 import time
 from dataclasses import asdict, dataclass, replace
+from typing import Annotated, Literal
 
 import redis
 
-from ussd_app.core import formats, gsm7, keys, store
+from ussd_app.core import bodies, formats, keys, store
+from ussd_app.core.bodies import Meta
 from ussd_app.core.errors import BadRequest
 from ussd_app.core.store import Script
 
 FULFILMENTS = ("voucher", "airtime", "data", "premium", "goods")
 CODE = re.compile(r"^[A-Z0-9][A-Z0-9_-]{0,23}$")
-SLUG = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
+SLUG = re.compile(r"\A[a-z][a-z0-9-]{0,19}\Z")
 
 
 @dataclass(frozen=True)
@@ -64,75 +66,52 @@ class Reward:
         return out
 
 
-def _int(body, name, low, high, optional=False):
-    value = body.get(name)
-    if value is None and optional:
-        return None
-    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-        raise BadRequest(f"{name} must be a whole number from {low} to {high}")
-    return value
-
-
 NAME_MAX = 40  # GSM-7 septets: a list line with its number and price
+PARTNER_MAX = 60
 
 
-def _time(body, name, now):
-    value = body.get(name)
-    if value is None:
-        return None
-    try:
-        return formats.parse_near(value, now)
-    except ValueError:
-        raise BadRequest(f"{name} must be an ISO 8601 time within {formats.NEAR_YEARS} years of now, "
-                         "e.g. 2026-12-31T23:59:00+07:00") from None
+class Name(bodies.Texts):
+    LIMIT = NAME_MAX  # each a line a phone can show
 
 
-def _name(body) -> dict:
-    """The reward's name per language: each a line a phone can show."""
-    name = body.get("name")
-    if isinstance(name, str):
-        name = {"id": name}
-    if not isinstance(name, dict) or not isinstance(name.get("id"), str) or not name["id"].strip():
-        raise BadRequest("name must have an Indonesian text in name.id")
-    out = {}
-    for lang, text in name.items():
-        if lang not in ("id", "en") or not isinstance(text, str) or not text.strip():
-            raise BadRequest("name may only have texts in id and en")
-        why = gsm7.text_problem(text.strip(), NAME_MAX)
-        if why:
-            raise BadRequest(f"name.{lang} {why}")
-        out[lang] = text.strip()
-    return out
+class RewardBody(bodies.Body):
+    """A PUT body or a catalog file entry (other keys, such as a file's ``vouchers``, are ignored)."""
+    name: Name
+    category: Annotated[str, Meta(pattern=SLUG.pattern,
+                                  description="a lowercase word such as pulsa, data or voucher")]
+    points: Annotated[int, Meta(ge=1, le=10_000_000, description="a whole number from 1 to 10000000")]
+    fulfilment: Literal[FULFILMENTS]
+    partner: Annotated[str, bodies.text(PARTNER_MAX, required=False)] | None = ""
+    stock: Annotated[int, Meta(ge=0, le=100_000_000, description="a whole number from 0 to 100000000")
+                     ] | None = None
+    max_per_transaction: Annotated[int, Meta(ge=1, le=99, description="a whole number from 1 to 99")] = 1
+    monthly_limit: Annotated[int, Meta(ge=1, le=10_000, description="a whole number from 1 to 10000")
+                             ] | None = None
+    active_from: bodies.IsoTime | None = None
+    active_until: bodies.IsoTime | None = None
+    generate_codes: bool = False
 
 
 def validate(code: str, body: dict, now: float | None = None) -> Reward:
-    """A reward from a PUT body or a catalog file entry; BadRequest names the field.
+    """A reward from a PUT body or a catalog file entry (:class:`RewardBody`);
+    BadRequest names the field.
 
     Every text a subscriber sees is one GSM-7 line within its limit; dates lie
     within ``formats.NEAR_YEARS`` of ``now`` (default: the current time)."""
-    if not isinstance(body, dict):
-        raise BadRequest("body must be a JSON object")
     now = time.time() if now is None else now
     code = code.upper()
     if not CODE.fullmatch(code):
         raise BadRequest("code must be 1-24 letters, digits, - or _")
-    name = _name(body)
-    category = body.get("category")
-    if not isinstance(category, str) or not SLUG.fullmatch(category):
-        raise BadRequest("category must be a lowercase word such as pulsa, data or voucher")
-    fulfilment = body.get("fulfilment")
-    if fulfilment not in FULFILMENTS:
-        raise BadRequest("fulfilment must be one of " + ", ".join(FULFILMENTS))
+    if isinstance(body, dict) and "name" in body:
+        body = {**body, "name": bodies.texts(body["name"])}
+    got = bodies.decode(body, RewardBody)
     reward = Reward(
-        code=code, name=name, category=category,
-        points=_int(body, "points", 1, 10_000_000), fulfilment=fulfilment,
-        partner=str(body.get("partner") or "")[:60],
-        stock=_int(body, "stock", 0, 100_000_000, optional=True),
-        max_per_transaction=_int({"max_per_transaction": body.get("max_per_transaction", 1)},
-                                 "max_per_transaction", 1, 99),
-        monthly_limit=_int(body, "monthly_limit", 1, 10_000, optional=True),
-        active_from=_time(body, "active_from", now), active_until=_time(body, "active_until", now),
-        generate_codes=bool(body.get("generate_codes", False)))
+        code=code, name=got.name.as_dict(), category=got.category, points=got.points,
+        fulfilment=got.fulfilment, partner=got.partner or "", stock=got.stock,
+        max_per_transaction=got.max_per_transaction, monthly_limit=got.monthly_limit,
+        active_from=bodies.near_time(got.active_from, "active_from", now),
+        active_until=bodies.near_time(got.active_until, "active_until", now),
+        generate_codes=got.generate_codes)
     if reward.active_from and reward.active_until and reward.active_until <= reward.active_from:
         raise BadRequest("active_until must be after active_from")
     return reward
@@ -235,7 +214,7 @@ def load_file(r: redis.Redis, vault, text: str) -> list[Reward]:
 
 
 # -- the voucher pool: codes encrypted at rest, found again by a keyed hash -------
-VOUCHER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/+-]{0,39}$")
+VOUCHER = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._/+-]{0,39}\Z")
 MAX_VOUCHERS = 10_000  # per request or file entry
 
 # KEYS[1] pool  KEYS[2] digests   ARGV: digest, encrypted code, digest, encrypted code, ...
@@ -254,17 +233,15 @@ return {added, dup, redis.call('LLEN', KEYS[1])}
 """, durable=True)
 
 
+VoucherCodes = Annotated[list[Annotated[str, Meta(
+    pattern=VOUCHER.pattern,
+    description="a voucher code: 1-40 letters, digits or . _ / + -, starting with a letter or digit")]],
+    Meta(max_length=MAX_VOUCHERS, description=f"a list of at most {MAX_VOUCHERS} voucher codes")]
+
+
 def voucher_codes(codes, field: str = "codes") -> list[str]:
     """``codes`` checked (a code is a secret: an error names its place, never it)."""
-    if not isinstance(codes, list):
-        raise BadRequest(f"{field} must be a list of voucher codes")
-    if len(codes) > MAX_VOUCHERS:
-        raise BadRequest(f"{field}: at most {MAX_VOUCHERS} codes at a time")
-    for i, c in enumerate(codes):
-        if not isinstance(c, str) or not VOUCHER.match(c):
-            raise BadRequest(f"{field}[{i}] is not a voucher code: 1-40 letters, digits or . _ / + -, "
-                             "starting with a letter or digit")
-    return codes
+    return bodies.decode(codes, VoucherCodes, where=field)
 
 
 def add_vouchers(r: redis.Redis, vault, code: str, codes: list[str]) -> dict:

@@ -6,15 +6,20 @@ import re
 import string
 import time
 from dataclasses import asdict, dataclass, field
+from typing import Annotated, Any, ClassVar
 from urllib.parse import urlsplit
 
+import msgspec
 import redis
+from msgspec import UNSET, UnsetType
 
-from ussd_app.core import formats, gsm7, keys, store, texts
-from ussd_app.core.errors import BadRequest
+from ussd_app.core import bodies, formats, gsm7, keys, store, texts
+from ussd_app.core.bodies import Meta
+from ussd_app.core.errors import BadRequest, Conflict
+from ussd_app.core.store import Script
 
-ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
-CODE = re.compile(r"^[A-Z][A-Z0-9]{1,9}$")
+ID = re.compile(r"\A[a-z0-9][a-z0-9-]{0,39}\Z")
+CODE_RULE = "2-10 letters or digits, starting with a letter, not a keyword"
 RESERVED_CODES = {"YA", "TIDAK", "STOP", "BERHENTI", "UNREG", "OFF", "MULAI", "DAFTAR", "POIN",
                   "HANGUS", "INFO", "BANTUAN", "TUKAR", "HELP"}
 CONSENT_TEXT_MAX = 110  # leaves room for the options on the disclosure screen
@@ -57,74 +62,115 @@ class Campaign:
         return out
 
 
-def _line(value, name: str, limit: int, required: bool = True) -> str:
-    """A text a subscriber sees as (part of) one line: GSM-7, no line break or
-    control character, at most ``limit`` septets; BadRequest names ``name``."""
-    if not isinstance(value, str) or (required and not value.strip()):
-        raise BadRequest(f"{name} must be a text of at most {limit} characters")
-    why = gsm7.text_problem(value.strip(), limit)
-    if why:
-        raise BadRequest(f"{name} {why}")
-    return value.strip()
+Slug = Annotated[str, Meta(pattern=ID.pattern, description="1-40 lowercase letters, digits or -")]
+Number = Annotated[int | float, Meta(description="a number")]
 
 
-def _texts(body: dict, name: str, limit: int, lines: bool = False) -> dict:
-    """A text per language (``id`` required); ``lines``: line breaks allowed (an SMS)."""
-    value = body.get(name)
-    if isinstance(value, str):
-        value = {"id": value}
-    if not isinstance(value, dict) or not isinstance(value.get("id"), str) or not value["id"].strip():
-        raise BadRequest(f"{name} must have an Indonesian text in {name}.id")
-    out = {}
-    for lang, text in value.items():
-        if lang not in ("id", "en") or not isinstance(text, str) or not text.strip():
-            raise BadRequest(f"{name} may only have texts in id and en")
-        why = gsm7.text_problem(text.strip(), limit, lines=lines)
+class Message(bodies.Texts):
+    LIMIT, LINES = MESSAGE_MAX, True  # an SMS: it may break lines
+
+
+class ConsentText(bodies.Texts):
+    LIMIT = CONSENT_TEXT_MAX
+
+
+class Terms(bodies.Texts):
+    LIMIT = TERMS_MAX  # one short line on the offer's detail screen
+
+
+class Webhook(bodies.Body, forbid_unknown_fields=True):
+    """The institution's lead webhook (its secret is encrypted before it is stored)."""
+    url: Annotated[str, Meta(max_length=500, description="an https or http URL of at most 500 characters, "
+                                                         "without credentials")]
+    secret: Annotated[str, Meta(min_length=16, max_length=256, description="a string of 16-256 characters")]
+
+
+class Institution(bodies.Body):
+    DESCRIPTION: ClassVar[str] = "an object with id, name, and optionally support and webhook"
+    id: Slug
+    name: Annotated[str, bodies.text(NAME_MAX)]
+    support: Annotated[str, bodies.text(SUPPORT_MAX, required=False)] | None = ""
+    webhook: Annotated[Webhook, Meta(description="an object with url and secret")] | UnsetType = UNSET
+
+
+class Rule(bodies.Body, forbid_unknown_fields=True):
+    """An eligibility rule: at least one of min, max, equals, in."""
+    DESCRIPTION: ClassVar[str] = "a rule: an object of min, max, equals or in"
+    min: Number | UnsetType = UNSET
+    max: Number | UnsetType = UNSET
+    equals: Any = UNSET
+    in_: Annotated[list, Meta(description="a list")] | UnsetType = msgspec.field(default=UNSET, name="in")
+
+    def __post_init__(self):
+        if all(v is UNSET for v in (self.min, self.max, self.equals, self.in_)):
+            raise ValueError("must use min, max, equals or in")
+
+
+class Eligibility(bodies.Body, forbid_unknown_fields=True):
+    DESCRIPTION: ClassVar[str] = "an object of credit_score and attributes rules"
+    credit_score: Rule | UnsetType = UNSET
+    attributes: Annotated[dict[str, Any], Meta(description="an object of rules")] | None = None
+
+
+class CampaignBody(bodies.Body):
+    """A POST body (other keys are ignored)."""
+    id: Slug
+    institution: Institution
+    product: Annotated[str, bodies.text(NAME_MAX)]
+    code: Annotated[str, Meta(pattern=r"\A[A-Za-z][A-Za-z0-9]{1,9}\Z", description=CODE_RULE)]
+    message: Message
+    consent_text: ConsentText
+    consent_version: Annotated[str | int, Meta(description=f"a text of at most {VERSION_MAX} characters")]
+    valid_from: bodies.IsoTime
+    valid_until: bodies.IsoTime
+    sender_id: str = ""  # one of OFFER_SENDER_IDS: checked by validate
+    eligibility: Eligibility | None = None
+    terms: Terms | None = None
+
+    def __post_init__(self):
+        super().__post_init__()
+        self.code = self.code.upper()
+        if self.code in RESERVED_CODES:
+            raise ValueError(f"code must be {CODE_RULE}")
+        version = str(self.consent_version).strip()
+        if not version:
+            raise ValueError("consent_version is required")
+        why = gsm7.text_problem(version, VERSION_MAX)
         if why:
-            raise BadRequest(f"{name}.{lang} {why}")
-        out[lang] = text.strip()
-    return out
+            raise ValueError(f"consent_version {why}")
+        self.consent_version = version
 
 
-def _time(body: dict, name: str, now: float) -> float:
-    try:
-        return formats.parse_near(body.get(name), now)
-    except ValueError:
-        raise BadRequest(f"{name} must be an ISO 8601 time within {formats.NEAR_YEARS} years of now, "
-                         "e.g. 2026-12-31T23:59:00+07:00") from None
+def _rules(eligibility: Eligibility | None) -> dict:
+    """The rules as stored: ``{"credit_score": {...}, "attributes": {name: {...}}}``."""
+    rules = {}
+    if eligibility is None:
+        return {"attributes": {}}
+    if eligibility.credit_score is not UNSET:
+        rules["credit_score"] = msgspec.to_builtins(eligibility.credit_score)
+    rules["attributes"] = {}
+    for name, rule in (eligibility.attributes or {}).items():
+        where = "eligibility.attributes." + (name if re.fullmatch(r"\w{1,40}", name, re.ASCII)
+                                             else "[" + json.dumps(name)[:42] + "]")
+        rules["attributes"][name] = msgspec.to_builtins(bodies.decode(rule, Rule, where=where))
+    return rules
 
 
-def _rule(name: str, rule) -> dict:
-    if not isinstance(rule, dict) or not rule or not set(rule) <= {"min", "max", "equals", "in"}:
-        raise BadRequest(f"eligibility rule {name} must use min, max, equals or in")
-    for bound in ("min", "max"):
-        if bound in rule and (not isinstance(rule[bound], (int, float)) or isinstance(rule[bound], bool)):
-            raise BadRequest(f"eligibility rule {name}.{bound} must be a number")
-    if "in" in rule and not isinstance(rule["in"], list):
-        raise BadRequest(f"eligibility rule {name}.in must be a list")
-    return rule
-
-
-def _webhook(raw, vault, https_only: bool) -> dict:
+def _webhook(got: Webhook, vault, https_only: bool) -> dict:
     """The institution's lead webhook: its URL, and its secret encrypted (``vault``)."""
-    if not isinstance(raw, dict) or set(raw) != {"url", "secret"}:
-        raise BadRequest("institution.webhook must be an object with url and secret")
-    url, secret = raw["url"], raw["secret"]
-    parts = urlsplit(url) if isinstance(url, str) and len(url) <= 500 else None
+    parts = urlsplit(got.url)
     schemes = ("https",) if https_only else ("https", "http")
-    if parts is None or parts.scheme not in schemes or not parts.hostname or "@" in parts.netloc:
+    if parts.scheme not in schemes or not parts.hostname or "@" in parts.netloc:
         raise BadRequest("institution.webhook.url must be an " + " or ".join(schemes)
                          + " URL of at most 500 characters, without credentials")
-    if not isinstance(secret, str) or not 16 <= len(secret) <= 256:
-        raise BadRequest("institution.webhook.secret must be a string of 16-256 characters")
     if vault is None:
         raise BadRequest("institution.webhook cannot be set here")
-    return {"url": url, "secret_enc": vault.encrypt(secret)}
+    return {"url": got.url, "secret_enc": vault.encrypt(got.secret)}
 
 
 def validate(body: dict, sender_ids: list[str], now: float | None = None, vault=None,
              https_only: bool = False, default_support: str = "") -> Campaign:
-    """A campaign from a POST body; BadRequest names the wrong field.
+    """A campaign from a POST body (:class:`CampaignBody`); BadRequest names the wrong field.
 
     Every text a subscriber sees (institution name and support, product,
     message, consent text, terms) is GSM-7 without control characters or line breaks
@@ -133,47 +179,24 @@ def validate(body: dict, sender_ids: list[str], now: float | None = None, vault=
     secret is encrypted with ``vault``; ``https_only`` refuses an http webhook
     (production). The SMS that name the campaign fit one segment each, with
     its support contact or else ``default_support`` (:func:`sms_problem`)."""
-    if not isinstance(body, dict):
-        raise BadRequest("body must be a JSON object")
     now = time.time() if now is None else now
-    cid = body.get("id")
-    if not isinstance(cid, str) or not ID.fullmatch(cid):
-        raise BadRequest("id must be 1-40 lowercase letters, digits or -")
-    inst = body.get("institution")
-    if not isinstance(inst, dict) or not isinstance(inst.get("id"), str) or not ID.fullmatch(inst["id"]):
-        raise BadRequest("institution.id must be 1-40 lowercase letters, digits or -")
-    inst_name = _line(inst.get("name"), "institution.name", NAME_MAX)
-    support = _line(inst.get("support") or "", "institution.support", SUPPORT_MAX, required=False)
-    webhook = _webhook(inst["webhook"], vault, https_only) if "webhook" in inst else None
-    product = _line(body.get("product"), "product", NAME_MAX)
-    if not isinstance(body.get("sender_id"), str) or body["sender_id"] not in sender_ids:
+    if isinstance(body, dict):
+        body = {**body, **{k: bodies.texts(body[k]) for k in ("message", "consent_text", "terms")
+                           if body.get(k) is not None}}
+    got = bodies.decode(body, CampaignBody)
+    if got.sender_id not in sender_ids:
         raise BadRequest("sender_id must be one of " + ", ".join(sender_ids))
-    code = body.get("code")
-    if not isinstance(code, str) or not CODE.fullmatch(code.upper()) or code.upper() in RESERVED_CODES:
-        raise BadRequest("code must be 2-10 letters or digits, starting with a letter, not a keyword")
-    version = body.get("consent_version")
-    if isinstance(version, bool) or not isinstance(version, (str, int)) or not str(version).strip():
-        raise BadRequest("consent_version is required")
-    version = _line(str(version), "consent_version", VERSION_MAX)
-    eligibility = body.get("eligibility") or {}
-    if not isinstance(eligibility, dict) or not set(eligibility) <= {"credit_score", "attributes"}:
-        raise BadRequest("eligibility may hold credit_score and attributes")
-    rules = {}
-    if "credit_score" in eligibility:
-        rules["credit_score"] = _rule("credit_score", eligibility["credit_score"])
-    attrs = eligibility.get("attributes") or {}
-    if not isinstance(attrs, dict):
-        raise BadRequest("eligibility.attributes must be an object")
-    rules["attributes"] = {k: _rule(k, v) for k, v in attrs.items()}
+    inst = got.institution
+    webhook = _webhook(inst.webhook, vault, https_only) if inst.webhook is not UNSET else None
     campaign = Campaign(
-        id=cid, institution={"id": inst["id"], "name": inst_name, "support": support,
-                             **({"webhook": webhook} if webhook else {})},
-        product=product, sender_id=body["sender_id"], code=code.upper(),
-        message=_texts(body, "message", MESSAGE_MAX, lines=True),
-        consent_text=_texts(body, "consent_text", CONSENT_TEXT_MAX),
-        terms=_texts(body, "terms", TERMS_MAX) if body.get("terms") is not None else {},
-        consent_version=version, valid_from=_time(body, "valid_from", now),
-        valid_until=_time(body, "valid_until", now), eligibility=rules)
+        id=got.id, institution={"id": inst.id, "name": inst.name, "support": inst.support,
+                                **({"webhook": webhook} if webhook else {})},
+        product=got.product, sender_id=got.sender_id, code=got.code,
+        message=got.message.as_dict(), consent_text=got.consent_text.as_dict(),
+        terms=got.terms.as_dict() if got.terms is not None else {},
+        consent_version=got.consent_version,
+        valid_from=bodies.near_time(got.valid_from, "valid_from", now),
+        valid_until=bodies.near_time(got.valid_until, "valid_until", now), eligibility=_rules(got.eligibility))
     if campaign.valid_until <= campaign.valid_from:
         raise BadRequest("valid_until must be after valid_from")
     too_long = sms_problem(campaign, default_support)
@@ -226,11 +249,41 @@ def eligible(campaign: Campaign, credit_score: int | None, attributes: dict) -> 
 
 
 # -- storage ---------------------------------------------------------------------
-def put(r: redis.Redis, campaign: Campaign) -> None:
+# KEYS[1] the code's key  ARGV[1] campaign id  ARGV[2] its valid_until  ARGV[3] now (epoch seconds)
+# The code is this campaign's unless another campaign holds it and has not ended
+# by ``now``: then that campaign's id is returned and nothing changes. An ended
+# campaign takes no code. The key expires when its holder ends (Redis's clock).
+CLAIM_CODE = Script("""
+local held = redis.call('GET', KEYS[1])
+local id, untl
+if held then id, untl = string.match(held, '^(%S+) (%S+)$') end
+if tonumber(ARGV[2]) <= tonumber(ARGV[3]) then
+  if id == ARGV[1] then redis.call('DEL', KEYS[1]) end
+  return false
+end
+if id and id ~= ARGV[1] and tonumber(untl) > tonumber(ARGV[3]) then return id end
+redis.call('SET', KEYS[1], ARGV[1] .. ' ' .. ARGV[2])
+redis.call('PEXPIREAT', KEYS[1], math.ceil(tonumber(ARGV[2]) * 1000))
+return false
+""")
+
+
+def put(r: redis.Redis, campaign: Campaign, now: float | None = None) -> None:
+    """Store ``campaign``, once its offer code is its own: Conflict (409) when
+    another campaign that has not ended by ``now`` (default: the current time)
+    holds the code, so ``YA <code> <NIK>`` names one institution. Checked and
+    taken in one script: of two stored at once, one has the code."""
+    now = time.time() if now is None else now
+    # Campaigns stored before codes were claimed hold theirs without a key: looked for too.
+    holder = next((c.id for c in every(r) if c.code == campaign.code and c.id != campaign.id
+                   and c.valid_until > now), None) if campaign.valid_until > now else None
+    holder = holder or CLAIM_CODE(r, [keys.offer_code(campaign.code)],
+                                  [campaign.id, repr(campaign.valid_until), repr(now)])
+    if holder is not None:
+        raise Conflict(f"code {campaign.code} is used by campaign {holder} until it ends")
     pipe = r.pipeline(transaction=False)
     pipe.hset(keys.campaign(campaign.id), "def", json.dumps(asdict(campaign), separators=(",", ":")))
     pipe.sadd(keys.CAMPAIGNS, campaign.id)
-    pipe.hset(keys.OFFER_CODES, campaign.code, campaign.id)
     store.revise(pipe, keys.CAMPAIGNS_REVISION)
     pipe.execute()
 

@@ -7,15 +7,18 @@ server, without touching anyone else's data.
 - rewards get the code ``<NAME>-<RUN>`` and, unless they say otherwise, stay
   on offer for an hour; when the file ends they are retired (``active_until``
   now), so a live catalog shows them only while the file runs;
-- campaigns get the id ``<name>-<run>``, their institution ``<id>-<run>``, and
-  are offered only to the subscribers that list them under ``offers:``;
+- campaigns get the id ``<name>-<run>``, their institution ``<id>-<run>``, the
+  offer code ``<first 4 characters of code><RUN>`` (a code names one live
+  campaign: ``${<name>.code}`` in the file), and are offered only to the
+  subscribers that list them under ``offers:``;
 - ``consents: {campaign: consented}`` consents to an offer as a subscriber
   does, by SMS (``YA <code> <NIK>``, a test NIK); ``withdrawn`` then stops
   offers and takes them again (``STOP``, ``MULAI``), which withdraws it.
 
 ``${name}`` in any text of the file stands for what ``name`` became
 (a subscriber's number in E.164, a reward's code, a campaign's or an
-institution's id); ``${run}`` for this run's suffix.
+institution's id, ``${<campaign>.code}`` its offer code); ``${run}`` for this
+run's suffix.
 """
 from __future__ import annotations
 
@@ -122,6 +125,8 @@ class Given:
             names.values[alias] = f"{alias}-{names.suffix}".upper()
         for alias, body in (given.get("campaigns") or {}).items():
             names.values[alias] = f"{alias}-{names.suffix}"
+            if isinstance(body.get("code"), str):
+                names.values[f"{alias}.code"] = (body["code"][:4] + names.suffix).upper()
             inst = (body.get("institution") or {}).get("id")
             if isinstance(inst, str):
                 names.values[inst] = f"{inst}-{names.suffix}"
@@ -160,6 +165,8 @@ class Given:
 
     def campaign(self, alias: str, body: dict, now: float) -> None:
         body = dict(body, id=self.names.values[alias])
+        if f"{alias}.code" in self.names.values:
+            body["code"] = self.names.values[f"{alias}.code"]
         inst = body.get("institution")
         if isinstance(inst, dict) and isinstance(inst.get("id"), str):
             body["institution"] = dict(inst, id=self.names.values.get(inst["id"], inst["id"]))

@@ -11,7 +11,7 @@ regular expression, a ``${name}`` that ``given:`` does not declare.
     given:                              # data created through the API, names of its own
       subscribers: {ani: {credit_score: 700, points: 3000, offers: [kta]}}
       rewards: {KOPI: {name: "Kopi ${run}", category: voucher, points: 500, ...}}
-      campaigns: {kta: {institution: {id: bank-s, name: Bank S}, ...}}
+      campaigns: {kta: {institution: {id: bank-s, name: Bank S}, code: KTA, ...}}
     steps:
       - dial: ani                       # or {msisdn: ani, code: "*700*2#"}
         expect: "Tukar hadiah"
@@ -292,6 +292,7 @@ class _Checker:
             self.reward(v, k.value)
         for k, v in _entries(parts.get("campaigns")):
             self.name(k, CAMPAIGN_ALIAS, "campaign", "1-33 lowercase letters, digits or -")
+            self.names[f"{k.value}.code"] = "campaign's offer code"
             self.campaign(v, k.value)
         for k, v in _entries(parts.get("subscribers")):
             self.name(k, ALIAS, "subscriber", "a letter, then letters, digits, - or _")

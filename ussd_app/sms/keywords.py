@@ -209,7 +209,9 @@ def consent_by_sms(msg: Inbound) -> None:
         return msg.reply("sms.no_offer")
     now = services.clock()
     if code:
-        chosen = [cid for cid, o in offers.items() if o["code"] == code]
+        # A code names one live campaign; an ended one that used it before comes last.
+        chosen = sorted((cid for cid, o in offers.items() if o["code"] == code),
+                        key=lambda cid: not (cid in camps and camps[cid].open(now)))
         if not chosen:  # the typed code is never echoed (it may be a NIK): only the known ones
             return msg.reply("sms.unknown_offer_code",
                              codes=", ".join(sorted({o["code"] for o in offers.values()})))

@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import json
 import math
+from typing import Annotated, Literal
 
 from flask import Blueprint, jsonify, request
 
 from ussd_app.offers import campaigns, consents, push, sending as offers
-from ussd_app.core import archive, digits, formats, keys, subscribers
+from ussd_app.core import archive, bodies, digits, formats, keys, subscribers
+from ussd_app.core.bodies import Meta
 from ussd_app.loyalty import points, redemptions, rewards
 from ussd_app.core.errors import BadRequest, Conflict, NotFound
 from ussd_app.core.msisdn import normalize
@@ -101,30 +103,29 @@ def get_subscriber(msisdn):
     return jsonify(profile.public())
 
 
+class Earning(bodies.Body):
+    """A POST body of points earned."""
+    points: Annotated[int, Meta(ge=1, le=10_000_000, description="a whole number from 1 to 10000000")]
+    source: Annotated[str, bodies.text(64)]
+    reference: Annotated[str, bodies.text(128)]
+    expires_at: Annotated[str, Meta(max_length=64, description="an ISO 8601 time, e.g. "
+                                                             "2026-12-31T23:59:00+07:00")] | None = None
+
+
 def parse_earning(data: dict, now: float, config) -> tuple[int, str, str, float]:
-    pts = data.get("points")
-    if not isinstance(pts, int) or isinstance(pts, bool) or not 0 < pts <= 10_000_000:
-        raise BadRequest("points must be a whole number from 1 to 10000000")
-    source, reference = data.get("source"), data.get("reference")
-    if not isinstance(source, str) or not source.strip() or len(source) > 64:
-        raise BadRequest("source must be a non-empty string of at most 64 characters")
-    if not isinstance(reference, str) or not reference.strip() or len(reference) > 128:
-        raise BadRequest("reference must be a non-empty string of at most 128 characters")
-    raw = data.get("expires_at")
-    if raw is None:
+    got = bodies.decode(data, Earning)
+    if got.expires_at is None:
         expires = points.default_expiry(now, config.POINTS_EXPIRY_POLICY, config.POINTS_EXPIRY_DAYS)
     else:
         try:
-            expires = formats.parse_iso(raw) if isinstance(raw, str) and len(raw) <= 64 else None
+            expires = formats.parse_iso(got.expires_at)
         except (ValueError, OverflowError):
-            expires = None
-        if expires is None:
-            raise BadRequest("expires_at must be an ISO 8601 time, e.g. 2026-12-31T23:59:00+07:00")
+            raise BadRequest("expires_at must be an ISO 8601 time, e.g. 2026-12-31T23:59:00+07:00") from None
         if expires <= now:
             raise BadRequest("expires_at is in the past")
         if not formats.near(expires, now):
             raise BadRequest(f"expires_at must be within {formats.NEAR_YEARS} years of now")
-    return pts, source.strip(), reference.strip(), expires
+    return got.points, got.source, got.reference, expires
 
 
 @bp.post("/subscribers/<msisdn>/points")
@@ -181,6 +182,10 @@ def get_reward(code):
     return jsonify(reward.public())
 
 
+class Vouchers(bodies.Body):
+    codes: rewards.VoucherCodes
+
+
 @bp.post("/rewards/<code>/vouchers")
 def add_vouchers(code):
     """Add codes to a voucher reward's pool (encrypted at rest, each once ever)."""
@@ -190,7 +195,7 @@ def add_vouchers(code):
         raise NotFound("no such reward")
     if reward.fulfilment != "voucher":
         raise BadRequest("vouchers can be added only to a reward with fulfilment voucher")
-    codes = rewards.voucher_codes(body().get("codes"))
+    codes = bodies.decode(body(), Vouchers).codes
     added = rewards.add_vouchers(svc.r, svc.vault, reward.code, codes)
     return jsonify(added), 201 if added["added"] else 200
 
@@ -230,15 +235,16 @@ def redemptions_by_status():
                    next_cursor=str(next_cursor) if next_cursor else None)
 
 
+class Settlement(bodies.Body):
+    outcome: Literal["done", "refund"]
+    reference: Annotated[str, bodies.text(64)] | None = None
+
+
 @bp.post("/redemptions/<rid>/settle")
 def settle_redemption(rid):
     """A person settles a needs_review redemption: {"outcome": "done"|"refund", "reference"?}."""
-    data = body()
-    outcome, reference = data.get("outcome"), data.get("reference")
-    if outcome not in ("done", "refund"):
-        raise BadRequest("outcome must be done or refund")
-    if reference is not None and (not isinstance(reference, str) or not 0 < len(reference) <= 64):
-        raise BadRequest("reference must be a string of 1-64 characters")
+    got = bodies.decode(body(), Settlement)
+    outcome, reference = got.outcome, got.reference
     rec = redemptions.settle_review(services(), rid, outcome, reference)
     if rec is None:
         raise NotFound("no redemption awaiting review with that id")
@@ -254,7 +260,7 @@ def post_campaign():
                                   https_only=svc.config.production, default_support=svc.config.SUPPORT_CONTACT)
     if campaigns.exists(svc.r, campaign.id):
         raise Conflict(f"campaign {campaign.id} exists already")
-    campaigns.put(svc.r, campaign)
+    campaigns.put(svc.r, campaign, svc.clock())
     return jsonify(campaign.public()), 201
 
 
@@ -271,16 +277,19 @@ def get_campaign(campaign_id):
     return jsonify(campaign.public())
 
 
+class Audience(bodies.Body):
+    """Whom to offer a campaign: the MSISDNs listed, else every eligible subscriber."""
+    msisdns: Annotated[list[str], Meta(description="a list of phone numbers")] | None = None
+
+
 @bp.post("/campaigns/<campaign_id>/offers")
 def send_offers(campaign_id):
     svc = services()
     campaign = campaigns.get(svc.r, campaign_id)
     if campaign is None:
         raise NotFound("no such campaign")
-    msisdns = body(optional=True).get("msisdns")
+    msisdns = bodies.decode(body(optional=True), Audience).msisdns
     if msisdns is not None:
-        if not isinstance(msisdns, list) or not all(isinstance(m, str) for m in msisdns):
-            raise BadRequest("msisdns must be a list of phone numbers")
         msisdns = list(dict.fromkeys(normalize(m, "msisdns") for m in msisdns))
     return jsonify(offers.send(svc, campaign, msisdns))
 
