@@ -274,17 +274,22 @@ def paginate(head: str, items: list[str], tail: list[str], more: list[str], limi
     fixed = gsm7.length(head) + size(tail)
     if fixed + size(items) <= limit:
         return [items]
-    room = limit - fixed - size(more)
-    pages, page, used = [], [], 0
-    for line in items:
-        n = size([line])
-        if page and used + n > room:
-            pages.append(page)
-            page, used = [], 0
-        page.append(line)
+    return pack(items, lambda line: size([line]), limit - fixed - size(more))
+
+
+def pack(things: list, size, room: float) -> list[list]:
+    """``things`` in order, in as few runs as fit ``room`` each (by ``size``):
+    a list's pages, a graph's rows."""
+    runs, run, used = [], [], 0
+    for thing in things:
+        n = size(thing)
+        if run and used + n > room:
+            runs.append(run)
+            run, used = [], 0
+        run.append(thing)
         used += n
-    pages.append(page)
-    return pages
+    runs.append(run)
+    return runs
 
 
 def items_of(screen: Screen, ctx: Ctx) -> list:

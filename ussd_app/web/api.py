@@ -222,14 +222,7 @@ def redemptions_by_status():
     status = request.args.get("status")
     if status not in keys.REDEMPTION_STATUSES:
         raise BadRequest("status must be one of " + ", ".join(keys.REDEMPTION_STATUSES))
-    # ASCII digits only (int() reads '３' and '٣'), and bounded: Redis takes a
-    # 64-bit index, and a longer one used to answer 500.
-    cursor = digits.number(request.args.get("cursor") or "0", 0, 2**53)
-    limit = digits.number(request.args.get("limit") or "100", 1, 1000)
-    if cursor is None:
-        raise BadRequest("cursor must be a whole number (the next_cursor of the previous page)")
-    if limit is None:
-        raise BadRequest("limit must be a whole number from 1 to 1000")
+    cursor, limit = cursor_and_limit()
     items, next_cursor = redemptions.listing(services().r, status, cursor, limit)
     return jsonify(redemptions=[_times(rec) for rec in items],
                    next_cursor=str(next_cursor) if next_cursor else None)
@@ -299,13 +292,19 @@ def page() -> tuple[str, int, int]:
     institution = request.args.get("institution")
     if not institution:
         raise BadRequest("missing institution")
+    return (institution, *cursor_and_limit())
+
+
+def cursor_and_limit() -> tuple[int, int]:
+    """A page's ``cursor`` and ``limit``: ASCII digits only (int() reads '３'
+    and '٣'), and bounded (Redis takes a 64-bit index; a longer one answered 500)."""
     cursor = digits.number(request.args.get("cursor") or "0", 0, 2**53)
     limit = digits.number(request.args.get("limit") or "100", 1, 1000)
     if cursor is None:
         raise BadRequest("cursor must be a whole number (the next_cursor of the previous page)")
     if limit is None:
         raise BadRequest("limit must be a whole number from 1 to 1000")
-    return institution, cursor, limit
+    return cursor, limit
 
 
 @bp.get("/leads")

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from xml.sax.saxutils import escape
 
 from ussd_app.core import texts
+from ussd_app.ussd.engine import pack
 
 NODE_H, LAYER_GAP, NODE_GAP, MARGIN = 56, 64, 6, 12
 CHAR_W = 6.5  # px per character at the 11 px font below
@@ -112,18 +113,7 @@ def special(engine, lang: str = texts.DEFAULT) -> list[tuple[str, str, str]]:
 
 def _wrap(rows: list[list[str]], width_of: dict[str, float]) -> list[list[str]]:
     """Each layer in as many rows as it takes to stay within ROW_ROOM."""
-    out = []
-    for row in rows:
-        line, used = [], 0.0
-        for n in row:
-            w = width_of[n] + NODE_GAP
-            if line and used + w > ROW_ROOM:
-                out.append(line)
-                line, used = [], 0.0
-            line.append(n)
-            used += w
-        out.append(line)
-    return out
+    return [line for row in rows for line in pack(row, lambda n: width_of[n] + NODE_GAP, ROW_ROOM)]
 
 
 def svg(engine, lang: str = texts.DEFAULT) -> str:
