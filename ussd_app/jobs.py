@@ -10,6 +10,7 @@ killed worker left) and then schedules its next round.
 """
 from __future__ import annotations
 
+import json
 import logging
 import signal
 import threading
@@ -22,6 +23,7 @@ from redis.backoff import ExponentialBackoff
 from ussd_app import retention
 from ussd_app.core.errors import Conflict
 from ussd_app.core import store
+from ussd_app.core.queue import TryLater
 from ussd_app.loyalty import redemptions
 from ussd_app.offers import push, sending
 from ussd_app.ussd import hop
@@ -107,6 +109,19 @@ class Worker(rq.SimpleWorker):
     def run_maintenance_tasks(self):
         super().run_maintenance_tasks()
         schedule_housekeeping(self.job_class.services, self.every)
+
+    def handle_exception(self, job, *exc_info):
+        """rq's handling of a job that raised, which logs it as ERROR with its
+        traceback; an outcome the design expects (:class:`TryLater`) that rq
+        will run again is one WARNING line instead. The last attempt's, or
+        any other exception, is rq's as before."""
+        error = exc_info[1]
+        if isinstance(error, TryLater) and (job.retries_left or 0) > 0:
+            log.warning(json.dumps({"event": "job_retried", "func": job.func_name.rsplit(".", 1)[-1],
+                                    "job": job.id, "error": f"{type(error).__name__}: {error}"[:300],
+                                    "retries_left": job.retries_left}))
+            return
+        super().handle_exception(job, *exc_info)
 
 
 def work(services, burst: bool = False, stop: threading.Event | None = None, every: int = EVERY) -> None:
