@@ -307,12 +307,22 @@ def batch(r: redis.Redis, commands: list) -> list:
 
 def _load_and_resend(r: redis.Redis, conn, commands: tuple, replies: list) -> None:
     """Load the scripts that answered NOSCRIPT and send them again, those
-    only: the others ran (a script sent again would answer 'dup', not 'ok')."""
+    only: the others ran (a script sent again would answer 'dup', not 'ok').
+    A WAIT that followed one of them is sent again after it: its first answer
+    came before the script had written anything, so it vouched for nothing
+    (a money write is confirmed only once the replicas asked for have it)."""
     missing = [i for i, reply in enumerate(replies) if isinstance(reply, redis.exceptions.NoScriptError)]
     for i in missing:
         commands[i].script.load(r)
-    for i, reply in zip(missing, _exchange(conn, [commands[i] for i in missing])):
+    again = sorted(set(missing) | {i + 1 for i in missing
+                                   if i + 1 < len(commands) and _is_wait(commands[i + 1])})
+    for i, reply in zip(again, _exchange(conn, [commands[i] for i in again])):
         replies[i] = reply
+
+
+def _is_wait(command) -> bool:
+    name = command[0]
+    return (name.decode() if isinstance(name, bytes) else name).upper() == "WAIT"
 
 
 def _ignore(error: Exception) -> None:
