@@ -92,6 +92,7 @@ def connect(url: str, decode: bool = True, wait: float = FAILOVER_WAIT):
     while True:
         try:
             client = cls(**found, decode_responses=decode, socket_timeout=5, socket_connect_timeout=2,
+                         protocol=2,  # store.PROTOCOL: store.roundtrip reads RESP2's shapes
                          retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), retries=3))
             break
         except (RedisClusterException, redis.RedisError) as e:

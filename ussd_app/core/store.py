@@ -23,6 +23,10 @@ log = logging.getLogger(__name__)
 _embedded_server = None
 
 PATIENCE = 5.0  # seconds a command waits for Redis to come back (a restart, a failover)
+PROTOCOL = 2
+"""The RESP version every client speaks: :func:`roundtrip` reads raw replies,
+in RESP2's shapes (HGETALL a flat list, ZSCORE a string); redis-py 8 would
+otherwise speak RESP3 (maps, sets, doubles)."""
 
 
 class Deadline(AbstractBackoff):
@@ -95,7 +99,7 @@ def connect(url: str | None, decode: bool = True, wait_replicas: int = 0,
     if url and wait_replicas:
         return cluster.durable(connect(url, decode), wait_replicas, wait_timeout_ms)
     if url:
-        return redis.Redis.from_url(url, decode_responses=decode, socket_timeout=5,
+        return redis.Redis.from_url(url, decode_responses=decode, socket_timeout=5, protocol=PROTOCOL,
                                     health_check_interval=30, retry=Patience(PATIENCE))
     import fakeredis  # only needed for the one-process demo
 
