@@ -37,7 +37,7 @@ if ENABLED:
     from prometheus_client import CONTENT_TYPE_LATEST as CONTENT_TYPE
     from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
 
-    class _Histogram:
+    class CountedHistogram:
         """A histogram written as two counters (its sum, and its observations
         per bucket, not cumulative) and shown as a histogram at a scrape
         (:class:`_Histograms`): the flusher adds many observations at once
@@ -71,7 +71,7 @@ if ENABLED:
 
     class _Histograms:
         """Every process's counts (prometheus_client's multiprocess collector),
-        each :class:`_Histogram`'s two counters shown as the histogram."""
+        each :class:`CountedHistogram`'s two counters shown as the histogram."""
 
         def __init__(self, histograms: list):
             self.collector = multiprocess.MultiProcessCollector(None)
@@ -96,11 +96,11 @@ if ENABLED:
     HOPS = Counter("ussd_hops_total", "USSD hops answered, by dialect, screen shown and outcome "
                    "(con: awaits input, end: final screen, error: the hop failed)",
                    ["dialect", "screen", "outcome"])
-    HOP_SECONDS = _Histogram("ussd_hop_seconds", "Time the app took to answer a hop", ["dialect"],
-                             HOP_BOUNDS)
-    REDIS_SECONDS = _Histogram("ussd_redis_roundtrip_seconds",
-                               "Redis round trips of the hop path (store.roundtrip), in seconds",
-                               [], REDIS_BOUNDS)
+    HOP_SECONDS = CountedHistogram("ussd_hop_seconds", "Time the app took to answer a hop",
+                                   ["dialect"], HOP_BOUNDS)
+    REDIS_SECONDS = CountedHistogram("ussd_redis_roundtrip_seconds",
+                                     "Redis round trips of the hop path (store.roundtrip), in seconds",
+                                     [], REDIS_BOUNDS)
     SMS = Counter("ussd_sms_total", "Outbound SMS by provider and result (sent, failed: at the "
                   "provider's API; delivered, undelivered: its delivery reports; retried)",
                   ["provider", "result"])
@@ -198,7 +198,7 @@ class _Flusher:
                     now = list(now)
                     done = self.written.get((tally, key))
                     if done != now:
-                        # the histogram's two counters (_Histogram), once for many observations
+                        # the histogram's two counters (CountedHistogram), once for many observations
                         histogram, labels = key
                         done = done or [0] * len(now)
                         if now[0] != done[0]:
