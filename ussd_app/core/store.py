@@ -108,7 +108,7 @@ def connect(url: str | None, decode: bool = True, wait_replicas: int = 0,
         log.warning("REDIS_URL is unset: using an embedded in-process fake Redis "
                     "(one-process demo only; data is lost on exit)")
         _embedded_server = fakeredis.FakeServer()
-    return fakeredis.FakeRedis(server=_embedded_server, decode_responses=decode)
+    return fakeredis.FakeRedis(server=_embedded_server, decode_responses=decode, protocol=PROTOCOL)
 
 
 def be_patient(r: redis.Redis, seconds: float) -> None:
