@@ -208,6 +208,9 @@ class Replayed:
     def __len__(self) -> int:
         return len(self.pipe)
 
+    def __bool__(self) -> bool:  # an empty pipeline is still one (``pipe or r.pipeline()``)
+        return True
+
     def __enter__(self) -> Replayed:
         return self
 
