@@ -3,6 +3,7 @@ the same reference, with backoff, by rq's retry on a real worker; then
 needs_review for a person, never refunded on its own); crash recovery asks a
 provider nothing it has already answered."""
 import json
+import logging
 import math
 import threading
 import time
@@ -14,7 +15,7 @@ from click.testing import CliRunner
 from ussd_app import cli, jobs
 from ussd_app.core import keys
 from ussd_app.core.queue import Jobs
-from ussd_app.loyalty import points, redemptions, rewards
+from ussd_app.loyalty import fulfilment, points, redemptions, rewards
 from ussd_app.sms import providers
 
 M = "+6281234567890"
@@ -101,6 +102,34 @@ def test_a_timeout_is_asked_again_with_the_same_reference_and_not_refunded(servi
     assert [e["type"] for e in points.ledger(services.r, M)] == ["earn", "redeem"]
     assert len(sms(services)) == 1 and "berhasil" in sms(services)[0]
     assert stock(services) == 4
+
+
+def test_an_expected_timeout_rq_retries_is_one_warning_line_without_a_traceback(
+        services, setup, phone, caplog):
+    """Issue 19.13: the provider timing out is an outcome the design expects;
+    rq's retry runs the job again, and the log says so in one WARNING line
+    (rq alone logged it as ERROR with a traceback)."""
+    Provider.plan = ["timeout"]
+    rid = redeem(services, phone)
+    with caplog.at_level(logging.WARNING):
+        jobs.work(services, burst=True)
+    assert redemptions.get(services.r, M, rid)["status"] == "done"  # the retry delivered it
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert not errors, errors
+    retried = [r for r in caplog.records if '"job_retried"' in r.getMessage()]
+    assert len(retried) == 1 and retried[0].levelno == logging.WARNING
+    line = retried[0].getMessage()
+    assert retried[0].exc_info is None and "Traceback" not in line and "\n" not in line
+    assert "OutcomeUnknown: provider timed out" in line
+
+
+def test_an_unexpected_error_in_a_job_is_still_an_error_with_its_traceback(services, caplog, monkeypatch):
+    monkeypatch.setattr(fulfilment, "fulfil", lambda *a: 1 / 0)
+    services.jobs.enqueue("ussd_app.loyalty.fulfilment.fulfil", M, "r-x", retry=(0,))
+    with caplog.at_level(logging.WARNING):
+        jobs.work(services, burst=True)
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors and "ZeroDivisionError" in errors[0] and "Traceback" in errors[0]
 
 
 def test_a_definite_failure_after_an_unknown_one_refunds_once(services, setup, phone):

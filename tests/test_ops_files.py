@@ -4,6 +4,7 @@ import re
 from pathlib import Path
 
 import yaml
+from prometheus_client.metrics import MetricWrapperBase
 
 from ussd_app.core import metrics
 
@@ -12,7 +13,12 @@ SUFFIXES = ("_bucket", "_count", "_sum", "_total")
 
 
 def exported() -> set[str]:
-    names = {m._name for m in vars(metrics).values() if hasattr(m, "_name") and hasattr(m, "_type")}
+    names = set()
+    for m in vars(metrics).values():
+        if isinstance(m, metrics.CountedHistogram):
+            names.add(m.name)
+        elif isinstance(m, MetricWrapperBase):  # prometheus_client's Counter and kin
+            names |= {family.name for family in m.describe()}
     return names | {"ussd_jobs_queued", "ussd_jobs_scheduled", "ussd_jobs_started", "ussd_jobs_failed"}
 
 

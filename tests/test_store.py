@@ -1,4 +1,6 @@
+import os
 import shutil
+import signal
 import subprocess
 import threading
 import time
@@ -130,9 +132,34 @@ PLAIN = store.Script("return redis.call('INCR', KEYS[1])")
 
 def test_a_durable_script_waits_for_the_replicas_asked_for(redis_url, replica):
     r = store.connect(redis_url, wait_replicas=1, wait_timeout_ms=5000)
+    r.script_flush()  # the path that was flaky: NOSCRIPT, the script loaded and sent again
     assert DURABLE(r, ["ussd:test:w"], []) == 1
     assert replica.get("ussd:test:w") == b"1"  # acknowledged before the answer came back
     assert store.roundtrip(r, ("GET", "ussd:test:w"), DURABLE.command(["ussd:test:w"], [])) == ["1", 2]
+
+
+@pytest.fixture
+def stopped(replica):
+    """The replica paused (SIGSTOP): connected, but acknowledging nothing new."""
+    pid = int(replica.info("server")["process_id"])
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        yield replica
+    finally:
+        os.kill(pid, signal.SIGCONT)
+
+
+def test_a_script_sent_again_after_noscript_is_waited_for_again(redis_url, stopped):
+    """Issue 19.14: the script answered NOSCRIPT, so the WAIT sent with it
+    answered before anything was written; the script sent again alone was
+    confirmed although no replica has it. Its WAIT goes again after it."""
+    r = store.connect(redis_url, wait_replicas=1, wait_timeout_ms=200)
+    r.script_flush()
+    with pytest.raises(cluster.NotReplicated, match="acknowledged by 0 of 1 replicas"):
+        DURABLE(r, ["ussd:test:flushed"], [])
+    r.script_flush()
+    with pytest.raises(cluster.NotReplicated):
+        store.batch(r, [PLAIN.command(["ussd:test:f1"], []), DURABLE.command(["ussd:test:f2"], [])])
 
 
 def test_too_few_replicas_is_an_error_not_a_confirmation(redis_url, replica):
@@ -244,3 +271,35 @@ class RedisProcess:
     def stop(self) -> None:
         self.proc.terminate()
         self.proc.wait(10)
+
+
+class TestARedemptionWithReplicasAskedFor:
+    @pytest.fixture
+    def config(self, config):
+        return {**config, "REDIS_WAIT_REPLICAS": 1, "REDIS_WAIT_TIMEOUT_MS": 2000}
+
+    def test_is_not_confirmed_while_its_replica_is_stopped_and_the_scripts_flushed(
+            self, replica, services, phone):
+        """Issue 19.14 end to end: the replica paused, SCRIPT FLUSH, then the
+        subscriber confirms a redemption: it is not confirmed to them (the
+        store-level test above is the one that failed before the fix: here a
+        later durable write of the same hop also meets the paused replica)."""
+        import math
+
+        from ussd_app.loyalty import points, rewards
+
+        m = "+6281234567890"
+        points.earn(services.r, m, 1000, "topup", "t", math.inf, services.clock())
+        rewards.put(services.r, rewards.validate("PULSA10", {
+            "name": "Pulsa Rp10.000", "category": "pulsa", "points": 100, "fulfilment": "airtime",
+            "stock": 5}))
+        phone.dial("2*1*1*1")  # rewards, category, reward, redeem: the confirmation
+        assert "1" in phone.screen and not phone.end, phone.screen
+        pid = int(replica.info("server")["process_id"])
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            services.r.script_flush()
+            phone.type(1)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        assert "diproses" not in phone.screen, phone.screen

@@ -10,7 +10,9 @@ killed worker left) and then schedules its next round.
 """
 from __future__ import annotations
 
+import json
 import logging
+import os
 import signal
 import threading
 import time
@@ -22,6 +24,7 @@ from redis.backoff import ExponentialBackoff
 from ussd_app import retention
 from ussd_app.core.errors import Conflict
 from ussd_app.core import store
+from ussd_app.core.queue import TryLater
 from ussd_app.loyalty import redemptions
 from ussd_app.offers import push, sending
 from ussd_app.ussd import hop
@@ -108,6 +111,56 @@ class Worker(rq.SimpleWorker):
         super().run_maintenance_tasks()
         schedule_housekeeping(self.job_class.services, self.every)
 
+    def handle_exception(self, job, *exc_info):
+        """rq's handling of a job that raised, which logs it as ERROR with its
+        traceback; an outcome the design expects (:class:`TryLater`) that rq
+        will run again is one WARNING line instead. The last attempt's, or
+        any other exception, is rq's as before."""
+        error = exc_info[1]
+        if isinstance(error, TryLater) and (job.retries_left or 0) > 0:
+            log.warning(json.dumps({"event": "job_retried", "func": job.func_name.rsplit(".", 1)[-1],
+                                    "job": job.id, "error": f"{type(error).__name__}: {error}"[:300],
+                                    "retries_left": job.retries_left}))
+            return
+        super().handle_exception(job, *exc_info)
+
+
+_FORKER = {"pid": 0, "watched": False}
+
+
+def _forking() -> None:
+    _FORKER["pid"] = os.getpid()  # copied into the child as it is forked
+
+
+def _with_parent() -> None:
+    """In a child this process forked (rq's scheduler, a ``ForkProcess``):
+    end when the parent does. The kernel sends SIGTERM when it dies
+    (``PR_SET_PDEATHSIG`` through pyprctl); rq's scheduler takes SIGTERM as
+    its stop, releasing its lock. Without pyprctl (not Linux), a thread
+    watches the parent instead. A parent gone before this ran: SIGTERM now."""
+    parent = _FORKER["pid"]
+    try:
+        import pyprctl
+
+        pyprctl.set_pdeathsig(signal.SIGTERM)
+    except (ImportError, OSError):
+        def watch():
+            while os.getppid() == parent:
+                time.sleep(1)
+            os.kill(os.getpid(), signal.SIGTERM)
+        threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+    if os.getppid() != parent:
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def children_go_with_me() -> None:
+    """Have every child this process forks from now on end when it ends
+    (rq's scheduler outlived a ``kill -9`` of its worker, holding the
+    scheduler lock: issue 19.9). Once per process."""
+    if not _FORKER["watched"]:
+        _FORKER["watched"] = True
+        os.register_at_fork(before=_forking, after_in_child=_with_parent)
+
 
 def work(services, burst: bool = False, stop: threading.Event | None = None, every: int = EVERY) -> None:
     """Run a worker on this process's services until stopped (or idle, with ``burst``).
@@ -120,6 +173,7 @@ def work(services, burst: bool = False, stop: threading.Event | None = None, eve
     """
     stop = stop or threading.Event()
     be_patient(services)
+    children_go_with_me()
     failures = 0
     while not stop.is_set():
         worker = Worker([services.jobs.queue], connection=services.jobs.connection,

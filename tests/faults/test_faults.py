@@ -6,11 +6,15 @@ exactly once, each balance is the sum of its ledger, none is left pending
 after the recovery, the provider is never called again for an outcome it
 confirmed, and every confirmed consent is logged and passed on exactly once.
 """
+import os
+import signal
 import time
+from pathlib import Path
 
 import pytest
+from rq.scheduler import RQScheduler
 
-from faultstack import Promises, Traffic, summary
+from faultstack import Promises, Traffic, children, summary, wait_for
 
 
 def settle_and_check(stack, traffic) -> dict:
@@ -71,6 +75,37 @@ def test_a_killed_worker_restarted_leaves_nothing_pending_or_twice(stack):
             time.sleep(1.5)
     stack.provider.mode = "ok"
     settle_and_check(stack, traffic)
+
+
+def running(pid: int) -> bool:
+    """Whether process ``pid`` runs (a zombie waiting to be reaped does not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_a_killed_worker_leaves_no_scheduler_behind(stack):
+    """Issue 19.9: ``kill -9`` of the worker process alone (not its group, as
+    an operator or the OOM killer does): rq's scheduler, its child, ends with
+    it and gives up the scheduler lock, so the next worker's scheduler runs."""
+    lock = RQScheduler.get_locking_key("ussd")
+    worker = stack.worker.proc.pid
+    (scheduler,) = wait_for(lambda: children(worker), 30, "rq's scheduler started by the worker")
+    wait_for(lambda: stack.redis.client.get(lock), 30, "the scheduler lock held")
+    os.kill(worker, signal.SIGKILL)
+    stack.worker.proc.wait(10)
+    try:
+        wait_for(lambda: not running(scheduler), 10, "the scheduler ended with its worker", every=0.1)
+    finally:
+        if running(scheduler):  # an orphan: this test started it, this test ends it
+            os.kill(scheduler, signal.SIGKILL)
+    wait_for(lambda: stack.redis.client.get(lock) is None, 10, "the scheduler lock given up")
+    stack.worker.start()
+    (again,) = wait_for(lambda: children(stack.worker.proc.pid), 30, "the new worker's scheduler")
+    wait_for(lambda: stack.redis.client.get(lock), 30, "the scheduler lock held again")
+    assert running(again)
 
 
 def test_a_killed_web_worker_is_replaced(stack):

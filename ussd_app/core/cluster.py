@@ -37,7 +37,6 @@ from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
 import redis
-from redis.crc import key_slot
 from redis.exceptions import (AskError, ClusterDownError, ConnectionError, MovedError,
                               NoScriptError, RedisClusterException, SlotNotCoveredError,
                               TimeoutError, TryAgainError)
@@ -93,6 +92,7 @@ def connect(url: str, decode: bool = True, wait: float = FAILOVER_WAIT):
     while True:
         try:
             client = cls(**found, decode_responses=decode, socket_timeout=5, socket_connect_timeout=2,
+                         protocol=2,  # store.PROTOCOL: store.roundtrip reads RESP2's shapes
                          retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), retries=3))
             break
         except (RedisClusterException, redis.RedisError) as e:
@@ -170,28 +170,7 @@ class RidesOutFailover:
             self.refresh()
 
     def pipeline(self, transaction=None, shard_hint=None):
-        pipe = super().pipeline(transaction=transaction, shard_hint=shard_hint)
-        execute = pipe.execute
-
-        def patient(raise_on_error: bool = True) -> list:
-            # the queued commands (redis-py 7's strategy holds them; execute empties it)
-            queued = [(c.args, c.options) for c in pipe._execution_strategy.command_queue]
-            deadline, delay = None, 0.02
-            while True:
-                try:
-                    return execute(raise_on_error)
-                except FAILOVER_ERRORS:
-                    deadline, delay = _pause(deadline, delay, self.patience)
-                except RedisClusterException as e:
-                    if not isinstance(e.__cause__, FAILOVER_ERRORS):
-                        raise
-                    deadline, delay = _pause(deadline, delay, self.patience)
-                self.refresh()
-                pipe.reset()
-                for args, options in queued:
-                    pipe.execute_command(*args, **options)
-        pipe.execute = patient
-        return pipe
+        return Replayed(super().pipeline(transaction=transaction, shard_hint=shard_hint), self)
 
     def refresh(self) -> None:
         """Read the slot map again (at most every 50 ms, whichever thread asks)."""
@@ -203,6 +182,61 @@ class RidesOutFailover:
             except (RedisClusterException, redis.RedisError):
                 pass  # no node answered: the next try reads it again
             self._refreshed = time.monotonic()
+
+
+class Replayed:
+    """A cluster pipeline (:meth:`RidesOutFailover.pipeline`) whose execute
+    rides out a failover: each call queued on it is kept, and after a failed
+    execute made again on the pipeline (emptied by redis-py's execute) once
+    the slot map is read anew. Only the pipeline's public methods are used;
+    every other attribute is the pipeline's own."""
+
+    def __init__(self, pipe, client: RidesOutFailover):
+        self.pipe, self.client, self.calls = pipe, client, []
+
+    def __getattr__(self, name: str):
+        attr = getattr(self.pipe, name)
+        if not callable(attr):
+            return attr
+
+        def queued(*args, **kwargs):
+            self.calls.append((name, args, kwargs))
+            result = attr(*args, **kwargs)
+            return self if result is self.pipe else result  # chained calls stay here
+        return queued
+
+    def __len__(self) -> int:
+        return len(self.pipe)
+
+    def __bool__(self) -> bool:  # an empty pipeline is still one (``pipe or r.pipeline()``)
+        return True
+
+    def __enter__(self) -> Replayed:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.calls = []
+        self.pipe.reset()
+
+    def execute(self, raise_on_error: bool = True) -> list:
+        calls, self.calls = self.calls, []
+        deadline, delay = None, 0.02
+        while True:
+            try:
+                return self.pipe.execute(raise_on_error)
+            except FAILOVER_ERRORS:
+                deadline, delay = _pause(deadline, delay, self.client.patience)
+            except RedisClusterException as e:
+                if not isinstance(e.__cause__, FAILOVER_ERRORS):
+                    raise
+                deadline, delay = _pause(deadline, delay, self.client.patience)
+            self.client.refresh()
+            self.pipe.reset()
+            for name, args, kwargs in calls:
+                getattr(self.pipe, name)(*args, **kwargs)
 
 
 def be_patient(r: RedisCluster, seconds: float) -> None:
@@ -317,44 +351,38 @@ def _name(command) -> str:
     return (name.decode() if isinstance(name, bytes) else name).upper()
 
 
-def _slot(command, name: str) -> int | None:
+def _key(command, name: str):
+    """The key that routes ``command`` (None: a script without keys)."""
     if name in ("EVALSHA", "EVAL"):
-        key = command[3] if int(command[2]) else None
-    else:
-        key = command[1]
+        return command[3] if int(command[2]) else None
+    return command[1]
+
+
+def _node(r: RedisCluster, key) -> ClusterNode:
+    """The primary serving ``key``'s slot (None: any), from redis-py's slot
+    map (``RedisCluster.get_node_from_key``). A map gone stale answers MOVED,
+    and the call reads it anew (:func:`_send`)."""
     if key is None:
-        return None
-    return key_slot(key if isinstance(key, bytes) else str(key).encode())
-
-
-def _node(r: RedisCluster, slot: int | None) -> ClusterNode:
-    """The primary serving ``slot`` (None: any). redis-py's own lookup sits
-    behind a deprecation wrapper that costs more than the rest of a call's
-    routing: its slot map is read directly unless a MOVED reply is pending."""
-    if slot is None:
         return r.get_default_node()
-    manager = r.nodes_manager
-    if getattr(manager, "_moved_exception", True) is None:
-        nodes = manager.slots_cache.get(slot)
-        if nodes:
-            return nodes[0]
-    return manager.get_node_from_slot(slot)
+    return r.get_node_from_key(key)
 
 
 def _groups(r: RedisCluster, commands, independent: bool = False
             ) -> list[tuple[ClusterNode, list[int]]]:
     """(node, indexes of its commands) in the order to send them: one group
     per node for reads or ``independent`` commands, else runs of one node."""
-    slots, names, slot = [], [], None
+    keys, slots, names, key, slot = [], [], [], None, None
     for command in commands:
         name = _name(command)
         if name not in KEYLESS:
-            slot = _slot(command, name)
+            key = _key(command, name)
+            slot = None if key is None else r.keyslot(key)
+        keys.append(key)
         slots.append(slot)
         names.append(name)
     if slots.count(slots[0]) == len(slots):  # one slot (a hop's own work): one group
-        return [(_node(r, slots[0]), list(range(len(commands))))]
-    nodes = [_node(r, s) for s in slots]
+        return [(_node(r, keys[0]), list(range(len(commands))))]
+    nodes = [_node(r, k) for k in keys]
     reads = independent or all(name in READS for name in names)
     groups: list[tuple[ClusterNode, list[int]]] = []
     for i, node in enumerate(nodes):
@@ -411,8 +439,8 @@ def _one_by_one(r: RedisCluster, commands) -> list:
             replies.append(r.execute_command(*command, target_nodes=node) if node else
                            r.execute_command(*command))
             continue
-        slot = _slot(command, _name(command))
-        node = _node(r, slot) if slot is not None else None
+        key = _key(command, _name(command))
+        node = _node(r, key) if key is not None else None
         try:
             replies.append(r.execute_command(*command))
         except NoScriptError:

@@ -33,20 +33,74 @@ if ENABLED:
     os.environ.setdefault(MULTIPROC_DIR, os.path.join(tempfile.gettempdir(),
                                                       f"ussd-app-metrics-{os.getuid()}"))
     os.makedirs(os.environ[MULTIPROC_DIR], exist_ok=True)
-    from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
+    from prometheus_client import CollectorRegistry, Counter, generate_latest, multiprocess
     from prometheus_client import CONTENT_TYPE_LATEST as CONTENT_TYPE
-    from prometheus_client.core import GaugeMetricFamily
+    from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
+
+    class CountedHistogram:
+        """A histogram written as two counters (its sum, and its observations
+        per bucket, not cumulative) and shown as a histogram at a scrape
+        (:class:`_Histograms`): the flusher adds many observations at once
+        through ``Counter.inc``, which prometheus_client's ``Histogram``
+        offers no public way to do (its ``observe`` takes one value)."""
+
+        def __init__(self, name: str, doc: str, labels: list[str], bounds: list[float]):
+            self.name, self.doc, self.labels, self.bounds = name, doc, labels, bounds
+            self.les = ["+Inf" if b == float("inf") else repr(float(b)) for b in bounds]
+            self.sum = Counter(f"{name}_summed", f"{doc} (sum; shown in {name})", labels)
+            self.buckets = Counter(f"{name}_observed", f"{doc} (per bucket; shown in {name})",
+                                   [*labels, "le"])
+
+        def family(self, sums, buckets):
+            """The histogram from the two counters' families as a scrape reads them."""
+            family = HistogramMetricFamily(self.name, self.doc, labels=self.labels)
+            summed = {tuple(s.labels[n] for n in self.labels): s.value for s in sums.samples
+                      if s.name.endswith("_total")}
+            counts: dict = {}
+            for sample in buckets.samples:
+                if sample.name.endswith("_total"):
+                    values = tuple(sample.labels[n] for n in self.labels)
+                    counts.setdefault(values, {})[sample.labels["le"]] = sample.value
+            for values in sorted(set(summed) | set(counts)):
+                held, total, cumulative = counts.get(values, {}), 0.0, []
+                for le in self.les:
+                    total += held.get(le, 0.0)
+                    cumulative.append((le, total))
+                family.add_metric(list(values), cumulative, summed.get(values, 0.0))
+            return family
+
+    class _Histograms:
+        """Every process's counts (prometheus_client's multiprocess collector),
+        each :class:`CountedHistogram`'s two counters shown as the histogram."""
+
+        def __init__(self, histograms: list):
+            self.collector = multiprocess.MultiProcessCollector(None)
+            self.histograms = histograms
+
+        def collect(self):
+            found, held = {}, {}
+            for h in self.histograms:
+                found[f"{h.name}_summed"] = found[f"{h.name}_observed"] = h
+            for family in self.collector.collect():
+                h = found.get(family.name)
+                if h is None:
+                    yield family
+                else:
+                    held[family.name] = family
+            for h in self.histograms:
+                empty = HistogramMetricFamily(h.name, h.doc, labels=h.labels)
+                yield h.family(held.get(f"{h.name}_summed", empty), held.get(f"{h.name}_observed", empty))
 
     HOP_BOUNDS = [.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 15, float("inf")]
     REDIS_BOUNDS = [.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .5, 2, float("inf")]
     HOPS = Counter("ussd_hops_total", "USSD hops answered, by dialect, screen shown and outcome "
                    "(con: awaits input, end: final screen, error: the hop failed)",
                    ["dialect", "screen", "outcome"])
-    HOP_SECONDS = Histogram("ussd_hop_seconds", "Time the app took to answer a hop", ["dialect"],
-                            buckets=HOP_BOUNDS)
-    REDIS_SECONDS = Histogram("ussd_redis_roundtrip_seconds",
-                              "Redis round trips of the hop path (store.roundtrip), in seconds",
-                              buckets=REDIS_BOUNDS)
+    HOP_SECONDS = CountedHistogram("ussd_hop_seconds", "Time the app took to answer a hop",
+                                   ["dialect"], HOP_BOUNDS)
+    REDIS_SECONDS = CountedHistogram("ussd_redis_roundtrip_seconds",
+                                     "Redis round trips of the hop path (store.roundtrip), in seconds",
+                                     [], REDIS_BOUNDS)
     SMS = Counter("ussd_sms_total", "Outbound SMS by provider and result (sent, failed: at the "
                   "provider's API; delivered, undelivered: its delivery reports; retried)",
                   ["provider", "result"])
@@ -144,12 +198,14 @@ class _Flusher:
                     now = list(now)
                     done = self.written.get((tally, key))
                     if done != now:
-                        # what Histogram.observe() writes, once for many observations
-                        child = _child(*key)
-                        for value, n, before in zip([child._sum, *child._buckets], now,
-                                                    done or [0] * len(now)):
+                        # the histogram's two counters (CountedHistogram), once for many observations
+                        histogram, labels = key
+                        done = done or [0] * len(now)
+                        if now[0] != done[0]:
+                            _child(histogram.sum, labels).inc(now[0] - done[0])
+                        for le, n, before in zip(histogram.les, now[1:], done[1:]):
                             if n != before:
-                                value.inc(n - before)
+                                _child(histogram.buckets, (*labels, le)).inc(n - before)
                         self.written[tally, key] = now
                 if not tally.thread.is_alive():  # written for the last time
                     self.tallies.remove(tally)
@@ -250,6 +306,6 @@ def render(queue) -> bytes:
         return b"# metrics are off (METRICS=0)\n"
     _flusher.flush()
     registry = CollectorRegistry()
-    multiprocess.MultiProcessCollector(registry)
+    registry.register(_Histograms([HOP_SECONDS, REDIS_SECONDS]))
     registry.register(_Queue(queue))
     return generate_latest(registry)

@@ -8,6 +8,7 @@ no job reaches for a module global to find its Redis.
 """
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import threading
@@ -40,18 +41,35 @@ def backoff(first: int, cap: int = 3600, total: int = 24 * 3600) -> tuple[int, .
     return tuple(intervals)
 
 
+class TryLater(Exception):
+    """An outcome the design expects (a provider's unknown outcome, a lease
+    another worker holds, a partner that did not take a lead yet): rq runs
+    the job again after its retry interval, and the worker logs one WARNING
+    line without a traceback while retries remain (``jobs.Worker``)."""
+
+
 class ServicesJob(rq.job.Job):
     """An rq job that passes the services of its queue to the function, runs
     with the request id of the request that enqueued it (job meta), and logs
-    one line and counts one run (``ussd_jobs_total``) per attempt."""
+    one line and counts one run (``ussd_jobs_total``) per attempt.
+
+    Through rq's public ``Job`` API only: ``func`` (what rq calls with the
+    job's args) is the function with the services bound first, and
+    ``perform`` (what rq's worker and a synchronous queue call to run a job)
+    is wrapped for the log line and the count."""
     services: Any = None
 
-    def _execute(self):
+    @property
+    def func(self):
+        func = super().func
+        return None if func is None else functools.partial(func, self.services)
+
+    def perform(self):
         rid = logs.request_id.set((self.meta or {}).get("request_id"))
         jid = logs.job_id.set(self.id)
         started, outcome = time.perf_counter(), "failed"
         try:
-            result = self.func(self.services, *self.args, **self.kwargs)
+            result = super().perform()
             outcome = "ok"
             return result
         finally:

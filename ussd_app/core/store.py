@@ -4,13 +4,15 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import sys
+import threading
 import time
 import uuid
 from collections import deque
 from typing import Any
 
 import redis
-from redis.backoff import ExponentialBackoff
+from redis.backoff import AbstractBackoff
 from redis.retry import Retry
 
 from ussd_app.core import cluster, metrics
@@ -21,41 +23,63 @@ log = logging.getLogger(__name__)
 _embedded_server = None
 
 PATIENCE = 5.0  # seconds a command waits for Redis to come back (a restart, a failover)
+PROTOCOL = 2
+"""The RESP version every client speaks: :func:`roundtrip` reads raw replies,
+in RESP2's shapes (HGETALL a flat list, ZSCORE a string); redis-py 8 would
+otherwise speak RESP3 (maps, sets, doubles)."""
+
+
+class Deadline(AbstractBackoff):
+    """redis-py's exponential backoff (0.1 s doubling up to 1 s) that gives up
+    once ``seconds`` have passed since the first failure of a call: past
+    that, ``compute`` raises the error being handled (``Retry`` asks its
+    backoff for the next pause with that error in hand).
+
+    Bounded by time rather than by count: redis-py retries connecting inside
+    its command retry, so counts multiply, while one deadline holds for both
+    (the inner retry's first failure stands until the outer call resets it).
+    The deadline is kept per thread: a pool's connections may share one
+    ``Retry`` (``Redis.set_retry``), each used by one thread at a time.
+    """
+
+    def __init__(self, seconds: float, cap: float = 1.0, base: float = 0.05):
+        self.seconds, self.cap, self.base = seconds, cap, base
+        self.local = threading.local()
+
+    def __deepcopy__(self, memo) -> Deadline:  # redis-py copies a client's Retry per connection
+        return Deadline(self.seconds, self.cap, self.base)
+
+    def reset(self) -> None:
+        self.local.first = None
+
+    def compute(self, failures: int) -> float:
+        now = time.monotonic()
+        first = getattr(self.local, "first", None)
+        if first is None:
+            first = self.local.first = now
+        pause = min(self.cap, self.base * 2 ** failures)
+        if now + pause > first + self.seconds:
+            error = sys.exc_info()[1]
+            if error is None:
+                error = redis.exceptions.ConnectionError(f"Redis did not answer within {self.seconds:g} s")
+            raise error
+        return pause
 
 
 class Patience(Retry):
     """Retry a command on a lost connection or a timeout, with exponential
-    backoff (0.1 s doubling up to 1 s), until ``seconds`` have passed since its
-    first failure.
+    backoff, until ``seconds`` have passed since its first failure
+    (:class:`Deadline`): redis-py's ``Retry`` and a backoff of ours, nothing else.
 
-    Bounded by time rather than by count: redis-py retries connecting inside
-    its command retry, so counts multiply, while one deadline holds for both.
     OSError is retried too: that is how a refused connection reaches the
     connect retry (redis-py's default retries a refused connect not at all,
     and a pooled connection is checked outside the command's retry).
     """
 
     def __init__(self, seconds: float):
-        super().__init__(ExponentialBackoff(cap=1.0, base=0.05), retries=-1, supported_errors=(
+        super().__init__(Deadline(seconds), retries=-1, supported_errors=(
             redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError))
         self.seconds = seconds
-
-    def call_with_retry(self, do, fail, is_retryable=None):
-        deadline, failures = None, 0
-        while True:
-            try:
-                return do()
-            except self._supported_errors as error:
-                if is_retryable and not is_retryable(error):
-                    raise
-                failures += 1
-                fail(error)
-                now = time.monotonic()
-                deadline = deadline or now + self.seconds
-                pause = self._backoff.compute(failures)
-                if now + pause > deadline:
-                    raise error
-                time.sleep(pause)
 
 
 def connect(url: str | None, decode: bool = True, wait_replicas: int = 0,
@@ -75,7 +99,7 @@ def connect(url: str | None, decode: bool = True, wait_replicas: int = 0,
     if url and wait_replicas:
         return cluster.durable(connect(url, decode), wait_replicas, wait_timeout_ms)
     if url:
-        return redis.Redis.from_url(url, decode_responses=decode, socket_timeout=5,
+        return redis.Redis.from_url(url, decode_responses=decode, socket_timeout=5, protocol=PROTOCOL,
                                     health_check_interval=30, retry=Patience(PATIENCE))
     import fakeredis  # only needed for the one-process demo
 
@@ -84,7 +108,7 @@ def connect(url: str | None, decode: bool = True, wait_replicas: int = 0,
         log.warning("REDIS_URL is unset: using an embedded in-process fake Redis "
                     "(one-process demo only; data is lost on exit)")
         _embedded_server = fakeredis.FakeServer()
-    return fakeredis.FakeRedis(server=_embedded_server, decode_responses=decode)
+    return fakeredis.FakeRedis(server=_embedded_server, decode_responses=decode, protocol=PROTOCOL)
 
 
 def be_patient(r: redis.Redis, seconds: float) -> None:
@@ -287,12 +311,22 @@ def batch(r: redis.Redis, commands: list) -> list:
 
 def _load_and_resend(r: redis.Redis, conn, commands: tuple, replies: list) -> None:
     """Load the scripts that answered NOSCRIPT and send them again, those
-    only: the others ran (a script sent again would answer 'dup', not 'ok')."""
+    only: the others ran (a script sent again would answer 'dup', not 'ok').
+    A WAIT that followed one of them is sent again after it: its first answer
+    came before the script had written anything, so it vouched for nothing
+    (a money write is confirmed only once the replicas asked for have it)."""
     missing = [i for i, reply in enumerate(replies) if isinstance(reply, redis.exceptions.NoScriptError)]
     for i in missing:
         commands[i].script.load(r)
-    for i, reply in zip(missing, _exchange(conn, [commands[i] for i in missing])):
+    again = sorted(set(missing) | {i + 1 for i in missing
+                                   if i + 1 < len(commands) and _is_wait(commands[i + 1])})
+    for i, reply in zip(again, _exchange(conn, [commands[i] for i in again])):
         replies[i] = reply
+
+
+def _is_wait(command) -> bool:
+    name = command[0]
+    return (name.decode() if isinstance(name, bytes) else name).upper() == "WAIT"
 
 
 def _ignore(error: Exception) -> None:

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import requests
 
 from ussd_app.core import metrics
+from ussd_app.core.queue import TryLater
 from ussd_app.core.msisdn import mask
 from ussd_app.loyalty import redemptions, rewards
 
@@ -42,11 +43,11 @@ class Result:
     secret: bool = False  # ``detail`` is a voucher code
 
 
-class OutcomeUnknown(Exception):
+class OutcomeUnknown(TryLater):
     """The provider's outcome is unknown: the job is run again (same reference)."""
 
 
-class InFlight(Exception):
+class InFlight(TryLater):
     """Another worker holds the redemption's lease: try again later."""
 
 

@@ -32,6 +32,7 @@ import requests
 
 from ussd_app.core import formats, keys, metrics
 from ussd_app.core.msisdn import mask
+from ussd_app.core.queue import TryLater
 from ussd_app.core.store import Script
 from ussd_app.offers import campaigns, consents
 
@@ -47,7 +48,7 @@ return 0
 """)
 
 
-class DeliveryFailed(Exception):
+class DeliveryFailed(TryLater):
     """The partner's webhook did not take the lead (rq retries the job)."""
 
 

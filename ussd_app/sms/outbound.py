@@ -14,7 +14,7 @@ import time
 
 from ussd_app.core import keys
 from ussd_app.core.formats import iso
-from ussd_app.core.queue import RETRY
+from ussd_app.core.queue import RETRY, TryLater
 from ussd_app.sms import reports
 from ussd_app.sms.providers import DeliveryError
 
@@ -24,7 +24,7 @@ LEASE = 120  # seconds one attempt may take before another may try
 KEEP = 7 * 86400  # how long a message id stays 'accepted'
 
 
-class InFlight(Exception):
+class InFlight(TryLater):
     """Another attempt of this message is under way: asked again later."""
 
 

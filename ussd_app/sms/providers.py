@@ -10,11 +10,12 @@ import requests
 
 from ussd_app.core import keys, metrics
 from ussd_app.core.msisdn import mask
+from ussd_app.core.queue import TryLater
 
 log = logging.getLogger(__name__)
 
 
-class DeliveryError(Exception):
+class DeliveryError(TryLater):
     """The provider did not accept the message."""
 
 
