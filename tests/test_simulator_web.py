@@ -207,3 +207,37 @@ def test_a_recording_on_a_withdrawn_offer_replays(client, app, services):
     text = client.post("/simulator/api/scenario", json={"snapshot": snapshot, "steps": steps}).get_json()["yaml"]
     assert "consents:\n        kta-demo: withdrawn" in text
     assert sim.play(sim.Client(app=app), schema.load_text(text), warn=lambda w: None) == 2
+
+
+def test_a_recording_that_redeems_a_pooled_voucher_brings_its_codes(client, app, services, api):
+    """The recording names the pooled voucher it redeemed under given: vouchers,
+    so its replays never find the pool (or the stock) empty."""
+    from ussd_app import sim
+    demo.seed(services)
+    number = client.post("/simulator/api/fresh", json={}).get_json()["msisdn"]
+    snapshot = client.post("/simulator/api/snapshot", json={"msisdn": number}).get_json()
+    steps, text = [], ""
+    hop = client.post("/simulator/api/dial", json={"msisdn": number, "dialled": "*700#"}).get_json()
+    steps.append({"kind": "dial", "value": "*700#", "reply": hop["phone"]})
+    typed = []
+    for key in ("2", "5", "1", "1", "1"):  # rewards, vouchers, the coffee voucher, redeem, yes
+        typed.append(key)
+        hop = client.post("/simulator/api/ussd", json={"msisdn": number, "session": hop["session"],
+                                                        "code": "*700#", "text": "*".join(typed)}).get_json()
+        steps.append({"kind": "input", "value": key, "reply": hop["phone"]})
+    assert "Voucher kopi" in steps[-1]["reply"] and hop["end"], steps[-1]
+    text = client.post("/simulator/api/scenario", json={"snapshot": snapshot, "steps": steps}).get_json()["yaml"]
+    assert "vouchers:\n    KOPI25: 1" in text
+    before = api("GET", "/api/v1/rewards/KOPI25")
+    services.r.delete(keys_of("KOPI25"))  # the demo's pool used up
+    api("PUT", "/api/v1/rewards/KOPI25", {**{k: v for k, v in before.items() if k not in (
+        "code", "revision", "available")}, "stock": 0}, status=200)
+    scenario = schema.load_text(text)
+    for _ in range(2):
+        assert sim.play(sim.Client(app=app), scenario, warn=lambda w: None) == len(scenario.steps)
+    assert api("GET", "/api/v1/rewards/KOPI25")["stock"] == 0  # what a replay redeems it brought
+
+
+def keys_of(code):
+    from ussd_app.core import keys
+    return keys.voucher_pool(code)

@@ -11,6 +11,10 @@ server, without touching anyone else's data.
   offer code ``<first 4 characters of code><RUN>`` (a code names one live
   campaign: ``${<name>.code}`` in the file), and are offered only to the
   subscribers that list them under ``offers:``;
+- ``vouchers: {CODE: n}`` adds ``n`` fresh codes (``CODE-<run>-<i>``) to the
+  pool of an existing reward the journey redeems (a recording of the demo's
+  coffee voucher), and ``n`` units to its stock, so a replay never finds it
+  out of stock (what the replay redeems, it brought);
 - ``consents: {campaign: consented}`` consents to an offer as a subscriber
   does, by SMS (``YA <code> <NIK>``, a test NIK); ``withdrawn`` then stops
   offers and takes them again (``STOP``, ``MULAI``), which withdraws it.
@@ -139,7 +143,19 @@ class Given:
             self.campaign(alias, names.sub(body), now)
         for alias, body in (given.get("subscribers") or {}).items():
             self.subscriber(alias, names.sub(body or {}), now)
+        for code, n in (given.get("vouchers") or {}).items():
+            self.vouchers(names.values.get(code, code), n)
         return names
+
+    def vouchers(self, code: str, n: int) -> None:
+        """``n`` fresh codes for an existing reward's pool, and as many units
+        of stock where it counts them: what the replay redeems it brings."""
+        fresh = [f"{code}-{self.names.suffix}-{i}" for i in range(1, n + 1)]
+        self.call(code, "POST", f"/api/v1/rewards/{code}/vouchers", {"codes": fresh})
+        reward = self.call(code, "GET", f"/api/v1/rewards/{code}")
+        if reward.get("stock") is not None:
+            body = {k: v for k, v in reward.items() if k not in ("code", "revision", "available")}
+            self.call(code, "PUT", f"/api/v1/rewards/{code}", {**body, "stock": reward["stock"] + n})
 
     def unused_msisdn(self, alias: str) -> str:
         for _ in range(10):

@@ -86,8 +86,9 @@ def relative(when: str | None, taken_at: str | None) -> str | None:
     return f"{sign}{max(1, round(seconds / 3600))}h"
 
 
-def given(snapshot: dict) -> dict:
-    """``given:`` that makes a subscriber like the one recorded."""
+def given(snapshot: dict, vouchers: dict | None = None) -> dict:
+    """``given:`` that makes a subscriber like the one recorded, and fresh
+    codes for the pooled vouchers the recording redeemed (``vouchers``)."""
     caller: dict = {}
     if not snapshot.get("enrolled", True):
         caller["enrolled"] = False
@@ -104,11 +105,15 @@ def given(snapshot: dict) -> dict:
         caller["offers"] = list(snapshot["offers"])
     if snapshot.get("consents"):
         caller["consents"] = dict(snapshot["consents"])
-    return {"subscribers": {CALLER: caller}}
+    out = {"subscribers": {CALLER: caller}}
+    if vouchers:
+        out["vouchers"] = dict(sorted(vouchers.items()))
+    return out
 
 
 def scenario(snapshot: dict, steps: list[dict], service_code: str = "*700#",
-             name: str = "recorded in the browser simulator", dialect: str | None = None) -> dict:
+             name: str = "recorded in the browser simulator", dialect: str | None = None,
+             vouchers: dict | None = None) -> dict:
     """The scenario of a recorded session. ``steps`` as the page keeps them:
     ``{"kind": "dial"|"input"|"sms"|"hangup"|"timeout", "value": ..., "reply":
     "CON ...", "received": [sms texts that arrived after it]}``."""
@@ -142,7 +147,7 @@ def scenario(snapshot: dict, steps: list[dict], service_code: str = "*700#",
     data = {"name": name}
     if dialect:
         data["dialect"] = dialect
-    data["given"] = given(snapshot)
+    data["given"] = given(snapshot, vouchers)
     data["steps"] = out
     return data
 

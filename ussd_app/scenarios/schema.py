@@ -67,7 +67,8 @@ WHY_NOT = {
 }
 
 TOP = {"name", "dialect", "given", "steps"}
-GIVEN = {"subscribers", "rewards", "campaigns"}
+GIVEN = {"subscribers", "rewards", "campaigns", "vouchers"}
+VOUCHERS_MAX = 100  # fresh codes a file may add to one existing reward's pool
 SUBSCRIBER = {"enrolled": "bool", "credit_score": "int|null", "status": "str", "attributes": "map",
               "language": "str", "points": "int|seq", "offers": "seq", "consents": "map"}
 CONSENT_STATES = ("consented", "withdrawn")
@@ -297,6 +298,10 @@ class _Checker:
         for k, v in _entries(parts.get("subscribers")):
             self.name(k, ALIAS, "subscriber", "a letter, then letters, digits, - or _")
             self.subscriber(v, k.value)
+        for k, v in _entries(parts.get("vouchers")):
+            what = f"vouchers.{k.value}"
+            if self.is_(v, "int", what) and not 1 <= int(v.value) <= VOUCHERS_MAX:
+                self.bad(v, f"{what} must be from 1 to {VOUCHERS_MAX} (fresh codes for that reward's pool)")
 
     def subscriber(self, node, alias: str) -> None:
         if _kind(node) == "null":

@@ -19,7 +19,7 @@ from ussd_app.core import formats, gsm7, keys, subscribers
 from ussd_app.core.errors import BadRequest
 from ussd_app.core.msisdn import normalize
 from ussd_app.gateways import DIALECTS
-from ussd_app.loyalty import points
+from ussd_app.loyalty import points, redemptions, rewards
 from ussd_app.offers import campaigns, consents
 from ussd_app.scenarios import record, wire
 from ussd_app.scenarios.play import screen_warnings, split_dial
@@ -272,6 +272,23 @@ def api_fresh():
                    offers=spec["offers"])
 
 
+def _pooled_redeemed(snapshot: dict) -> dict[str, int]:
+    """How many codes of each pooled voucher reward the caller redeemed since
+    the recording began: its replay adds as many fresh codes to that pool."""
+    svc = services()
+    try:
+        msisdn = normalize(str(snapshot.get("msisdn") or ""), "msisdn")
+        since = formats.parse_iso(str(snapshot.get("taken_at") or ""))
+    except (BadRequest, ValueError):
+        return {}
+    used: dict[str, int] = {}
+    for rec in redemptions.history(svc.r, msisdn):
+        reward = rewards.get(svc.r, rec["reward"]) if float(rec.get("at") or 0) >= since - 1 else None
+        if reward is not None and reward.pooled:
+            used[reward.code] = used.get(reward.code, 0) + int(rec.get("quantity") or 1)
+    return used
+
+
 @bp.post("/api/scenario")
 def api_scenario():
     """The recorded session as a scenario file."""
@@ -281,7 +298,7 @@ def api_scenario():
             isinstance(s, dict) for s in steps):
         raise BadRequest("snapshot must be an object and steps a list of objects")
     scenario = record.scenario(snapshot, steps, services().config.USSD_SERVICE_CODE,
-                               dialect=_dialect(data))
+                               dialect=_dialect(data), vouchers=_pooled_redeemed(snapshot))
     try:
         text = record.to_yaml(scenario, dialects())
     except ScenarioError as e:
