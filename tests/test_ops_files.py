@@ -13,7 +13,8 @@ SUFFIXES = ("_bucket", "_count", "_sum", "_total")
 
 def exported() -> set[str]:
     names = {m._name for m in vars(metrics).values() if hasattr(m, "_name") and hasattr(m, "_type")}
-    return names | {"ussd_jobs_queued", "ussd_jobs_scheduled", "ussd_jobs_started", "ussd_jobs_failed"}
+    return names | {"ussd_jobs_queued", "ussd_jobs_scheduled", "ussd_jobs_started", "ussd_jobs_failed",
+                    "ussd_smpp_bound"}
 
 
 def named(expr: str) -> set[str]:
