@@ -516,12 +516,10 @@ class Binder:
             if len(taken) == 1:
                 self.stop.wait(0.02)  # idle
                 continue
-            for raw in taken[1:]:
-                sub = self._prepare(raw)
-                if sub is None:
-                    continue
-                with self.subs_lock:
-                    self.subs.append(sub)
+            subs = [sub for sub in map(self._prepare, taken[1:]) if sub is not None]
+            with self.subs_lock:  # each one taken is settled, whatever happens to the bind next
+                self.subs.extend(subs)
+            for sub in subs:
                 for part in range(len(sub.parts)):
                     if bind.lost.is_set():
                         return
