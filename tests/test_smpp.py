@@ -142,3 +142,32 @@ def test_readyz_and_metrics_report_the_bind(services, client):
     services.r.set(keys.SMPP_BOUND, "1", ex=10)
     assert client.get("/readyz").get_json()["smpp"] == "bound"
     assert b"ussd_smpp_bound 1.0" in client.get("/metrics").data
+
+
+def test_a_record_the_binder_wrote_first_is_never_set_back_to_queued(services, api, monkeypatch):
+    provider = services.sms.provider
+    queue = provider.deliver_many
+
+    def fast_binder(messages):  # the binder answers before the hand-over returns
+        queue(messages)
+        m = json.loads(services.r.lpop(keys.SMPP_QUEUE))
+        m["text"] = services.vault.decrypt(m.pop("text_enc"))
+        reports.submitted(services, "smpp", m, "sent", ["p-1"])
+        return [None] * len(messages)
+
+    monkeypatch.setattr(provider, "deliver_many", fast_binder)
+    services.sms.send("+6281234567890", "Poin Anda 100", message_id="quick")
+    (rec,) = api("GET", "/api/v1/outbox?to=%2B6281234567890", status=200)["remote"]
+    assert (rec["status"], rec["message_ids"]) == ("sent", ["p-1"])
+
+
+def test_the_wire_log_never_shows_a_pdu_whatever_the_level():
+    import logging
+
+    root = logging.getLogger()
+    before = root.level
+    root.setLevel(logging.DEBUG)
+    try:
+        assert not logging.getLogger(smpp.WIRE).isEnabledFor(logging.DEBUG)
+    finally:
+        root.setLevel(before)

@@ -50,6 +50,8 @@ class Service:
                     "PORT": str(self.port), "REDIS_URL": self.redis.url, "SMS_PROVIDER": "smpp",
                     "SMPP_URL": jasmin.url, "OFFER_SEND_WINDOW": "always", "LOG_LEVEL": "INFO",
                     **{k: str(v) for k, v in env.items()}}
+        (tmp / "metrics").mkdir(exist_ok=True)
+        self.env["PROMETHEUS_MULTIPROC_DIR"] = str(tmp / "metrics")  # this service's counts only
         for name in ("ADMIN_TOKEN", "GATEWAY_TOKEN", "METRICS_TOKEN", "USSD_APP_ENV", "PII_KEY"):
             self.env.pop(name, None)
         web = procfile("web").replace("$PORT", str(self.port)).replace("0.0.0.0", "127.0.0.1")

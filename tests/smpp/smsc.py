@@ -235,6 +235,12 @@ retry_delay = 2
         wait_for(lambda: "BOUND_TRX" in jcli(self.jcli_port, ["smppccm -l"]).split("#loop", 1)[-1][:120],
                  30, "Jasmin's loop connector bound", every=0.3)
 
+    def throttle(self, tps: int | None) -> None:
+        """At most ``tps`` submit_sm a second from the ESME (beyond: ESME_RTHROTTLED); None: no cap."""
+        answer = jcli(self.jcli_port, ["user -u " + USER,
+                                       f"mt_messaging_cred quota smpps_throughput {tps or 'none'}", "ok"])
+        assert "Successfully updated" in answer, answer[-1000:]
+
     @property
     def url(self) -> str:
         return f"smpp://{USER}:{PASSWORD}@127.0.0.1:{self.smpp_port}"

@@ -137,6 +137,25 @@ def test_the_smsc_restarted_while_offers_are_sent_every_offer_arrives_once(make_
         assert recs[to][0]["message_ids"] == [jasmin.mts(to)[0]["id"]]
 
 
+def test_throttled_submits_are_slowed_down_and_each_sent_once(service, jasmin):
+    jasmin.throttle(5)
+    try:
+        numbers = [f"+628110005{i:04d}" for i in range(20)]
+        services_of(service).sms.send_many([{"id": f"thr-{i}", "to": to, "from": "GeneRate", "kind": "offer",
+                                             "text": f"Penawaran {i}"} for i, to in enumerate(numbers)])
+        wait_for(lambda: all(r and r[0]["status"] == "sent" for r in map(service.records, numbers)), 60,
+                 "every offer sent", every=0.5)
+    finally:
+        jasmin.throttle(None)
+    wait_for(lambda: all(jasmin.mts(to) for to in numbers), 30, "each offer in messages.log")
+    assert all(len(jasmin.mts(to)) == 1 for to in numbers)
+    metrics = service.http.get(service.base + "/metrics", timeout=5).text
+    throttled = [line for line in metrics.splitlines()
+                 if line.startswith('ussd_sms_total{provider="smpp",result="throttled"}')]
+    assert throttled and float(throttled[0].split()[-1]) > 0, metrics[-1500:]
+    assert "ussd_smpp_bound 1.0" in metrics and "ussd_smpp_submit_seconds_count" in metrics
+
+
 def test_redis_down_while_an_mo_arrives_the_smsc_retries_it_is_handled_once(service, jasmin):
     service.redis.shutdown()
     jasmin.mo("+6281100000301", "STOP")

@@ -54,6 +54,8 @@ from ussd_app.sms import keywords, reports
 from ussd_app.sms.types import InboundSms
 
 log = logging.getLogger(__name__)
+WIRE = "ussd_app.sms.smpp.wire"  # smpplib's client: its DEBUG lines are whole PDUs (an MO's NIK)
+logging.getLogger(WIRE).setLevel(logging.INFO)  # never below, whatever LOG_LEVEL says
 
 NAME = "smpp"
 
@@ -205,11 +207,16 @@ class Queued:
     def __init__(self, r: redis.Redis, vault, short_code: str):
         self.r, self.vault, self.short_code = r, vault, short_code
 
-    def deliver_many(self, messages: list[dict]) -> list[str | None]:
-        pipe = self.r.pipeline(transaction=False)
+    def address(self, messages: list[dict]) -> None:
+        """A service SMS is from the short code (its record says so too)."""
         for m in messages:
             if m.get("kind", "service") != "offer":
-                m["from"] = self.short_code  # the record says so too (written from the same dict)
+                m["from"] = self.short_code
+
+    def deliver_many(self, messages: list[dict]) -> list[str | None]:
+        self.address(messages)
+        pipe = self.r.pipeline(transaction=False)
+        for m in messages:
             entry = {k: m[k] for k in ("id", "to", "from", "kind", "retry_of", "sent_at") if m.get(k)}
             if entry.get("kind") == "offer":
                 entry["text"] = m["text"]
@@ -368,7 +375,9 @@ class Binder:
         said = False
         while not self.stop.is_set():
             try:
-                if self.r.set(keys.SMPP_LOCK, self.token, nx=True, px=int(self.LEASE * 1000)):
+                if RENEW(self.r, [keys.SMPP_LOCK, keys.SMPP_BOUND],  # still ours (Redis was away)
+                         [self.token, int(self.LEASE * 1000), "0"]) or \
+                        self.r.set(keys.SMPP_LOCK, self.token, nx=True, px=int(self.LEASE * 1000)):
                     self.owned.set()
                     return
             except redis.RedisError as e:
@@ -409,13 +418,16 @@ class Binder:
             context.check_hostname = True
         client = smpplib.client.Client(t.host, t.port, timeout=self.ENQUIRE_EVERY,
                                        ssl_context=context, allow_unknown_opt_params=True,
-                                       logger_name="ussd_app.sms.smpp.wire")
-        client.connect()
+                                       logger_name=WIRE)
         try:
+            client.connect()
             client.bind_transceiver(system_id=t.system_id, password=t.password,
                                     system_type=self.system_type)
         except Exception:
-            client.disconnect()
+            try:
+                client.disconnect()
+            except Exception:  # never connected: nothing to close
+                pass
             raise
         return Bind(client, self.window)
 
@@ -527,15 +539,20 @@ class Binder:
 
     def _prepare(self, raw) -> Submission | None:
         raw = raw.decode() if isinstance(raw, bytes) else raw
-        message = json.loads(raw)
-        if "text_enc" in message:
-            message["text"] = self.services.vault.decrypt(message.pop("text_enc"))
-        self.ref = (self.ref + 1) % 256
         try:
+            message = json.loads(raw)
+            if "text_enc" in message:
+                message["text"] = self.services.vault.decrypt(message.pop("text_enc"))
+            self.ref = (self.ref + 1) % 256
             parts = segments(message["text"], self.ref)
-        except ValueError as e:
-            sub = Submission(raw, message, [], result="failed", reason=str(e))
-            self._finish(sub)
+        except Exception as e:  # one message that cannot be sent never holds up the others
+            log.error("smpp: a queued message cannot be sent (%s); dropped as failed", _why(e))
+            try:
+                message = json.loads(raw)
+                message.setdefault("text", "")
+                self._finish(Submission(raw, message, [], result="failed", reason=_why(e)[:200]))
+            except Exception:  # not even its record: out of the queue all the same
+                self.r.lrem(keys.SMPP_INFLIGHT, 1, raw)
             return None
         return Submission(raw, message, parts, ids=[None] * len(parts))
 
@@ -573,6 +590,11 @@ class Binder:
             sub.sent += 1
         except Lost:
             bind.window.release()
+        except Exception as e:  # smpplib refused a field (e.g. a sender ID too long): final
+            bind.window.release()
+            if sub.result is None:
+                sub.result, sub.reason = "failed", f"not submitted: {_why(e)}"[:200]
+                self._finish(sub)
 
     def _on_resp(self, bind: Bind, pdu) -> None:
         entry = bind.pending.pop(pdu.sequence, None)
