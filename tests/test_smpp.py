@@ -171,3 +171,27 @@ def test_the_wire_log_never_shows_a_pdu_whatever_the_level():
         assert not logging.getLogger(smpp.WIRE).isEnabledFor(logging.DEBUG)
     finally:
         root.setLevel(before)
+
+
+def test_the_procfile_smpp_process_idles_without_an_smsc(redis_url):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    env = {**os.environ, "REDIS_URL": redis_url, "SMS_PROVIDER": "console"}
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "ussd-app"), "smpp"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        said = ""
+        while "nothing to bind" not in said and proc.poll() is None:  # once said, SIGTERM is handled
+            said = proc.stderr.readline()
+        time.sleep(0.5)
+        assert proc.poll() is None  # no crash loop under a supervisor
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(10)
+        proc.stderr.close()
+    assert "nothing to bind" in said and code == 0

@@ -89,8 +89,10 @@ def smpp():
 
     services = _stored_services()
     if services.config.SMS_PROVIDER != "smpp":
-        raise click.ClickException(f"SMS_PROVIDER is {services.config.SMS_PROVIDER!r}: "
-                                   "'ussd-app smpp' runs only with SMS_PROVIDER=smpp")
+        # the Procfile runs it everywhere: without an SMSC it waits for its stop, not crashing
+        binder.idle(lambda: click.echo(f"SMS_PROVIDER is {services.config.SMS_PROVIDER!r}, not smpp: "
+                                       "nothing to bind; idle until stopped", err=True))
+        return
     binder.serve(services)
 
 

@@ -817,9 +817,21 @@ def _why(e: BaseException) -> str:
     return f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
 
 
-def serve(services) -> None:
-    """``ussd-app smpp``: run the binder until SIGTERM or SIGINT."""
+def _stopping() -> threading.Event:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    Binder(services, stop).run()
+    return stop
+
+
+def serve(services) -> None:
+    """``ussd-app smpp``: run the binder until SIGTERM or SIGINT."""
+    Binder(services, _stopping()).run()
+
+
+def idle(said) -> None:
+    """``ussd-app smpp`` without SMS_PROVIDER=smpp: ``said()``, then wait for SIGTERM or SIGINT."""
+    stop = _stopping()
+    said()
+    while not stop.wait(3600):
+        pass
