@@ -137,6 +137,35 @@ def test_the_smsc_restarted_while_offers_are_sent_every_offer_arrives_once(make_
         assert recs[to][0]["message_ids"] == [jasmin.mts(to)[0]["id"]]
 
 
+def test_the_smpp_process_killed_mid_send_resumes_what_was_pending(make_service, jasmin):
+    service = make_service(SMPP_TPS=40)
+    offers = [f"+628110006{i:04d}" for i in range(80)]
+    others = [f"+628110007{i:04d}" for i in range(20)]
+    handed = services_of(service)
+    handed.sms.send_many([{"id": f"kill-{i}", "to": to, "from": "KreditSmart", "kind": "offer",
+                           "text": f"Penawaran {i}"} for i, to in enumerate(offers)])
+    for i, to in enumerate(others):
+        handed.sms.send(to, f"Kode voucher {i}", message_id=f"svc-{i}")
+    wait_for(lambda: len([m for m in jasmin.mts() if m["to"].startswith("628110006")]) >= 20, 30,
+             "some offers through")
+    service.smpp.kill9()
+    service.smpp.start()
+    service.wait_bound(30)
+
+    def settled():
+        recs = {to: service.records(to) for to in offers + others}
+        return recs if all(r and r[0]["status"] != "queued" for r in recs.values()) else None
+
+    recs = wait_for(settled, 90, "every message settled", every=1)
+    assert {r[0]["status"] for to, r in recs.items() if to in others} == {"sent"}  # service SMS: resent
+    assert {r[0]["status"] for r in recs.values()} <= {"sent", "unknown"}
+    wait_for(lambda: all(jasmin.mts(to) for to in others), 30, "each service SMS in messages.log")
+    time.sleep(2)
+    assert all(len(jasmin.mts(to)) <= 1 for to in offers)  # an offer: never twice
+    assert all(len(jasmin.mts(to)) == 1 for to, r in recs.items() if r[0]["status"] == "sent" and to in offers)
+    assert "settled" in service.smpp.log.read_text() or all(r[0]["status"] == "sent" for r in recs.values())
+
+
 def test_throttled_submits_are_slowed_down_and_each_sent_once(service, jasmin):
     jasmin.throttle(5)
     try:
