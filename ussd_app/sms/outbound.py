@@ -102,5 +102,4 @@ class Outbound:
         except DeliveryError as e:
             reports.refused(self.services, self.provider.name, messages, str(e))
             raise
-        reports.sent(self.services, self.provider.name, messages, ids,
-                     getattr(self.provider, "accepted_as", "sent"))
+        reports.sent(self.services, self.provider.name, messages, ids)
