@@ -20,7 +20,7 @@ def test_production_starts_when_complete():
 @pytest.mark.parametrize("env, message", [
     ({"USSD_MAX_CHARS": "abc"}, "USSD_MAX_CHARS must be a whole number"),
     ({"USSD_MAX_CHARS": "500"}, "USSD_MAX_CHARS must be between"),
-    ({"SMS_PROVIDER": "pigeon"}, "SMS_PROVIDER must be console or africastalking"),
+    ({"SMS_PROVIDER": "pigeon"}, "SMS_PROVIDER must be console, africastalking or smpp"),
     ({"USSD_RESUME_SECONDS": "-1"}, "USSD_RESUME_SECONDS must be 0 or more"),
     ({"USSD_RESUME_SECONDS": "2m"}, "USSD_RESUME_SECONDS must be a whole number"),
     ({"REDIS_URL": "redis+cluster://h:7000"}, "REDIS_URL is a Redis Cluster: set JOBS_REDIS_URL"),

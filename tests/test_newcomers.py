@@ -114,8 +114,10 @@ def test_menus_check_runs_under_production(monkeypatch):
 
 # -- README -----------------------------------------------------------------------------
 def test_readme_names_every_setting():
+    """In README.md or a page of docs/ (docs/smpp.md has the SMPP settings)."""
+    docs = README + "".join(p.read_text() for p in sorted((Path(__file__).parent.parent / "docs").glob("*.md")))
     names = [f.name for f in configuration.fields(configuration.Config)] + ["PORT"]
-    missing = [n for n in names if f"`{n}`" not in README]
+    missing = [n for n in names if f"`{n}`" not in docs]
     assert missing == []
 
 

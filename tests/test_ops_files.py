@@ -19,7 +19,8 @@ def exported() -> set[str]:
             names.add(m.name)
         elif isinstance(m, MetricWrapperBase):  # prometheus_client's Counter and kin
             names |= {family.name for family in m.describe()}
-    return names | {"ussd_jobs_queued", "ussd_jobs_scheduled", "ussd_jobs_started", "ussd_jobs_failed"}
+    return names | {"ussd_jobs_queued", "ussd_jobs_scheduled", "ussd_jobs_started", "ussd_jobs_failed",
+                    "ussd_smpp_bound"}
 
 
 def named(expr: str) -> set[str]:

@@ -110,6 +110,22 @@ def worker(burst, every):
     jobs.work(services, burst=burst, every=every)
 
 
+@main.command()
+def smpp():
+    """Hold the one bind_transceiver to the operator's SMSC (SMS_PROVIDER=smpp,
+    SMPP_URL): submit the SMS the service queued, take MOs and delivery
+    receipts. A second one started by mistake waits for the first's lock."""
+    from ussd_app.sms import smpp as binder
+
+    services = _stored_services()
+    if services.config.SMS_PROVIDER != "smpp":
+        # the Procfile runs it everywhere: without an SMSC it waits for its stop, not crashing
+        binder.idle(lambda: click.echo(f"SMS_PROVIDER is {services.config.SMS_PROVIDER!r}, not smpp: "
+                                       "nothing to bind; idle until stopped", err=True))
+        return
+    binder.serve(services)
+
+
 @main.group()
 def menus():
     """The menu graph."""

@@ -36,8 +36,8 @@ class Services:
         self.raw = store.connect(config.REDIS_URL, decode=False)
         jobs = self.raw if not config.JOBS_REDIS_URL else store.connect(config.JOBS_REDIS_URL, decode=False)
         self.jobs = Jobs(self, jobs, sync=config.JOBS_SYNC)
-        self.sms = Outbound(self, providers.build(config, self.r))
         self.vault = pii.Vault(config.PII_KEY)
+        self.sms = Outbound(self, providers.build(config, self.r, self.vault))
         self.kept = store.Kept()  # this process's copies of the catalog and campaigns
         self.accounts = points.Accounts()
         self.funnel = Counts(self.r)  # this process's funnel counts, written each second

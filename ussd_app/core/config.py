@@ -33,6 +33,10 @@ class Config:
     AFRICASTALKING_URL: str = "https://api.africastalking.com/version1/messaging"
     AFRICASTALKING_USERNAME: str = "sandbox"
     AFRICASTALKING_API_KEY: str | None = None
+    SMPP_URL: str | None = None  # smpp://<system_id>:<password>@<host>:<port> (smpps:// for TLS)
+    SMPP_SYSTEM_TYPE: str = ""
+    SMPP_TPS: int = 50  # submit_sm a second, at most
+    SMPP_WINDOW: int = 10  # submit_sm without their response, at most
     USSD_SERVICE_CODE: str = "*700#"
     USSD_MAX_CHARS: int = 160
     USSD_SESSION_TTL: int = 180
@@ -104,8 +108,24 @@ def check(config: Config) -> None:
         if missing:
             raise ConfigError(
                 "USSD_APP_ENV=production needs " + ", ".join(missing) + " to be set")
-    if config.SMS_PROVIDER not in ("console", "africastalking"):
-        raise ConfigError(f"SMS_PROVIDER must be console or africastalking, got {config.SMS_PROVIDER!r}")
+    if config.SMS_PROVIDER not in ("console", "africastalking", "smpp"):
+        raise ConfigError(f"SMS_PROVIDER must be console, africastalking or smpp, got {config.SMS_PROVIDER!r}")
+    if config.SMS_PROVIDER == "smpp":
+        from urllib.parse import urlsplit
+
+        try:
+            url = urlsplit(config.SMPP_URL or "")
+            port = url.port
+        except ValueError:
+            url, port = None, None
+        if url is None or url.scheme not in ("smpp", "smpps") or not url.hostname or not port \
+                or not url.username:
+            raise ConfigError("SMS_PROVIDER=smpp needs SMPP_URL=smpp://<system_id>:<password>@<host>:<port> "
+                              "(smpps:// for TLS)")
+    if config.SMPP_TPS < 1 or config.SMPP_WINDOW < 1:
+        raise ConfigError("SMPP_TPS and SMPP_WINDOW must be at least 1")
+    if not config.SMS_SHORT_CODE.isdigit():
+        raise ConfigError("SMS_SHORT_CODE must be digits, e.g. 62168")
     if config.POINTS_EXPIRY_POLICY not in ("calendar", "rolling"):
         raise ConfigError("POINTS_EXPIRY_POLICY must be calendar or rolling")
     if config.USSD_RESUME_SECONDS < 0:

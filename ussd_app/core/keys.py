@@ -135,6 +135,23 @@ def sms_records(msisdn: str) -> str:
     return _sub(msisdn, "sms_records")
 
 
+# -- SMS over SMPP: one binder (``ussd-app smpp``), its keys in one slot --------
+SMPP_QUEUE = f"{PREFIX}:{{smpp}}:queue"
+"""List of JSON messages handed to the SMPP provider, waiting for the bind."""
+
+SMPP_INFLIGHT = f"{PREFIX}:{{smpp}}:inflight"
+"""List of JSON messages the binder took and is submitting (their submit_sm
+may be unanswered): what a lost bind or a restart must settle."""
+
+SMPP_LOCK = f"{PREFIX}:{{smpp}}:lock"
+"""String: the token of the one ``ussd-app smpp`` process allowed to bind and
+submit (a short lease it renews)."""
+
+SMPP_BOUND = f"{PREFIX}:{{smpp}}:bound"
+"""String '1' while the binder holds a bind (a short expiry it renews):
+``/readyz`` and ``ussd_smpp_bound`` read it."""
+
+
 # -- global -------------------------------------------------------------------
 SUBSCRIBERS = f"{PREFIX}:subscribers"
 """Set of every known MSISDN, scanned in batches by jobs."""

@@ -104,6 +104,9 @@ if ENABLED:
     SMS = Counter("ussd_sms_total", "Outbound SMS by provider and result (sent, failed: at the "
                   "provider's API; delivered, undelivered: its delivery reports; retried)",
                   ["provider", "result"])
+    SMPP_SUBMIT_BOUNDS = [.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 15, float("inf")]
+    SMPP_SUBMIT_SECONDS = Histogram("ussd_smpp_submit_seconds", "SMPP submit_sm to its submit_sm_resp, "
+                                    "in seconds", buckets=SMPP_SUBMIT_BOUNDS)
     REDEMPTIONS = Counter("ussd_redemptions_total", "Redemptions settled, by outcome "
                           "(done, refunded, needs_review)", ["outcome"])
     CONSENTS = Counter("ussd_consent_events_total", "Consent log events (consent, decline, "
@@ -258,6 +261,12 @@ def sms(provider: str, result: str, n: int = 1) -> None:
         _flusher.tally().add((SMS, (provider, result)), n)
 
 
+def smpp_submit(seconds: float) -> None:
+    """One submit_sm answered after ``seconds``."""
+    if ENABLED:
+        _flusher.tally().observe((SMPP_SUBMIT_SECONDS, ()), SMPP_SUBMIT_BOUNDS, seconds)
+
+
 def redemption(outcome: str) -> None:
     if ENABLED:
         _flusher.tally().add((REDEMPTIONS, (outcome,)))
@@ -296,16 +305,30 @@ class _Queue:
             yield GaugeMetricFamily(name, what, value=count)
 
 
+class _Gauges:
+    """Gauges read at each scrape: ``gauges()`` gives (name, help, value) each."""
+
+    def __init__(self, gauges):
+        self.gauges = gauges
+
+    def collect(self):
+        for name, what, value in self.gauges():
+            yield GaugeMetricFamily(name, what, value=value)
+
+
 _flusher = _Flusher()
 atexit.register(_flusher.flush)
 
 
-def render(queue) -> bytes:
-    """Every process's counts added up, and the queue's depth: the scrape's body."""
+def render(queue, gauges=None) -> bytes:
+    """Every process's counts added up, and the queue's depth (and ``gauges``,
+    see :class:`_Gauges`): the scrape's body."""
     if not ENABLED:
         return b"# metrics are off (METRICS=0)\n"
     _flusher.flush()
     registry = CollectorRegistry()
     registry.register(_Histograms([HOP_SECONDS, REDIS_SECONDS]))
     registry.register(_Queue(queue))
+    if gauges is not None:
+        registry.register(_Gauges(gauges))
     return generate_latest(registry)

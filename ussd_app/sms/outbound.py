@@ -91,6 +91,12 @@ class Outbound:
 
     def hand_over(self, messages: list[dict]) -> None:
         """Give ``messages`` to the provider; record its answer per message id."""
+        if getattr(self.provider, "accepted_as", "sent") == "queued":
+            # recorded before it is queued: the sender's answer (SMPP) comes after, never before
+            self.provider.address(messages)
+            reports.sent(self.services, self.provider.name, messages, None, "queued")
+            self.provider.deliver_many(messages)
+            return
         try:
             ids = self.provider.deliver_many(messages)
         except DeliveryError as e:

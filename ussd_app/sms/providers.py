@@ -75,7 +75,11 @@ class AfricasTalking:
             return None
 
 
-def build(config, r: redis.Redis):
+def build(config, r: redis.Redis, vault=None):
+    if config.SMS_PROVIDER == "smpp":
+        from ussd_app.sms.smpp import Queued
+
+        return Queued(r, vault, config.SMS_SHORT_CODE)
     if config.SMS_PROVIDER == "africastalking":
         return AfricasTalking(config.AFRICASTALKING_URL, config.AFRICASTALKING_USERNAME,
                               config.AFRICASTALKING_API_KEY)

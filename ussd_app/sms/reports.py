@@ -37,6 +37,8 @@ STATUSES = {"sent": "sent", "submitted": "sent", "buffered": "sent", "success": 
 # ARGV[3] reason  ARGV[4] now
 # The first final report (delivered, failed) wins; a 'sent' report, a late
 # 'Buffered' after 'Success', or a report posted twice changes nothing.
+# A message sent in parts (SMPP: 'message_ids', the SMSC's id of each) is
+# delivered when each part's report said so; the first failed part fails it.
 # Returns {'unknown'} | {'same', record} | {'changed', record as it was, with its text}.
 REPORT = Script("""
 local id = redis.call('HGET', KEYS[1], 'p:' .. ARGV[1]) or ARGV[1]
@@ -44,6 +46,17 @@ local raw = redis.call('HGET', KEYS[1], id)
 if not raw then return {'unknown'} end
 local rec = cjson.decode(raw)
 if rec.status == 'delivered' or rec.reported or ARGV[2] == 'sent' then return {'same', raw} end
+if ARGV[2] == 'delivered' and rec.message_ids and #rec.message_ids > 1 then
+  -- one part of a long message (SMPP): delivered when every part is
+  local parts = rec.delivered_parts or {}
+  for _, p in ipairs(parts) do if p == ARGV[1] then return {'same', raw} end end
+  table.insert(parts, ARGV[1])
+  rec.delivered_parts = parts
+  if #parts < #rec.message_ids then
+    redis.call('HSET', KEYS[1], id, cjson.encode(rec))
+    return {'same', raw}
+  end
+end
 local text = rec.text_enc
 rec.status, rec.updated_at, rec.reported, rec.text_enc = ARGV[2], tonumber(ARGV[4]), true, nil
 if ARGV[3] ~= '' then rec.reason = ARGV[3] end
@@ -78,8 +91,39 @@ def _record(message: dict, provider: str, status: str, now: float, vault, reason
     return rec
 
 
-def sent(services, provider: str, messages: list[dict], provider_ids: list | None) -> None:
-    """The provider accepted ``messages`` (with its own ids for them, if it gave any)."""
+# KEYS[1] the subscriber's SMS records   ARGV[1] our id   ARGV[2] status (sent,
+# failed, unknown)   ARGV[3] reason   ARGV[4] now   ARGV[5] JSON list of the
+# SMSC's message ids (one a part)   ARGV[6] the record to start from if none is kept
+# The SMSC answered the submit_sm of a queued message (SMPP): its ids are kept
+# in the record, each mapped to ours for the receipts. Returns the record.
+SUBMITTED = Script("""
+local rec = cjson.decode(redis.call('HGET', KEYS[1], ARGV[1]) or ARGV[6])
+local ids = cjson.decode(ARGV[5])
+rec.status, rec.updated_at = ARGV[2], tonumber(ARGV[4])
+if #ids > 0 then rec.message_ids = ids end
+if ARGV[3] ~= '' then rec.reason = ARGV[3] end
+if ARGV[2] ~= 'sent' then rec.text_enc = nil end
+redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(rec))
+for _, pid in ipairs(ids) do redis.call('HSET', KEYS[1], 'p:' .. pid, ARGV[1]) end
+redis.call('EXPIRE', KEYS[1], ARGV[7])
+return cjson.encode(rec)
+""")
+
+
+def submitted(services, provider: str, message: dict, status: str, provider_ids: list[str],
+              reason: str = "") -> dict:
+    """The SMSC answered (or may have answered: ``unknown``) ``message``'s
+    submit_sm: the record takes ``status`` and the SMSC's id of each part."""
+    start = _encode(_record(message, provider, status, services.clock(), services.vault, reason))
+    return json.loads(SUBMITTED(services.r, [keys.sms_records(message["to"])],
+                                [message["id"], status, reason[:200], services.clock(),
+                                 json.dumps(provider_ids), start, RECORD_DAYS * 86400]))
+
+
+def sent(services, provider: str, messages: list[dict], provider_ids: list | None,
+         status: str = "sent") -> None:
+    """The provider accepted ``messages`` (with its own ids for them, if it gave
+    any); ``status`` ``queued``: it will send them (SMPP)."""
     messages = [m for m in messages if m.get("id")]
     if not messages:
         return
@@ -87,7 +131,7 @@ def sent(services, provider: str, messages: list[dict], provider_ids: list | Non
     pipe = services.r.pipeline(transaction=False)
     for m, pid in zip(messages, provider_ids or [None] * len(messages)):
         # msgspec: an offer batch writes a record per message (json.dumps took a quarter of its time)
-        key, record = keys.sms_records(m["to"]), _encode(_record(m, provider, "sent", now, services.vault))
+        key, record = keys.sms_records(m["to"]), _encode(_record(m, provider, status, now, services.vault))
         if pid and pid != m["id"]:  # reports will name the provider's id
             pipe.hset(key, mapping={m["id"]: record, f"p:{pid}": m["id"]})
         else:

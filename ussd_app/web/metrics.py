@@ -30,4 +30,10 @@ def unauthorized(e):
 
 @bp.get("/metrics")
 def scrape():
-    return Response(metrics.render(services().jobs.queue), 200, content_type=metrics.CONTENT_TYPE)
+    s = services()
+    gauges = None
+    if s.config.SMS_PROVIDER == "smpp":
+        from ussd_app.sms import smpp
+
+        gauges = smpp.gauges(s.r)
+    return Response(metrics.render(s.jobs.queue, gauges), 200, content_type=metrics.CONTENT_TYPE)

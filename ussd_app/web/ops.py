@@ -21,4 +21,13 @@ def readyz():
         kept = store.persistence(services().r)
     except redis.RedisError as e:
         return jsonify(status="unavailable", redis="unavailable", error=f"redis: {type(e).__name__}"), 503
-    return jsonify(status="ok", redis="ok", persistence=kept)
+    if services().config.SMS_PROVIDER != "smpp":
+        return jsonify(status="ok", redis="ok", persistence=kept)
+    # SMS handed over while the bind is down wait in Redis: ready, and the bind said
+    from ussd_app.sms import smpp
+
+    try:
+        up = smpp.bound(services().r)
+    except redis.RedisError as e:
+        return jsonify(status="unavailable", redis="unavailable", error=f"redis: {type(e).__name__}"), 503
+    return jsonify(status="ok", redis="ok", persistence=kept, smpp="bound" if up else "unbound")
