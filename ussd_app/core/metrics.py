@@ -105,8 +105,8 @@ if ENABLED:
                   "provider's API; delivered, undelivered: its delivery reports; retried)",
                   ["provider", "result"])
     SMPP_SUBMIT_BOUNDS = [.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 15, float("inf")]
-    SMPP_SUBMIT_SECONDS = Histogram("ussd_smpp_submit_seconds", "SMPP submit_sm to its submit_sm_resp, "
-                                    "in seconds", buckets=SMPP_SUBMIT_BOUNDS)
+    SMPP_SUBMIT_SECONDS = CountedHistogram("ussd_smpp_submit_seconds", "SMPP submit_sm to its "
+                                           "submit_sm_resp, in seconds", [], SMPP_SUBMIT_BOUNDS)
     REDEMPTIONS = Counter("ussd_redemptions_total", "Redemptions settled, by outcome "
                           "(done, refunded, needs_review)", ["outcome"])
     CONSENTS = Counter("ussd_consent_events_total", "Consent log events (consent, decline, "
@@ -327,7 +327,7 @@ def render(queue, gauges=None) -> bytes:
         return b"# metrics are off (METRICS=0)\n"
     _flusher.flush()
     registry = CollectorRegistry()
-    registry.register(_Histograms([HOP_SECONDS, REDIS_SECONDS]))
+    registry.register(_Histograms([HOP_SECONDS, REDIS_SECONDS, SMPP_SUBMIT_SECONDS]))
     registry.register(_Queue(queue))
     if gauges is not None:
         registry.register(_Gauges(gauges))
