@@ -88,7 +88,7 @@ def test_a_killed_web_worker_is_replaced(stack):
     settle_and_check(stack, traffic)
 
 
-def test_provider_timeouts_and_refusals_keep_the_books(stack, money_semantics):
+def test_provider_timeouts_and_refusals_keep_the_books(stack):
     """The provider refuses, then stops answering in time, then recovers."""
     with Traffic(stack) as traffic:
         time.sleep(2)
@@ -104,13 +104,12 @@ def test_provider_timeouts_and_refusals_keep_the_books(stack, money_semantics):
     print(summary(traffic.attempts), counts)
     timed_out = {ref for ref, calls in stack.provider.calls.items() if any(c.late for c in calls)}
     assert timed_out, "no provider call timed out: the test did not test timeouts"
-    # needs money branch: an unknown outcome (a timeout) is never refunded
-    # automatically; the provider delivered every call it answered 2xx, late
-    # or not, so none of those may end refunded.
-    if money_semantics:
-        refunded = promises.refunded()
-        assert not refunded & stack.provider.delivered(), (
-            f"delivered, then refunded: {sorted(refunded & stack.provider.delivered())[:5]}")
+    # an unknown outcome (a timeout) is never refunded automatically; the
+    # provider delivered every call it answered 2xx, late or not, so none of
+    # those may end refunded.
+    refunded = promises.refunded()
+    assert not refunded & stack.provider.delivered(), (
+        f"delivered, then refunded: {sorted(refunded & stack.provider.delivered())[:5]}")
 
 
 def wait_for_a_call_in_flight(stack, seconds: float = 10) -> None:
