@@ -117,3 +117,21 @@ def test_the_volatile_switch_is_read_from_the_environment(monkeypatch, own_redis
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("ALLOW_VOLATILE_REDIS", "1")
     assert build().extensions["ussd"].config.ALLOW_VOLATILE_REDIS is True
+
+
+def test_the_durability_benchmark_redeems(redis_url):
+    """bench/durability.py measures real redemptions (it once called an older
+    ``redeem`` and crashed): one short run against the test's Redis."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from bench import durability
+    from conftest import flush
+
+    flush(redis_url)
+    try:
+        got = durability.measure(redis_url, 2, 0.2)
+    finally:
+        flush(redis_url)
+    assert got["per_s"] > 0 and 0 < got["p50"] <= got["p99"]

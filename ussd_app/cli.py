@@ -296,7 +296,7 @@ def report_funnel(start, end, dialect, as_json):
     from ussd_app.core.errors import BadRequest
     from ussd_app.web.analytics import funnel_report, window
 
-    services = _services()
+    services = _stored_services()
     args = {k: v for k, v in (("from", start), ("to", end), ("dialect", dialect)) if v}
     try:
         data = funnel_report(services, *window(args, services.clock()))
@@ -324,7 +324,7 @@ def partners_add(institution):
     from ussd_app.core.errors import BadRequest, Conflict
     from ussd_app.offers import partners as keys
 
-    services = _services()
+    services = _stored_services()
     try:
         click.echo(keys.add(services.r, institution, services.clock()))
     except (BadRequest, Conflict) as e:
@@ -337,7 +337,7 @@ def partners_list():
     from ussd_app.core.formats import iso
     from ussd_app.offers import partners as keys
 
-    for p in keys.every(_services().r):
+    for p in keys.every(_stored_services().r):
         click.echo(f"{p['institution']}\t{iso(p['created_at'])}")
 
 
@@ -347,7 +347,7 @@ def partners_revoke(institution):
     """Revoke INSTITUTION's key at once."""
     from ussd_app.offers import partners as keys
 
-    if not keys.revoke(_services().r, institution):
+    if not keys.revoke(_stored_services().r, institution):
         raise click.ClickException(f"{institution} has no key")
     click.echo(f"revoked {institution}")
 
@@ -365,7 +365,7 @@ def archive_run(batch):
     from ussd_app.core.errors import Conflict
 
     try:
-        counts = retention.run(_services(), batch)
+        counts = retention.run(_stored_services(), batch)
     except Conflict as e:
         raise click.ClickException(str(e)) from None
     click.echo(", ".join(f"{k}: {v}" for k, v in counts.items()))
