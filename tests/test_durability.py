@@ -56,7 +56,7 @@ def build():
 
 def production(url: str, **more) -> dict:
     return {"USSD_APP_ENV": "production", "REDIS_URL": url, "GATEWAY_TOKEN": "g",
-            "ADMIN_TOKEN": "a", "PII_KEY": PII_KEY, **more}
+            "ADMIN_TOKEN": "a", "PII_KEY": PII_KEY, "ALLOW_SIMULATED_PROVIDERS": "1", **more}
 
 
 @pytest.mark.parametrize("args, kept", [
@@ -135,3 +135,12 @@ def test_the_durability_benchmark_redeems(redis_url):
     finally:
         flush(redis_url)
     assert got["per_s"] > 0 and 0 < got["p50"] <= got["p99"]
+
+
+def test_readiness_names_the_simulated_providers_production_was_allowed(own_redis, build):
+    url = own_redis("--appendonly", "yes", "--save", "")
+    ready = build(production(url, FULFILMENT_URL="https://f.example")).test_client().get("/readyz")
+    assert (ready.status_code, ready.get_json()["simulated"]) == (200, ["SMS_PROVIDER=console"])
+    real = production(url, FULFILMENT_URL="https://f.example", SMS_PROVIDER="africastalking",
+                      AFRICASTALKING_API_KEY="k", ALLOW_SIMULATED_PROVIDERS="")
+    assert "simulated" not in build(real).test_client().get("/readyz").get_json()

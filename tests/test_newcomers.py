@@ -117,7 +117,8 @@ def test_menus_check_runs_under_production(monkeypatch):
 # -- README -----------------------------------------------------------------------------
 def test_readme_names_every_setting():
     names = [f.name for f in configuration.fields(configuration.Config)] + ["PORT"]
-    missing = [n for n in names if f"`{n}`" not in README]
+    documented = README + "".join(p.read_text() for p in (Path(__file__).parent.parent / "docs").glob("*.md"))
+    missing = [n for n in names if f"`{n}`" not in documented]
     assert missing == []
 
 

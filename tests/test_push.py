@@ -213,6 +213,7 @@ class TestProduction:
     def config(self, config):
         return {**config, "USSD_APP_ENV": "production", "ADMIN_TOKEN": "a", "GATEWAY_TOKEN": "g",
                 "ALLOW_VOLATILE_REDIS": True,  # the test server keeps nothing: it is a test
+                "ALLOW_SIMULATED_PROVIDERS": True,
                 "PII_KEY": "YWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWE="}
 
     def test_a_webhook_must_be_https(self, client):

@@ -275,7 +275,8 @@ class Stack:
                     "GATEWAY_TOKEN": self.gateway_token, "ADMIN_TOKEN": self.admin_token,
                     "PII_KEY": Fernet.generate_key().decode(), "SMS_PROVIDER": "console",
                     "FULFILMENT_URL": self.provider.url, "FULFILMENT_TIMEOUT": str(FULFILMENT_TIMEOUT),
-                    "OFFER_SEND_WINDOW": "always", "LOG_LEVEL": "WARNING"}
+                    "OFFER_SEND_WINDOW": "always", "LOG_LEVEL": "WARNING",
+                    "ALLOW_SIMULATED_PROVIDERS": "1"}  # SMS to the console: a test
         web = procfile("web").replace("$PORT", str(self.port)).replace("0.0.0.0", "127.0.0.1")
         self.web = Process("web", shlex.split(web), self.env, tmp)
         self.worker = Process("worker", shlex.split(procfile("worker")), self.env, tmp)

@@ -16,9 +16,13 @@ def healthz():
 
 @bp.get("/readyz")
 def readyz():
-    """Redis answers, and how it keeps data over a restart (``aof``, ``rdb``, ``none``)."""
+    """Redis answers, and how it keeps data over a restart (``aof``, ``rdb``, ``none``);
+    in production, ``simulated`` names the simulated providers ALLOW_SIMULATED_PROVIDERS let
+    it start with (a staging run)."""
     try:
         kept = store.persistence(services().r)
     except redis.RedisError as e:
         return jsonify(status="unavailable", redis="unavailable", error=f"redis: {type(e).__name__}"), 503
-    return jsonify(status="ok", redis="ok", persistence=kept)
+    config = services().config
+    simulated = config.simulated if config.production else []
+    return jsonify(status="ok", redis="ok", persistence=kept, **({"simulated": simulated} if simulated else {}))
