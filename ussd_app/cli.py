@@ -56,6 +56,29 @@ def run(host, port, demo):
     app.run(host=host, port=port, threaded=True)
 
 
+@main.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.argument("server", nargs=-1, required=True, type=click.UNPROCESSED)
+def serve(server):
+    """Start the web server SERVER (the Procfile's: ``ussd-app serve granian ...``)
+    as every process starts: the configuration checked first (production refuses
+    to start with what it would refuse to run), this deployment's metrics
+    directory emptied of earlier runs; then SERVER runs in this process's place,
+    before it forks its workers."""
+    import shutil
+
+    from ussd_app.core import metrics
+
+    _app()  # a refusal is one line here, not a worker that fails, is respawned and fails again
+    if metrics.ENABLED:
+        metrics.start_deployment()
+    # found on PATH, or beside this interpreter (an unactivated venv)
+    exe = shutil.which(server[0]) or shutil.which(server[0], path=os.path.dirname(sys.executable)) or server[0]
+    try:
+        os.execv(exe, list(server))
+    except OSError as e:
+        raise click.ClickException(f"cannot run {server[0]}: {e.strerror}") from None
+
+
 @main.command("seed-demo")
 def seed_demo():
     """Load demo subscribers with points (idempotent)."""
