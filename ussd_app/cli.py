@@ -92,15 +92,21 @@ def seed_demo():
 @click.option("--burst", is_flag=True, help="Stop when the queue is empty.")
 @click.option("--every", default=30, show_default=True, type=click.IntRange(1, 3600),
               help="Seconds between housekeeping rounds.")
-def worker(burst, every):
+@click.option("--queues", default="ussd,ussd-partners", show_default=True,
+              type=click.Choice(["ussd,ussd-partners", "ussd", "ussd-partners"]),
+              help="Queues to work, in order: ussd (subscribers' SMS, offer SMS, housekeeping), "
+                   "ussd-partners (lead push, fulfilment: calls to parties outside).")
+def worker(burst, every, queues):
     """Run background jobs (remote SMS, fulfilment, lead push, offer SMS held
     for the sending window) and rq's scheduler, which also runs housekeeping
-    every 30 s (--every): settling redemptions a crash left pending, and more."""
+    every 30 s (--every): settling redemptions a crash left pending, and more.
+    The Procfile runs one worker per queue, so a slow partner never holds
+    the worker sending subscribers' SMS."""
     from ussd_app import jobs
 
     services = _stored_services()
     jobs.start(services, every)
-    jobs.work(services, burst=burst, every=every)
+    jobs.work(services, burst=burst, every=every, queues=tuple(queues.split(",")))
 
 
 @main.group()

@@ -22,6 +22,7 @@ from redis.backoff import ExponentialBackoff
 from ussd_app import retention
 from ussd_app.core.errors import Conflict
 from ussd_app.core import store
+from ussd_app.core.queue import PARTNERS, QUEUE
 from ussd_app.loyalty import redemptions
 from ussd_app.offers import push, sending
 from ussd_app.ussd import hop
@@ -109,8 +110,11 @@ class Worker(rq.SimpleWorker):
         schedule_housekeeping(self.job_class.services, self.every)
 
 
-def work(services, burst: bool = False, stop: threading.Event | None = None, every: int = EVERY) -> None:
-    """Run a worker on this process's services until stopped (or idle, with ``burst``).
+def work(services, burst: bool = False, stop: threading.Event | None = None, every: int = EVERY,
+         queues: tuple[str, ...] = (QUEUE, PARTNERS)) -> None:
+    """Run a worker on this process's services until stopped (or idle, with
+    ``burst``), taking jobs from ``queues`` in their order (default: both, the
+    subscribers' first; the Procfile runs one worker for each).
 
     rq's work loop quits on any Redis error it meets outside a job (its
     heartbeat, its scheduler, recording its own death), so a Redis restart
@@ -122,7 +126,8 @@ def work(services, burst: bool = False, stop: threading.Event | None = None, eve
     be_patient(services)
     failures = 0
     while not stop.is_set():
-        worker = Worker([services.jobs.queue], connection=services.jobs.connection,
+        worked = [services.jobs.partners if name == PARTNERS else services.jobs.queue for name in queues]
+        worker = Worker(worked, connection=services.jobs.connection,
                         job_class=services.jobs.job_class, maintenance_interval=60)
         worker.every = every
         started = time.monotonic()

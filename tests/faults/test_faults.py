@@ -33,7 +33,8 @@ def test_a_redis_restart_loses_nothing_confirmed(stack):
         stack.wait_ready(15)
         time.sleep(3)
     stack.provider.mode = "ok"
-    assert stack.worker.alive, f"the worker died with Redis\n{stack.worker.tail()}"
+    for worker in (stack.worker, stack.partners):
+        assert worker.alive, f"the {worker.name} worker died with Redis\n{worker.tail()}"
     settle_and_check(stack, traffic)
 
 
@@ -50,7 +51,8 @@ def test_redis_killed_loses_nothing_confirmed(stack):
         stack.wait_ready(15)
         time.sleep(3)
     stack.provider.mode = "ok"
-    assert stack.worker.alive, f"the worker died with Redis\n{stack.worker.tail()}"
+    for worker in (stack.worker, stack.partners):
+        assert worker.alive, f"the {worker.name} worker died with Redis\n{worker.tail()}"
     settle_and_check(stack, traffic)
 
 
@@ -64,10 +66,10 @@ def test_a_killed_worker_restarted_leaves_nothing_pending_or_twice(stack):
         time.sleep(3)
         for _ in range(2):
             wait_for_a_call_in_flight(stack)
-            stack.worker.kill9()
+            stack.partners.kill9()  # the worker of the partners queue: fulfilment
             stack.provider.interrupt()
             time.sleep(1)
-            stack.worker.start()
+            stack.partners.start()
             time.sleep(1.5)
     stack.provider.mode = "ok"
     settle_and_check(stack, traffic)

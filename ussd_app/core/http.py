@@ -87,13 +87,22 @@ class Client:
             raise Unreachable(type(e).__name__) from None
         finally:
             timer.cancel()
-        if expired.is_set():  # the watchdog fired as the answer completed: the socket is gone
+        if expired.is_set():
+            # cut short: http.client takes the end of the stream for the end of
+            # the headers (or of the body), so what was read cannot be trusted
             conn.close()
-        elif reusable:
+            raise TimedOut(f"no whole answer within {self.deadline:g} s")
+        if reusable:
             conns[where] = conn
         else:
             conn.close()
         return Answer(resp.status, data)
+
+
+    def close(self) -> None:
+        """Close this thread's kept connections."""
+        for conn in self.kept.__dict__.pop("conns", {}).values():
+            conn.close()
 
 
 def _dropped(conn) -> bool:

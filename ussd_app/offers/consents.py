@@ -276,7 +276,7 @@ def give(services, msisdn: str, campaign: Campaign, nik_enc: str, proof: Proof,
         if "webhook" in campaign.institution:  # the lead goes to the partner too (offers.push)
             services.jobs.enqueue(PUSH_JOB, campaign.id, msisdn, consent_id(msisdn, campaign.id),
                                   job_id=push_job_id(consent_id(msisdn, campaign.id)),
-                                  retry=push_retry(services.config))
+                                  retry=push_retry(services.config), queue=queue.PARTNERS)
         services.sms.send(msisdn, texts.t(
             proof.lang, "sms.consent_ok", institution=campaign.institution["name"],
             product=campaign.product,

@@ -30,6 +30,7 @@ import time
 import redis
 
 from ussd_app.core import formats, http, keys, metrics
+from ussd_app.core.queue import PARTNERS
 from ussd_app.core.msisdn import mask
 from ussd_app.core.store import Script
 from ussd_app.offers import campaigns, consents
@@ -168,7 +169,7 @@ def recover(services) -> int:
             continue
         r.zadd(keys.LEAD_PUSH_PENDING, {marker: now + services.config.LEAD_PUSH_TIMEOUT + GRACE})
         services.jobs.enqueue(consents.PUSH_JOB, campaign_id, msisdn, cid, job_id=consents.push_job_id(cid),
-                              retry=consents.push_retry(services.config))
+                              retry=consents.push_retry(services.config), queue=PARTNERS)
         queued += 1
     return queued
 
