@@ -104,6 +104,8 @@ def test_eight_slow_bodies_hold_no_web_worker(processes, free_port):
     base = f"http://127.0.0.1:{free_port}"
     assert wait_for(lambda: status(base + "/healthz") == 200, 30)
     time.sleep(2)  # both workers up (the first answers while the second may still load)
+    for _ in range(4):  # each worker's first hops (caches) before the clock runs
+        hop(base)
     slow = [slow_body(free_port) for _ in range(8)]
     try:
         time.sleep(0.5)
