@@ -109,6 +109,9 @@ class TestQueueDepth:
         services.jobs.enqueue("ussd_app.sms.outbound.deliver", [])
         services.jobs.enqueue("ussd_app.sms.outbound.deliver", [])
         assert value(scrape(client), "ussd_jobs_queued") == 2
+        from ussd_app.core.queue import PARTNERS  # the partners queue's jobs count too
+        services.jobs.enqueue("ussd_app.offers.push.deliver", "c", "m", "x", queue=PARTNERS)
+        assert value(scrape(client), "ussd_jobs_queued") == 3
 
 
 class TestUnderTheProcfile:

@@ -272,33 +272,34 @@ def job(func: str, outcome: str) -> None:
 
 
 class _Queue:
-    """Queue depth, read from Redis at each scrape (a gauge no process owns)."""
+    """Queue depth, read from Redis at each scrape (a gauge no process owns),
+    added up over the queues (``ussd`` and ``ussd-partners``)."""
 
-    def __init__(self, queue):
-        self.queue = queue
+    def __init__(self, queues):
+        self.queues = queues
 
     def collect(self):
-        q = self.queue
+        qs = self.queues
         for name, what, count in (
-                ("ussd_jobs_queued", "Jobs waiting for a worker", q.count),
+                ("ussd_jobs_queued", "Jobs waiting for a worker", lambda q: q.count),
                 ("ussd_jobs_scheduled", "Jobs scheduled for later (retries, held offer SMS, "
-                 "housekeeping)", q.scheduled_job_registry.count),
-                ("ussd_jobs_started", "Jobs running now", q.started_job_registry.count),
+                 "housekeeping)", lambda q: q.scheduled_job_registry.count),
+                ("ussd_jobs_started", "Jobs running now", lambda q: q.started_job_registry.count),
                 ("ussd_jobs_failed", "Jobs that ran out of retries (rq's failed registry)",
-                 q.failed_job_registry.count)):
-            yield GaugeMetricFamily(name, what, value=count)
+                 lambda q: q.failed_job_registry.count)):
+            yield GaugeMetricFamily(name, what, value=sum(count(q) for q in qs))
 
 
 _flusher = _Flusher()
 atexit.register(_flusher.flush)
 
 
-def render(queue) -> bytes:
-    """Every process's counts added up, and the queue's depth: the scrape's body."""
+def render(*queues) -> bytes:
+    """Every process's counts added up, and the queues' depth: the scrape's body."""
     if not ENABLED:
         return b"# metrics are off (METRICS=0)\n"
     _flusher.flush()
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry)
-    registry.register(_Queue(queue))
+    registry.register(_Queue(queues))
     return generate_latest(registry)

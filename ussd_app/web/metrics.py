@@ -30,4 +30,5 @@ def unauthorized(e):
 
 @bp.get("/metrics")
 def scrape():
-    return Response(metrics.render(services().jobs.queue), 200, content_type=metrics.CONTENT_TYPE)
+    jobs = services().jobs
+    return Response(metrics.render(jobs.queue, jobs.partners), 200, content_type=metrics.CONTENT_TYPE)
