@@ -36,3 +36,10 @@ def ceiling_hop():
 @ceiling.get("/healthz")
 def healthz():
     return "ok"
+
+
+# The same two behind the Procfile's RSGI adapter (bench/run.py picks these for it).
+from ussd_app.web.rsgi import Buffered  # noqa: E402
+
+floor_rsgi = Buffered(floor)
+ceiling_rsgi = Buffered(ceiling)

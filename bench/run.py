@@ -44,6 +44,10 @@ PEERS = {"ussd-app": OURS, "ussd-app, METRICS=0": OURS, "floor (Flask+redis-py)"
 PEER_ENV = {"ussd-app, METRICS=0": {"METRICS": "0"}}  # our hop without its metrics, to price them
 NODE = "Node ussd-menu-builder"  # its own server, one process (bench/node/peer.js)
 NODE_DIR = ROOT / "bench" / "node"
+# The same apps behind ussd_app.web.rsgi.Buffered, for a server on granian's RSGI
+# interface (the Procfile's: each request read whole before a thread runs the app).
+RSGI = {OURS: "ussd_app.rsgi:app", "bench.apps:floor": "bench.apps:floor_rsgi",
+        "bench.apps:ceiling": "bench.apps:ceiling_rsgi"}
 SERVERS = {
     "gunicorn": "gunicorn --bind 127.0.0.1:$PORT --workers 2 --worker-class sync {app}",
     "granian": "granian --interface wsgi --host 127.0.0.1 --port $PORT --workers 2 "
@@ -66,9 +70,11 @@ def procfile_web() -> str:
 
 def command(server: str, app: str, port: int) -> list[str]:
     if server == "procfile":
-        template = procfile_web().replace(OURS, "{app}")
+        template = procfile_web().replace(RSGI[OURS], "{app}").replace(OURS, "{app}")
     else:
         template = SERVERS.get(server, server)  # a named server, or a command line
+    if "--interface rsgi" in template:
+        app = RSGI.get(app, app)
     template = template.replace("0.0.0.0", "127.0.0.1")
     return shlex.split(template.replace("$PORT", str(port)).replace("{app}", app))
 

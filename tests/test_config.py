@@ -13,8 +13,34 @@ def test_production_names_every_missing_variable():
 
 def test_production_starts_when_complete():
     cfg = config.load(environ={"USSD_APP_ENV": "production", "REDIS_URL": "redis://h", "ADMIN_TOKEN": "a",
-                               "GATEWAY_TOKEN": "g", "PII_KEY": "k"})
-    assert cfg.production
+                               "GATEWAY_TOKEN": "g", "PII_KEY": "k", **REAL_PROVIDERS})
+    assert cfg.production and cfg.simulated == []
+
+
+REAL_PROVIDERS = {"SMS_PROVIDER": "africastalking", "AFRICASTALKING_API_KEY": "k",
+                  "FULFILMENT_URL": "https://fulfil.example/v1"}
+COMPLETE = {"USSD_APP_ENV": "production", "REDIS_URL": "redis://h", "ADMIN_TOKEN": "a",
+            "GATEWAY_TOKEN": "g", "PII_KEY": "k"}
+
+
+@pytest.mark.parametrize("env, named", [
+    ({}, ["SMS_PROVIDER=console", "FULFILMENT_URL unset"]),
+    ({"SMS_PROVIDER": "console", "FULFILMENT_URL": "https://f.example"}, ["SMS_PROVIDER=console"]),
+    ({"SMS_PROVIDER": "africastalking"}, ["FULFILMENT_URL unset"]),
+    ({"SMS_PROVIDER": "africastalking", "FULFILMENT_URL": ""}, ["FULFILMENT_URL unset"]),
+])
+def test_production_refuses_simulated_providers_naming_each_in_one_line(env, named):
+    with pytest.raises(ConfigError) as e:
+        config.load(environ={**COMPLETE, **env})
+    message = str(e.value)
+    assert "\n" not in message and "ALLOW_SIMULATED_PROVIDERS=1" in message
+    assert [n for n in ("SMS_PROVIDER=console", "FULFILMENT_URL unset") if n in message] == named
+    allowed = config.load(environ={**COMPLETE, **env, "ALLOW_SIMULATED_PROVIDERS": "1"})
+    assert allowed.simulated == named
+
+
+def test_development_keeps_its_simulated_providers():
+    assert config.load(environ={}).simulated == ["SMS_PROVIDER=console", "FULFILMENT_URL unset"]
 
 
 @pytest.mark.parametrize("env, message", [

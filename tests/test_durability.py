@@ -56,7 +56,7 @@ def build():
 
 def production(url: str, **more) -> dict:
     return {"USSD_APP_ENV": "production", "REDIS_URL": url, "GATEWAY_TOKEN": "g",
-            "ADMIN_TOKEN": "a", "PII_KEY": PII_KEY, **more}
+            "ADMIN_TOKEN": "a", "PII_KEY": PII_KEY, "ALLOW_SIMULATED_PROVIDERS": "1", **more}
 
 
 @pytest.mark.parametrize("args, kept", [
@@ -117,3 +117,30 @@ def test_the_volatile_switch_is_read_from_the_environment(monkeypatch, own_redis
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("ALLOW_VOLATILE_REDIS", "1")
     assert build().extensions["ussd"].config.ALLOW_VOLATILE_REDIS is True
+
+
+def test_the_durability_benchmark_redeems(redis_url):
+    """bench/durability.py measures real redemptions (it once called an older
+    ``redeem`` and crashed): one short run against the test's Redis."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from bench import durability
+
+    with redis.Redis.from_url(redis_url) as r:
+        r.flushdb()
+        try:
+            got = durability.measure(redis_url, 2, 0.2)
+        finally:
+            r.flushdb()
+    assert got["per_s"] > 0 and 0 < got["p50"] <= got["p99"]
+
+
+def test_readiness_names_the_simulated_providers_production_was_allowed(own_redis, build):
+    url = own_redis("--appendonly", "yes", "--save", "")
+    ready = build(production(url, FULFILMENT_URL="https://f.example")).test_client().get("/readyz")
+    assert (ready.status_code, ready.get_json()["simulated"]) == (200, ["SMS_PROVIDER=console"])
+    real = production(url, FULFILMENT_URL="https://f.example", SMS_PROVIDER="africastalking",
+                      AFRICASTALKING_API_KEY="k", ALLOW_SIMULATED_PROVIDERS="")
+    assert "simulated" not in build(real).test_client().get("/readyz").get_json()

@@ -229,7 +229,7 @@ class TestRecovery:
 
     def test_a_redemption_a_worker_holds_is_left_alone(self, services, setup, phone):
         rid = redeem(services, phone)
-        services.raw.delete("rq:queue:ussd")  # its job was lost...
+        services.raw.delete("rq:queue:ussd", "rq:queue:ussd-partners")  # its job was lost...
         services.r.set(keys.fulfilling(M, rid), 1)  # ...while a worker is in the middle of it
         assert redemptions.recover(services, older_than=0)["refulfilled"] == 0
         services.r.delete(keys.fulfilling(M, rid))  # that worker died: its lease ran out
@@ -240,7 +240,7 @@ class TestRecovery:
 
     def test_an_outcome_recorded_before_a_crash_is_not_asked_again(self, services, setup, phone):
         rid = redeem(services, phone)
-        services.raw.delete("rq:queue:ussd")
+        services.raw.delete("rq:queue:ussd", "rq:queue:ussd-partners")
         # The provider answered, the outcome was recorded, then the worker died.
         assert redemptions.confirm(services, M, rid, "PRV-1")
         assert redemptions.recover(services, older_than=0) == {"refulfilled": 0, "released": 0, "settled": 1, "failed": 0}
@@ -259,7 +259,7 @@ class TestRecovery:
         first = redeem(services, phone)
         phone.dial("2*1*1*1*1")
         (second,) = {rec["id"] for rec in redemptions.history(services.r, M)} - {first}
-        services.raw.delete("rq:queue:ussd")  # both jobs lost
+        services.raw.delete("rq:queue:ussd", "rq:queue:ussd-partners")  # both jobs lost
         drop, failing = Jobs.drop, {f"fulfil-{first}"}
 
         def drop_or_fail(self, job_id):

@@ -131,10 +131,10 @@ class TestJobsCarryTheRequestId:
             hop(client, text, session="s-redeem")
         assert "diproses" in hop(client, "2*5*1*1*1", request_id="hop-redeem-1",
                                  session="s-redeem").get_data(as_text=True)
-        job, = services.jobs.queue.get_jobs()
+        job, = services.jobs.partners.get_jobs()  # fulfilment: the partners queue
         assert job.meta["request_id"] == "hop-redeem-1"
         with Lines() as lines:
-            rq.SimpleWorker([services.jobs.queue], connection=services.jobs.connection,
+            rq.SimpleWorker([services.jobs.partners], connection=services.jobs.connection,
                             job_class=services.jobs.job_class).work(burst=True)
         ran = [line for line in lines.parsed() if line.get("event") == "job"]
         assert [(line["func"], line["outcome"], line["request_id"], line["job_id"]) for line in ran] == [

@@ -94,7 +94,9 @@ def test_offers_send_prints_json(services, redis_url, monkeypatch):
 
 
 @pytest.mark.parametrize("args", [["seed-demo"], ["offers", "send", "kta-demo"], ["points", "expire"],
-                                  ["redemptions", "recover"]])
+                                  ["redemptions", "recover"], ["report", "funnel"],
+                                  ["partners", "add", "bank-a"], ["partners", "list"],
+                                  ["partners", "revoke", "bank-a"], ["archive", "run"]])
 def test_commands_on_data_refuse_a_throwaway_store(args, monkeypatch):
     monkeypatch.delenv("REDIS_URL", raising=False)
     result = CliRunner().invoke(cli.main, args)

@@ -115,7 +115,7 @@ def deliveries(api):
 def test_a_consented_lead_is_pushed_once_signed(consented, receiver, services, api):
     partner = receiver("ok")
     consented(partner.url)
-    job = services.jobs.queue.fetch_job(consents.push_job_id(CID))
+    job = services.jobs.partners.fetch_job(consents.push_job_id(CID))  # the partners queue
     assert job is not None and job.retries_left == len(consents.push_retry(services.config))
     jobs.work(services, burst=True)
     post, = partner.posts
@@ -162,7 +162,7 @@ def test_a_fresh_consent_after_stop_and_mulai_is_pushed(consented, receiver, ser
     phone.sms("MULAI")
     phone.sms(f"YA KTA {NIK}")  # consenting again: a new consent, a new id
     fresh = consents.consent_id(M, "kta-nov", after=CID)
-    assert services.jobs.queue.fetch_job(consents.push_job_id(fresh)) is not None
+    assert services.jobs.partners.fetch_job(consents.push_job_id(fresh)) is not None
     jobs.work(services, burst=True)
     post, = partner.posts  # the fresh consent, and never the withdrawn one
     assert post["delivery"] == push.delivery_id(fresh)
@@ -229,9 +229,75 @@ class TestProduction:
     def config(self, config):
         return {**config, "USSD_APP_ENV": "production", "ADMIN_TOKEN": "a", "GATEWAY_TOKEN": "g",
                 "ALLOW_VOLATILE_REDIS": True,  # the test server keeps nothing: it is a test
+                "ALLOW_SIMULATED_PROVIDERS": True,
                 "PII_KEY": "YWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWE="}
 
     def test_a_webhook_must_be_https(self, client):
         resp = client.post("/api/v1/campaigns", json=with_webhook("http://bank-a.example/leads"),
                            headers={"Authorization": "Bearer a"})
         assert resp.status_code == 400 and "https URL" in resp.get_json()["error"]
+
+
+class TestSlowPartners:
+    """A partner's webhook answering one header line every 2 s (issue 19.8), with
+    the Procfile's workers for real: the push is cut at LEAD_PUSH_TIMEOUT, and a
+    subscriber's SMS meanwhile goes out at once (its own queue and worker)."""
+
+    @pytest.fixture
+    def sms_stub(self):
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        sent = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                self.rfile.read(int(self.headers["Content-Length"]))
+                sent.append(time.monotonic())
+                body = json.dumps({"SMSMessageData": {"Recipients": [{"messageId": f"m{len(sent)}"}]}}).encode()
+                self.send_response(201)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        server.daemon_threads = True
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        yield f"http://127.0.0.1:{server.server_port}/sms", sent
+        server.shutdown()
+        server.server_close()
+
+    @pytest.fixture
+    def config(self, config, sms_stub):
+        return {**config, "SMS_PROVIDER": "africastalking", "AFRICASTALKING_URL": sms_stub[0]}
+
+    def test_a_trickling_webhook_holds_up_no_sms_and_is_cut_at_its_timeout(
+            self, consented, services, api, processes, phone, sms_stub):
+        import shlex
+        from pathlib import Path
+
+        from slowhttp import Trickle
+
+        url, sent = sms_stub
+        partner = Trickle(interval=2, lines=60)  # two minutes of answer, a line every 2 s
+        try:
+            consented(partner.url)
+            env = {"SMS_PROVIDER": "africastalking", "AFRICASTALKING_URL": url, "LEAD_PUSH_TIMEOUT": "5"}
+            procfile = dict(line.split(":", 1) for line in
+                            (Path(__file__).parent.parent / "Procfile").read_text().splitlines() if ":" in line)
+            for name in ("worker", "partners"):
+                processes.start(*shlex.split(procfile[name]), **env)
+            assert wait_for(lambda: partner.calls, 20), "the lead push never started"
+            time.sleep(1)  # the push is in flight, the partner trickling
+            before = len(sent)
+            asked = time.monotonic()
+            phone.msisdn = M
+            phone.sms("POIN")  # a subscriber's SMS, answered by SMS through the provider
+            assert wait_for(lambda: len(sent) > before, 10), "the SMS waited for the partner"
+            assert sent[-1] - asked < 2, f"the SMS took {sent[-1] - asked:.1f} s"
+            shown = wait_for(lambda: [d for d in deliveries(api) if d["attempts"]], 15)
+            attempt = shown[0]["attempts"][0]
+            assert attempt["error"] == "timeout" and attempt["ms"] < 6000, attempt
+        finally:
+            partner.close()

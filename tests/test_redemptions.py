@@ -156,7 +156,7 @@ class TestCrashes:
         w = reward(services, stock=2)
         out = redeem(services, w, "k", 1)
         assert redemptions.get(services.r, M, out.redemption)["status"] == "pending"
-        services.raw.delete("rq:queue:ussd")  # the worker crashed and the job was lost
+        services.raw.delete("rq:queue:ussd", "rq:queue:ussd-partners")  # the worker crashed and the job was lost
         assert redemptions.recover(services, older_than=0) == {"refulfilled": 1, "released": 0, "settled": 0, "failed": 0}
         jobs.work(services, burst=True)
         assert redemptions.get(services.r, M, out.redemption)["status"] == "done"

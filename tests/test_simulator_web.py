@@ -15,7 +15,7 @@ def secured(config, redis_url):
 
 def test_not_served_in_production(config):
     app = create_app({**config, "USSD_APP_ENV": "production", "ADMIN_TOKEN": "a", "GATEWAY_TOKEN": "g",
-                      "ALLOW_VOLATILE_REDIS": True,
+                      "ALLOW_VOLATILE_REDIS": True, "ALLOW_SIMULATED_PROVIDERS": True,
                       "PII_KEY": "x" * 43 + "="})
     client = app.test_client()
     assert client.get("/simulator").status_code == 404

@@ -57,6 +57,29 @@ def run(host, port, demo):
     app.run(host=host, port=port, threaded=True)
 
 
+@main.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.argument("server", nargs=-1, required=True, type=click.UNPROCESSED)
+def serve(server):
+    """Start the web server SERVER (the Procfile's: ``ussd-app serve granian ...``)
+    as every process starts: the configuration checked first (production refuses
+    to start with what it would refuse to run), this deployment's metrics
+    directory emptied of earlier runs; then SERVER runs in this process's place,
+    before it forks its workers."""
+    import shutil
+
+    from ussd_app.core import metrics
+
+    _app()  # a refusal is one line here, not a worker that fails, is respawned and fails again
+    if metrics.ENABLED:
+        metrics.start_deployment()
+    # found on PATH, or beside this interpreter (an unactivated venv)
+    exe = shutil.which(server[0]) or shutil.which(server[0], path=os.path.dirname(sys.executable)) or server[0]
+    try:
+        os.execv(exe, list(server))
+    except OSError as e:
+        raise click.ClickException(f"cannot run {server[0]}: {e.strerror}") from None
+
+
 @main.command("seed-demo")
 def seed_demo():
     """Load the demo catalog, subscribers with points, and the demo campaign's
@@ -99,15 +122,21 @@ def seeded(services, msisdns: list[str]) -> list[str]:
 @click.option("--burst", is_flag=True, help="Stop when the queue is empty.")
 @click.option("--every", default=30, show_default=True, type=click.IntRange(1, 3600),
               help="Seconds between housekeeping rounds.")
-def worker(burst, every):
+@click.option("--queues", default="ussd,ussd-partners", show_default=True,
+              type=click.Choice(["ussd,ussd-partners", "ussd", "ussd-partners"]),
+              help="Queues to work, in order: ussd (subscribers' SMS, offer SMS, housekeeping), "
+                   "ussd-partners (lead push, fulfilment: calls to parties outside).")
+def worker(burst, every, queues):
     """Run background jobs (remote SMS, fulfilment, lead push, offer SMS held
     for the sending window) and rq's scheduler, which also runs housekeeping
-    every 30 s (--every): settling redemptions a crash left pending, and more."""
+    every 30 s (--every): settling redemptions a crash left pending, and more.
+    The Procfile runs one worker per queue, so a slow partner never holds
+    the worker sending subscribers' SMS."""
     from ussd_app import jobs
 
     services = _stored_services()
     jobs.start(services, every)
-    jobs.work(services, burst=burst, every=every)
+    jobs.work(services, burst=burst, every=every, queues=tuple(queues.split(",")))
 
 
 @main.command()
@@ -347,7 +376,7 @@ def report_funnel(start, end, dialect, as_json):
     from ussd_app.core.errors import BadRequest
     from ussd_app.web.analytics import funnel_report, window
 
-    services = _services()
+    services = _stored_services()
     args = {k: v for k, v in (("from", start), ("to", end), ("dialect", dialect)) if v}
     try:
         data = funnel_report(services, *window(args, services.clock()))
@@ -375,7 +404,7 @@ def partners_add(institution):
     from ussd_app.core.errors import BadRequest, Conflict
     from ussd_app.offers import partners as keys
 
-    services = _services()
+    services = _stored_services()
     try:
         click.echo(keys.add(services.r, institution, services.clock()))
     except (BadRequest, Conflict) as e:
@@ -388,7 +417,7 @@ def partners_list():
     from ussd_app.core.formats import iso
     from ussd_app.offers import partners as keys
 
-    for p in keys.every(_services().r):
+    for p in keys.every(_stored_services().r):
         click.echo(f"{p['institution']}\t{iso(p['created_at'])}")
 
 
@@ -398,7 +427,7 @@ def partners_revoke(institution):
     """Revoke INSTITUTION's key at once."""
     from ussd_app.offers import partners as keys
 
-    if not keys.revoke(_services().r, institution):
+    if not keys.revoke(_stored_services().r, institution):
         raise click.ClickException(f"{institution} has no key")
     click.echo(f"revoked {institution}")
 
@@ -416,7 +445,7 @@ def archive_run(batch):
     from ussd_app.core.errors import Conflict
 
     try:
-        counts = retention.run(_services(), batch)
+        counts = retention.run(_stored_services(), batch)
     except Conflict as e:
         raise click.ClickException(str(e)) from None
     click.echo(", ".join(f"{k}: {v}" for k, v in counts.items()))

@@ -24,7 +24,7 @@ from redis.backoff import ExponentialBackoff
 from ussd_app import retention
 from ussd_app.core.errors import Conflict
 from ussd_app.core import store
-from ussd_app.core.queue import TryLater
+from ussd_app.core.queue import PARTNERS, QUEUE, TryLater
 from ussd_app.loyalty import redemptions
 from ussd_app.offers import push, sending
 from ussd_app.ussd import hop
@@ -162,8 +162,11 @@ def children_go_with_me() -> None:
         os.register_at_fork(before=_forking, after_in_child=_with_parent)
 
 
-def work(services, burst: bool = False, stop: threading.Event | None = None, every: int = EVERY) -> None:
-    """Run a worker on this process's services until stopped (or idle, with ``burst``).
+def work(services, burst: bool = False, stop: threading.Event | None = None, every: int = EVERY,
+         queues: tuple[str, ...] = (QUEUE, PARTNERS)) -> None:
+    """Run a worker on this process's services until stopped (or idle, with
+    ``burst``), taking jobs from ``queues`` in their order (default: both, the
+    subscribers' first; the Procfile runs one worker for each).
 
     rq's work loop quits on any Redis error it meets outside a job (its
     heartbeat, its scheduler, recording its own death), so a Redis restart
@@ -176,7 +179,8 @@ def work(services, burst: bool = False, stop: threading.Event | None = None, eve
     children_go_with_me()
     failures = 0
     while not stop.is_set():
-        worker = Worker([services.jobs.queue], connection=services.jobs.connection,
+        worked = [services.jobs.partners if name == PARTNERS else services.jobs.queue for name in queues]
+        worker = Worker(worked, connection=services.jobs.connection,
                         job_class=services.jobs.job_class, maintenance_interval=60)
         worker.every = every
         started = time.monotonic()

@@ -8,7 +8,6 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from ussd_app import sim
-from ussd_app.core.config import Config
 from ussd_app.gateways import DIALECTS
 from ussd_app.scenarios import schema
 
@@ -181,8 +180,6 @@ def test_the_menu_graph_is_drawn_from_the_engine(browser, live_server):
     browser.save_screenshot(str(ARTIFACTS / "menu-graph.png"))
 
 
-@pytest.mark.skipif(not hasattr(Config, "USSD_RESUME_SECONDS"),
-                    reason="resuming a dropped session comes with the gateways work (USSD_RESUME_SECONDS)")
 def test_hang_up_and_resume(browser, live_server):
     page = Page(browser, live_server)
     page.dial("Poin Plus")

@@ -9,7 +9,7 @@ from ussd_app.core.errors import ConfigError
 
 def production(config: dict, **more) -> dict:
     return {**config, "USSD_APP_ENV": "production", "GATEWAY_TOKEN": "g", "ADMIN_TOKEN": "a",
-            "PII_KEY": PII_KEY, "JOBS_SYNC": False, **more}
+            "PII_KEY": PII_KEY, "JOBS_SYNC": False, "ALLOW_SIMULATED_PROVIDERS": True, **more}
 
 
 @pytest.fixture

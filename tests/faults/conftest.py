@@ -25,14 +25,3 @@ def stack(tmp_path, request):
         yield s
     finally:
         s.stop()
-
-
-@pytest.fixture
-def money_semantics() -> bool:
-    """Whether fulfilment knows done, failed and unknown outcomes (an unknown
-    one retried, never refunded, then ``needs_review``): the contract's
-    ``ussd-app redemptions review`` command is there. Assertions that need
-    it are marked ``# needs money branch``."""
-    from ussd_app.cli import main
-
-    return "review" in getattr(main.commands.get("redemptions"), "commands", {})

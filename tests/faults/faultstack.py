@@ -275,29 +275,33 @@ class Stack:
                     "GATEWAY_TOKEN": self.gateway_token, "ADMIN_TOKEN": self.admin_token,
                     "PII_KEY": Fernet.generate_key().decode(), "SMS_PROVIDER": "console",
                     "FULFILMENT_URL": self.provider.url, "FULFILMENT_TIMEOUT": str(FULFILMENT_TIMEOUT),
-                    "OFFER_SEND_WINDOW": "always", "LOG_LEVEL": "WARNING"}
+                    "OFFER_SEND_WINDOW": "always", "LOG_LEVEL": "WARNING",
+                    "ALLOW_SIMULATED_PROVIDERS": "1"}  # SMS to the console: a test
         web = procfile("web").replace("$PORT", str(self.port)).replace("0.0.0.0", "127.0.0.1")
         self.web = Process("web", shlex.split(web), self.env, tmp)
         self.worker = Process("worker", shlex.split(procfile("worker")), self.env, tmp)
+        # fulfilment and lead push: the partners queue's worker of its own
+        self.partners = Process("partners", shlex.split(procfile("partners")), self.env, tmp)
         self.http = requests.Session()
 
     def start(self) -> None:
         self.redis.start()
         self.web.start()
         self.worker.start()
+        self.partners.start()
         self.wait_web()
         self.api("PUT", f"/api/v1/rewards/{REWARD}", {
             "name": "Pulsa Uji 5rb", "category": "pulsa", "points": 10, "fulfilment": "airtime"})
         self.api("POST", "/api/v1/campaigns", campaign())
 
     def stop(self) -> None:
-        for p in (self.worker, self.web, self.redis):
+        for p in (self.worker, self.partners, self.web, self.redis):
             p.stop()
         self.provider.close()
         self.http.close()
 
     def logs(self) -> str:
-        return "\n".join(f"--- {p.name} (last lines)\n{p.tail()}" for p in (self.web, self.worker, self.redis))
+        return "\n".join(f"--- {p.name} (last lines)\n{p.tail()}" for p in (self.web, self.worker, self.partners, self.redis))
 
     # -- talking to it
     def api(self, method: str, path: str, body=None, ok=(200, 201), http=None) -> dict:
@@ -342,8 +346,9 @@ class Stack:
 
     def restart_worker(self) -> None:
         """As a supervisor does once the worker died."""
-        self.worker.stop()
-        self.worker.start()
+        for p in (self.worker, self.partners):
+            p.stop()
+            p.start()
 
     def recover(self) -> str:
         """``ussd-app redemptions recover --older-than 0``, as cron runs it."""

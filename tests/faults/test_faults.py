@@ -37,7 +37,8 @@ def test_a_redis_restart_loses_nothing_confirmed(stack):
         stack.wait_ready(15)
         time.sleep(3)
     stack.provider.mode = "ok"
-    assert stack.worker.alive, f"the worker died with Redis\n{stack.worker.tail()}"
+    for worker in (stack.worker, stack.partners):
+        assert worker.alive, f"the {worker.name} worker died with Redis\n{worker.tail()}"
     settle_and_check(stack, traffic)
 
 
@@ -54,7 +55,8 @@ def test_redis_killed_loses_nothing_confirmed(stack):
         stack.wait_ready(15)
         time.sleep(3)
     stack.provider.mode = "ok"
-    assert stack.worker.alive, f"the worker died with Redis\n{stack.worker.tail()}"
+    for worker in (stack.worker, stack.partners):
+        assert worker.alive, f"the {worker.name} worker died with Redis\n{worker.tail()}"
     settle_and_check(stack, traffic)
 
 
@@ -68,10 +70,10 @@ def test_a_killed_worker_restarted_leaves_nothing_pending_or_twice(stack):
         time.sleep(3)
         for _ in range(2):
             wait_for_a_call_in_flight(stack)
-            stack.worker.kill9()
+            stack.partners.kill9()  # the worker of the partners queue: fulfilment
             stack.provider.interrupt()
             time.sleep(1)
-            stack.worker.start()
+            stack.partners.start()
             time.sleep(1.5)
     stack.provider.mode = "ok"
     settle_and_check(stack, traffic)
@@ -123,7 +125,7 @@ def test_a_killed_web_worker_is_replaced(stack):
     settle_and_check(stack, traffic)
 
 
-def test_provider_timeouts_and_refusals_keep_the_books(stack, money_semantics):
+def test_provider_timeouts_and_refusals_keep_the_books(stack):
     """The provider refuses, then stops answering in time, then recovers."""
     with Traffic(stack) as traffic:
         time.sleep(2)
@@ -139,13 +141,12 @@ def test_provider_timeouts_and_refusals_keep_the_books(stack, money_semantics):
     print(summary(traffic.attempts), counts)
     timed_out = {ref for ref, calls in stack.provider.calls.items() if any(c.late for c in calls)}
     assert timed_out, "no provider call timed out: the test did not test timeouts"
-    # needs money branch: an unknown outcome (a timeout) is never refunded
-    # automatically; the provider delivered every call it answered 2xx, late
-    # or not, so none of those may end refunded.
-    if money_semantics:
-        refunded = promises.refunded()
-        assert not refunded & stack.provider.delivered(), (
-            f"delivered, then refunded: {sorted(refunded & stack.provider.delivered())[:5]}")
+    # an unknown outcome (a timeout) is never refunded automatically; the
+    # provider delivered every call it answered 2xx, late or not, so none of
+    # those may end refunded.
+    refunded = promises.refunded()
+    assert not refunded & stack.provider.delivered(), (
+        f"delivered, then refunded: {sorted(refunded & stack.provider.delivered())[:5]}")
 
 
 def wait_for_a_call_in_flight(stack, seconds: float = 10) -> None:

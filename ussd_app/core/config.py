@@ -55,13 +55,25 @@ class Config:
     LEAD_PUSH_TIMEOUT: float = 10.0  # seconds a partner's webhook may take to answer
     LEAD_PUSH_BACKOFF: int = 10  # seconds before a lead's first retry; doubling, at most 1 h, for 24 h
     JOBS_SYNC: bool = False
+    HTTP_BODY_TIMEOUT: float = 5.0  # seconds a client may take to send a request's body (408 after)
     RETENTION_DAYS: int = 396  # ledger entries and consent records older than this are archived
     ARCHIVE_DIR: str | None = None  # where they go (JSON lines); unset: nothing is archived
     ALLOW_VOLATILE_REDIS: bool = False  # production accepts a Redis that keeps nothing over a restart
+    ALLOW_SIMULATED_PROVIDERS: bool = False  # production accepts simulated SMS/fulfilment (staging)
 
     @property
     def production(self) -> bool:
         return self.USSD_APP_ENV == "production"
+
+    @property
+    def simulated(self) -> list[str]:
+        """The simulated providers in use, each as the setting that chose it."""
+        found = []
+        if self.SMS_PROVIDER == "console":
+            found.append("SMS_PROVIDER=console")  # SMS written to the log, sent to no one
+        if not self.FULFILMENT_URL:
+            found.append("FULFILMENT_URL unset")  # airtime and data reported delivered, never sent
+        return found
 
     @property
     def fulfilment_retry(self) -> tuple[int, ...]:
@@ -108,6 +120,15 @@ def check(config: Config) -> None:
         if missing:
             raise ConfigError(
                 "USSD_APP_ENV=production needs " + ", ".join(missing) + " to be set")
+        simulated = config.simulated
+        if simulated and not config.ALLOW_SIMULATED_PROVIDERS:
+            named = {"SMS_PROVIDER=console": "SMS_PROVIDER=console (SMS go to the log, to no one: "
+                                             "set SMS_PROVIDER to a real provider)",
+                     "FULFILMENT_URL unset": "FULFILMENT_URL unset (the simulated fulfilment reports "
+                                             "airtime and data delivered without sending them)"}
+            raise ConfigError("USSD_APP_ENV=production refuses simulated providers: "
+                              + "; ".join(named[s] for s in simulated)
+                              + ". ALLOW_SIMULATED_PROVIDERS=1 allows them (a staging run)")
     if config.SMS_PROVIDER not in ("console", "africastalking", "smpp"):
         raise ConfigError(f"SMS_PROVIDER must be console, africastalking or smpp, got {config.SMS_PROVIDER!r}")
     if config.SMS_PROVIDER == "smpp":
@@ -147,6 +168,8 @@ def check(config: Config) -> None:
         raise ConfigError("REDIS_WAIT_REPLICAS must be from 0 to 16")
     if config.REDIS_WAIT_TIMEOUT_MS < 1:
         raise ConfigError("REDIS_WAIT_TIMEOUT_MS must be at least 1")
+    if not 0 < config.HTTP_BODY_TIMEOUT <= 300:
+        raise ConfigError("HTTP_BODY_TIMEOUT must be more than 0 and at most 300 seconds")
     if config.RETENTION_DAYS < 1:
         raise ConfigError("RETENTION_DAYS must be at least 1")
     if not 40 <= config.USSD_MAX_CHARS <= 182:

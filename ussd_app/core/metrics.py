@@ -5,9 +5,13 @@ without importing upwards.
 Several processes count (the web server's workers and ``ussd-app worker``), so
 the counts live in prometheus_client's multiprocess files: each process writes
 its own file under ``PROMETHEUS_MULTIPROC_DIR`` and a scrape
-(:func:`render`) adds them up. Every process of one host must see the same
-directory (default ``<tmp>/ussd-app-metrics-<uid>``); empty it before the
-processes start (a deploy's release step). It is chosen here, before
+(:func:`render`) adds them up. The processes of one deployment must see the
+same directory and no other deployment's: by default
+``<tmp>/ussd-app-metrics-<uid>-<id>``, the id derived from what a deployment's
+processes share and another's do not (:func:`deployment_dir`: the working
+directory, ``REDIS_URL`` and ``JOBS_REDIS_URL``). ``ussd-app serve`` (the
+Procfile's web command) empties it of earlier runs' files before the server
+forks its workers (:func:`start_deployment`). It is chosen here, before
 prometheus_client is imported, because that library picks its storage at
 import time.
 
@@ -18,6 +22,8 @@ from __future__ import annotations
 import atexit
 import bisect
 import functools
+import glob
+import hashlib
 import logging
 import os
 import tempfile
@@ -29,9 +35,52 @@ log = logging.getLogger(__name__)
 ENABLED = os.environ.get("METRICS", "1") != "0"
 MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
+
+
+def deployment_dir(environ=os.environ, cwd: str | None = None) -> str:
+    """The default directory: one per deployment (its processes share the
+    working directory and Redis; another deployment on the host has its own
+    Redis or directory), never one per user as before (a fresh server showed
+    the counts of every earlier run on the host)."""
+    ident = "\0".join((cwd or os.getcwd(), environ.get("REDIS_URL") or "",
+                       environ.get("JOBS_REDIS_URL") or ""))
+    digest = hashlib.sha256(ident.encode()).hexdigest()[:16]
+    return os.path.join(tempfile.gettempdir(), f"ussd-app-metrics-{os.getuid()}-{digest}")
+
+
+def start_deployment(directory: str | None = None) -> int:
+    """Empty the directory of earlier runs: every file whose process is gone
+    (a live process's file stays: it is still counting). Called by
+    ``ussd-app serve`` before the web server forks its workers; the number of
+    files removed."""
+    directory = directory or os.environ.get(MULTIPROC_DIR)
+    removed = 0
+    for path in glob.glob(os.path.join(directory, "*_*.db")) if directory else ():
+        try:
+            pid = int(os.path.basename(path)[:-3].rsplit("_", 1)[1])
+        except ValueError:
+            continue
+        if pid == os.getpid() or not _alive(pid):  # ours: a dead process's (this one writes none)
+            try:
+                os.remove(path)
+                removed += 1
+            except FileNotFoundError:  # another starting process removed it
+                pass
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
 if ENABLED:
-    os.environ.setdefault(MULTIPROC_DIR, os.path.join(tempfile.gettempdir(),
-                                                      f"ussd-app-metrics-{os.getuid()}"))
+    os.environ.setdefault(MULTIPROC_DIR, deployment_dir())
     os.makedirs(os.environ[MULTIPROC_DIR], exist_ok=True)
     from prometheus_client import CollectorRegistry, Counter, generate_latest, multiprocess
     from prometheus_client import CONTENT_TYPE_LATEST as CONTENT_TYPE
@@ -288,21 +337,22 @@ def job(func: str, outcome: str) -> None:
 
 
 class _Queue:
-    """Queue depth, read from Redis at each scrape (a gauge no process owns)."""
+    """Queue depth, read from Redis at each scrape (a gauge no process owns),
+    added up over the queues (``ussd`` and ``ussd-partners``)."""
 
-    def __init__(self, queue):
-        self.queue = queue
+    def __init__(self, queues):
+        self.queues = queues
 
     def collect(self):
-        q = self.queue
+        qs = self.queues
         for name, what, count in (
-                ("ussd_jobs_queued", "Jobs waiting for a worker", q.count),
+                ("ussd_jobs_queued", "Jobs waiting for a worker", lambda q: q.count),
                 ("ussd_jobs_scheduled", "Jobs scheduled for later (retries, held offer SMS, "
-                 "housekeeping)", q.scheduled_job_registry.count),
-                ("ussd_jobs_started", "Jobs running now", q.started_job_registry.count),
+                 "housekeeping)", lambda q: q.scheduled_job_registry.count),
+                ("ussd_jobs_started", "Jobs running now", lambda q: q.started_job_registry.count),
                 ("ussd_jobs_failed", "Jobs that ran out of retries (rq's failed registry)",
-                 q.failed_job_registry.count)):
-            yield GaugeMetricFamily(name, what, value=count)
+                 lambda q: q.failed_job_registry.count)):
+            yield GaugeMetricFamily(name, what, value=sum(count(q) for q in qs))
 
 
 class _Gauges:
@@ -320,15 +370,15 @@ _flusher = _Flusher()
 atexit.register(_flusher.flush)
 
 
-def render(queue, gauges=None) -> bytes:
-    """Every process's counts added up, and the queue's depth (and ``gauges``,
+def render(queues, gauges=None) -> bytes:
+    """Every process's counts added up, and the queues' depth (and ``gauges``,
     see :class:`_Gauges`): the scrape's body."""
     if not ENABLED:
         return b"# metrics are off (METRICS=0)\n"
     _flusher.flush()
     registry = CollectorRegistry()
     registry.register(_Histograms([HOP_SECONDS, REDIS_SECONDS, SMPP_SUBMIT_SECONDS]))
-    registry.register(_Queue(queue))
+    registry.register(_Queue(queues))
     if gauges is not None:
         registry.register(_Gauges(gauges))
     return generate_latest(registry)

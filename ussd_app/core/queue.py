@@ -27,7 +27,12 @@ from ussd_app.core import logs, metrics
 
 log = logging.getLogger("ussd_app.jobs")
 
-QUEUE = "ussd"
+QUEUE = "ussd"  # subscribers' SMS, offer SMS, housekeeping
+# Calls to parties outside, each bounded by its deadline (core/http): partner
+# webhooks (lead push) and the fulfilment provider. A queue of their own, worked
+# by a worker process of its own in the Procfile, so that a slow partner never
+# holds the worker that sends subscribers' SMS (issue 19.8).
+PARTNERS = "ussd-partners"
 RETRY = (5, 30, 120, 600, 1800)  # seconds between an unknown outcome's attempts
 
 
@@ -89,6 +94,8 @@ class Jobs:
         self.job_class = type("BoundJob", (ServicesJob,), {"services": services})
         self.queue = rq.Queue(QUEUE, connection=connection, is_async=not sync,
                               job_class=self.job_class)
+        self.partners = rq.Queue(PARTNERS, connection=connection, is_async=not sync,
+                                 job_class=self.job_class)
         self._held = threading.local()
 
     @property
@@ -112,17 +119,18 @@ class Jobs:
                 self.enqueue(func, *args, **kwargs)
 
     def enqueue(self, func: str, *args, job_id: str | None = None,
-                retry: tuple[int, ...] | None = RETRY) -> None:
+                retry: tuple[int, ...] | None = RETRY, queue: str = QUEUE) -> None:
         """Queue ``func(services, *args)``; ``job_id`` makes a second enqueue
-        of the same work replace, not add, a job."""
+        of the same work replace, not add, a job. ``queue``: :data:`PARTNERS`
+        for a call to a party outside."""
         held = getattr(self._held, "jobs", None)
         if held is not None:
-            held.append((func, args, {"job_id": job_id, "retry": retry}))
+            held.append((func, args, {"job_id": job_id, "retry": retry, "queue": queue}))
             return
         # Queued jobs go out in one round trip (rq alone makes two); a job run at
         # once saves its own outcome, which a later pipeline would overwrite.
         pipe = None if self.sync else self.connection.pipeline()
-        self.queue.enqueue_call(func, args=args, job_id=job_id, pipeline=pipe, meta=_meta(),
+        (self.partners if queue == PARTNERS else self.queue).enqueue_call(func, args=args, job_id=job_id, pipeline=pipe, meta=_meta(),
                                 retry=Retry(max=len(retry), interval=list(retry)) if retry else None)
         if pipe is not None:
             pipe.execute()
@@ -152,7 +160,8 @@ class Jobs:
         except (NoSuchJobError, InvalidJobOperation):  # none, or its hash expired in between
             return False
         if status == JobStatus.QUEUED:
-            return self.queue.get_job_position(job_id) is not None
+            queue = self.partners if job.origin == PARTNERS else self.queue
+            return queue.get_job_position(job_id) is not None
         return status in (JobStatus.SCHEDULED, JobStatus.DEFERRED)
 
     def drop(self, job_id: str) -> None:

@@ -18,13 +18,12 @@ Each attempt ends in one of three outcomes:
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import random
 from dataclasses import dataclass
 
-import requests
-
-from ussd_app.core import metrics
+from ussd_app.core import http, metrics
 from ussd_app.core.queue import TryLater
 from ussd_app.core.msisdn import mask
 from ussd_app.loyalty import redemptions, rewards
@@ -71,27 +70,27 @@ class HttpProvisioning:
 
     def __init__(self, url: str, timeout: float):
         self.url, self.timeout = url, timeout
-        self.http = requests.Session()
+        self.http = http.Client(timeout)  # FULFILMENT_TIMEOUT bounds the whole call, not each read
 
     def provision(self, msisdn: str, reward, redemption: dict) -> Result:
         rid = redemption["id"]
+        body = json.dumps({"reference": rid, "msisdn": msisdn, "reward": reward.code,
+                           "quantity": redemption["quantity"], "kind": reward.fulfilment}).encode()
         try:
-            resp = self.http.post(self.url, timeout=self.timeout, headers={"Idempotency-Key": rid}, json={
-                "reference": rid, "msisdn": msisdn, "reward": reward.code,
-                "quantity": redemption["quantity"], "kind": reward.fulfilment})
-        except requests.Timeout:
+            resp = self.http.post(self.url, body, {"Idempotency-Key": rid, "Content-Type": "application/json"})
+        except http.TimedOut:
             return Result("unknown", "provider timed out")
-        except requests.RequestException as e:
-            return Result("unknown", f"provider unreachable: {type(e).__name__}")
-        if 200 <= resp.status_code < 300:
+        except http.Unreachable as e:
+            return Result("unknown", f"provider unreachable: {e}")
+        if 200 <= resp.status < 300:
             try:
-                body = resp.json()
-                return Result("done", str((body.get("confirmation") if isinstance(body, dict) else None) or rid))
+                answer = json.loads(resp.body)
+                return Result("done", str((answer.get("confirmation") if isinstance(answer, dict) else None) or rid))
             except ValueError:
                 return Result("done", rid)
-        if 400 <= resp.status_code < 500 and resp.status_code not in DEFINITE_4XX_EXCEPT:
-            return Result("failed", f"provider answered {resp.status_code}")
-        return Result("unknown", f"provider answered {resp.status_code}")
+        if 400 <= resp.status < 500 and resp.status not in DEFINITE_4XX_EXCEPT:
+            return Result("failed", f"provider answered {resp.status}")
+        return Result("unknown", f"provider answered {resp.status}")
 
 
 def vouchers(services, reward, redemption: dict) -> Result:

@@ -40,6 +40,7 @@ from ussd_app.core import formats, keys, store, subscribers, texts
 from ussd_app.core.errors import Conflict
 from ussd_app.core.formats import WIB
 from ussd_app.core.msisdn import mask
+from ussd_app.core.queue import PARTNERS
 from ussd_app.core.store import Script
 from ussd_app.loyalty import rewards
 from ussd_app.loyalty.points import LUA_LIVE
@@ -284,7 +285,7 @@ def redeem(services, msisdn: str, reward: Reward | None, quote: Quote, channel: 
          channel, reward.label("id"), quote.id, quote.revision])
     if status == "ok":
         services.jobs.enqueue(FULFIL_JOB, msisdn, rid, job_id=f"fulfil-{rid}",
-                              retry=services.config.fulfilment_retry)
+                              retry=services.config.fulfilment_retry, queue=PARTNERS)
         return Outcome(status, int(rest[1]), rest[0])
     if status == "dup":
         if added:  # the marker was gone: the first confirmation has finished
@@ -441,7 +442,7 @@ def _recover_one(services, marker: str) -> str | None:
             return None
         services.jobs.drop(job_id)
         services.jobs.enqueue(FULFIL_JOB, msisdn, rid, job_id=job_id,
-                              retry=services.config.fulfilment_retry)
+                              retry=services.config.fulfilment_retry, queue=PARTNERS)
         return "refulfilled"
     if lease(services, msisdn, rid):  # settled, not finished
         try:

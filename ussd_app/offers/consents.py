@@ -277,7 +277,7 @@ def give(services, msisdn: str, campaign: Campaign, nik_enc: str, proof: Proof,
             # under the id the consent was recorded with: a fresh consent after a
             # withdrawn one has its own (the withdrawn one's job would be withheld)
             services.jobs.enqueue(PUSH_JOB, campaign.id, msisdn, cid, job_id=push_job_id(cid),
-                                  retry=push_retry(services.config))
+                                  retry=push_retry(services.config), queue=queue.PARTNERS)
         services.sms.send(msisdn, texts.t(
             proof.lang, "sms.consent_ok", institution=campaign.institution["name"],
             product=campaign.product,

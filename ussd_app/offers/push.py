@@ -28,9 +28,9 @@ import secrets
 import time
 
 import redis
-import requests
 
-from ussd_app.core import formats, keys, metrics
+from ussd_app.core import formats, http, keys, metrics
+from ussd_app.core.queue import PARTNERS
 from ussd_app.core.msisdn import mask
 from ussd_app.core.queue import TryLater
 from ussd_app.core.store import Script
@@ -84,7 +84,7 @@ def deliver(services, campaign_id: str, msisdn: str, consent_id: str) -> str:
     inst = campaign.institution["id"]
     marker = _marker(inst, campaign_id, msisdn, consent_id)
     lock, token = keys.lead_push_lock(inst, consent_id), secrets.token_hex(8)
-    # held for longer than an attempt can take (connect, then the answer's first byte)
+    # held for longer than an attempt can take (LEAD_PUSH_TIMEOUT, the whole call)
     if not r.set(lock, token, nx=True, px=int((2 * config.LEAD_PUSH_TIMEOUT + 5) * 1000)):
         return "in_flight"  # another worker is delivering it now
     try:
@@ -114,14 +114,12 @@ def _attempt(services, campaign, msisdn: str, rec: dict, marker: str) -> str:
                "X-Signature": sign(services.vault.decrypt(hook["secret_enc"]), body),
                "User-Agent": "ussd-app lead push"}
     started, status, error = time.perf_counter(), None, None
-    try:
-        with requests.post(hook["url"], data=body, headers=headers, timeout=config.LEAD_PUSH_TIMEOUT,
-                           allow_redirects=False, stream=True) as resp:
-            status = resp.status_code
-    except requests.Timeout:
+    try:  # LEAD_PUSH_TIMEOUT bounds the whole call (a trickling answer too), not each read
+        status = _client(config.LEAD_PUSH_TIMEOUT).post(hook["url"], body, headers, read_body=False).status
+    except http.TimedOut:
         error = "timeout"
-    except requests.RequestException as e:
-        error = f"unreachable: {type(e).__name__}"
+    except http.Unreachable as e:
+        error = f"unreachable: {e}"
     rec["attempts"].append({"at": now, "status": status, "error": error,
                             "ms": round((time.perf_counter() - started) * 1000, 1)})
     if status is not None and 200 <= status < 300:
@@ -140,6 +138,17 @@ def _attempt(services, campaign, msisdn: str, rec: dict, marker: str) -> str:
                             "msisdn": mask(msisdn), "status": status, "error": error,
                             "attempt": len(rec["attempts"]), "retry_in": wait}))
     raise DeliveryFailed(f"{inst} did not take lead {rec['delivery_id']}: {status or error}")
+
+
+_clients: dict[float, http.Client] = {}
+
+
+def _client(deadline: float) -> http.Client:
+    """This process's client for webhooks (one per deadline)."""
+    client = _clients.get(deadline)
+    if client is None:
+        client = _clients[deadline] = http.Client(deadline)
+    return client
 
 
 def _final(r: redis.Redis, inst: str, rec: dict, marker: str, state: str, now: float) -> str:
@@ -161,7 +170,7 @@ def recover(services) -> int:
             continue
         r.zadd(keys.LEAD_PUSH_PENDING, {marker: now + services.config.LEAD_PUSH_TIMEOUT + GRACE})
         services.jobs.enqueue(consents.PUSH_JOB, campaign_id, msisdn, cid, job_id=consents.push_job_id(cid),
-                              retry=consents.push_retry(services.config))
+                              retry=consents.push_retry(services.config), queue=PARTNERS)
         queued += 1
     return queued
 

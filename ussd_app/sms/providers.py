@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
+import urllib.parse
 
 import redis
-import requests
 
-from ussd_app.core import keys, metrics
+from ussd_app.core import http, keys, metrics
 from ussd_app.core.msisdn import mask
 from ussd_app.core.queue import TryLater
 
@@ -48,7 +48,7 @@ class AfricasTalking:
 
     def __init__(self, url: str, username: str, api_key: str | None, timeout: float = 10):
         self.url, self.username, self.api_key, self.timeout = url, username, api_key, timeout
-        self.http = requests.Session()
+        self.http = http.Client(timeout)  # bounds the whole call, not each read
 
     def deliver_many(self, messages: list[dict]) -> list[str | None]:
         return [self.deliver(m) for m in messages]
@@ -59,18 +59,22 @@ class AfricasTalking:
         if message.get("from"):
             form["from"] = message["from"]
         try:
-            resp = self.http.post(self.url, data=form, timeout=self.timeout,
-                                  headers={"apiKey": self.api_key or "", "Accept": "application/json"})
-        except requests.RequestException as e:
+            resp = self.http.post(self.url, urllib.parse.urlencode(form).encode(),
+                                  {"apiKey": self.api_key or "", "Accept": "application/json",
+                                   "Content-Type": "application/x-www-form-urlencoded"})
+        except http.TimedOut:
             metrics.sms("africastalking", "failed")
-            raise DeliveryError(f"provider unreachable: {type(e).__name__}") from None
-        if resp.status_code >= 300:
+            raise DeliveryError(f"provider timed out (no whole answer within {self.timeout:g} s)") from None
+        except http.Unreachable as e:
             metrics.sms("africastalking", "failed")
-            raise DeliveryError(f"provider answered {resp.status_code}")
+            raise DeliveryError(f"provider unreachable: {e}") from None
+        if resp.status >= 300:
+            metrics.sms("africastalking", "failed")
+            raise DeliveryError(f"provider answered {resp.status}")
         metrics.sms("africastalking", "sent")
         log.info("sms delivered to=%s provider=africastalking", mask(message["to"]))
         try:
-            return resp.json()["SMSMessageData"]["Recipients"][0]["messageId"]
+            return json.loads(resp.body)["SMSMessageData"]["Recipients"][0]["messageId"]
         except (ValueError, KeyError, IndexError, TypeError):
             return None
 

@@ -36,4 +36,5 @@ def scrape():
         from ussd_app.sms import smpp
 
         gauges = smpp.gauges(s.r)
-    return Response(metrics.render(s.jobs.queue, gauges), 200, content_type=metrics.CONTENT_TYPE)
+    return Response(metrics.render([s.jobs.queue, s.jobs.partners], gauges), 200,
+                    content_type=metrics.CONTENT_TYPE)

@@ -16,13 +16,18 @@ def healthz():
 
 @bp.get("/readyz")
 def readyz():
-    """Redis answers, and how it keeps data over a restart (``aof``, ``rdb``, ``none``)."""
+    """Redis answers, and how it keeps data over a restart (``aof``, ``rdb``, ``none``);
+    in production, ``simulated`` names the simulated providers ALLOW_SIMULATED_PROVIDERS let
+    it start with (a staging run)."""
     try:
         kept = store.persistence(services().r)
     except redis.RedisError as e:
         return jsonify(status="unavailable", redis="unavailable", error=f"redis: {type(e).__name__}"), 503
-    if services().config.SMS_PROVIDER != "smpp":
-        return jsonify(status="ok", redis="ok", persistence=kept)
+    config = services().config
+    simulated = config.simulated if config.production else []
+    said = dict(status="ok", redis="ok", persistence=kept, **({"simulated": simulated} if simulated else {}))
+    if config.SMS_PROVIDER != "smpp":
+        return jsonify(said)
     # SMS handed over while the bind is down wait in Redis: ready, and the bind said
     from ussd_app.sms import smpp
 
@@ -30,4 +35,4 @@ def readyz():
         up = smpp.bound(services().r)
     except redis.RedisError as e:
         return jsonify(status="unavailable", redis="unavailable", error=f"redis: {type(e).__name__}"), 503
-    return jsonify(status="ok", redis="ok", persistence=kept, smpp="bound" if up else "unbound")
+    return jsonify(**said, smpp="bound" if up else "unbound")
