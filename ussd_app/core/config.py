@@ -93,16 +93,16 @@ def load(overrides: dict | None = None, environ: dict | None = None) -> Config:
     environ = os.environ if environ is None else environ
     types = typing.get_type_hints(Config)
     values = {}
-    for f in fields(Config):
-        raw = environ.get(f.name)
-        if raw in (None, ""):
-            continue
-        if types[f.name] is not str and isinstance(raw, str):
+    given = [(f.name, environ.get(f.name)) for f in fields(Config)] + list((overrides or {}).items())
+    for name, raw in given:  # the overrides read as the environment is: empty is unset
+        if types.get(name) is not str and isinstance(raw, str):
             raw = raw.strip()
-            if types[f.name] is bool:
+            if types.get(name) is bool:
                 raw = _BOOLEAN_WORDS.get(raw.lower(), raw)
-        values[f.name] = raw
-    values.update(overrides or {})
+        if raw is None or raw == "":
+            values.pop(name, None)
+        else:
+            values[name] = raw
     try:
         config = msgspec.convert(values, Config, strict=False)
     except msgspec.ValidationError as e:
