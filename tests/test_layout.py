@@ -30,7 +30,7 @@ LAYERS = {
     "scenarios": 3, "jobs": 3, "services": 3,
     "web": 4,
     "": 5,  # the composition root
-    "cli": 6, "sim": 6, "wsgi": 6,
+    "cli": 6, "sim": 6, "wsgi": 6, "rsgi": 6,
 }
 DYNAMIC = ("import_module", "__import__", "files")  # a module or package named by a string
 

@@ -1,4 +1,4 @@
-"""The WSGI entry point the Procfile serves: ``ussd_app.wsgi:app``."""
+"""The WSGI entry point, for a WSGI server (the Procfile serves ``ussd_app.rsgi``)."""
 from ussd_app import create_app
 from ussd_app.core import logs
 
