@@ -28,7 +28,8 @@ from bench.journeys import JOURNEYS, MSISDN, SID, hops, msisdn  # noqa: E402  (r
 
 WARM = 20  # sessions played before the counted ones
 PEERS = {"ussd-app": "ussd_app.wsgi:app", "ussd-app, METRICS=0": "ussd_app.wsgi:app",
-         "floor (Flask+redis-py)": "bench.apps:floor", "ceiling (Flask END ok)": "bench.apps:ceiling"}
+         "floor (Flask+redis-py)": "bench.apps:floor", "floor, like-for-like": "bench.apps:floor_like",
+         "ceiling (Flask END ok)": "bench.apps:ceiling"}
 PEER_ENV = {"ussd-app, METRICS=0": {"METRICS": "0"}}  # the hop without its metrics
 CLUSTER = "ussd-app (cluster)"  # with --cluster: on a 3-primary Redis Cluster
 
@@ -111,10 +112,11 @@ def main() -> None:
             if cluster:
                 cluster.stop()
             proc.terminate()
-    floor = rows.get("floor (Flask+redis-py)")
+    floor, like = rows.get("floor (Flask+redis-py)"), rows.get("floor, like-for-like")
     print(f"{args.journey} journey, instructions per hop in the app process ({n * per_session} hops)")
     for name, cost in rows.items():
-        print(f"{name:26}{cost:12,.0f}" + (f"{floor / cost:8.2f} x floor's hops per instruction" if floor else ""))
+        print(f"{name:26}{cost:12,.0f}" + (f"{floor / cost:8.2f} x floor's hops per instruction" if floor else "")
+              + (f"{like / cost:8.2f} x like-for-like's" if like else ""))
     if "ussd-app" in rows and "ussd-app, METRICS=0" in rows:
         ours, bare = rows["ussd-app"], rows["ussd-app, METRICS=0"]
         print(f"metrics cost {ours - bare:,.0f} instructions per hop ({(ours - bare) / bare:.1%})")
