@@ -120,51 +120,46 @@ class Counts:
         self.pending: dict[tuple, int] = {}  # (day, dialect, screen, what) -> count
 
     @staticmethod
-    def _taken(move: Move) -> tuple[str, str]:
-        """The open entry the hop takes ('' for none: a new session) and the one it leaves ('': closed)."""
-        if move.dropped is not None:
-            dialect, screen, session_id = move.dropped
-            took = member(dialect, screen, move.msisdn, session_id)
-        else:
-            took = member(move.dialect, move.before, move.msisdn, move.session_id) if move.before else ""
-        after = move.after
-        left = "" if move.closed or after is None else member(move.dialect, after, move.msisdn,
-                                                               move.session_id)
-        return took, left
-
-    def commands(self, move: Move, now: float) -> tuple:
+    def commands(move: Move, now: float) -> tuple:
         """The commands that move the session among the open ones: ZREM the
-        entry it was found in, ZADD the one it leaves (scored by this hop); a
+        entry the hop took (the session's, or on a redial the dropped one's),
+        ZADD the one it leaves (scored by this hop; none once it closed); a
         session that stays on its screen is only scored again. Their replies
         go to :meth:`count`."""
-        took, left = self._taken(move)
-        moves = (("ZREM", keys.FUNNEL_OPEN, took),) if took and took != left else ()
-        return (*moves, ("ZADD", keys.FUNNEL_OPEN, int(now), left)) if left else moves
-
-    def count(self, move: Move, now: float, replies: list) -> None:
-        """Add what the hop did. Leaving the screen it found counts only if
-        this hop took the session's entry (its ZREM, the first of
-        ``replies``): a sweep or an end signal may have counted it already."""
-        took, left = self._taken(move)
-        d, dialect, fields = day(now), move.dialect, []
+        msisdn, session_id, dialect = move.msisdn, move.session_id, move.dialect
         if move.dropped is not None:
-            if replies and replies[0] == 1:
-                fields.append((move.dropped[0], move.dropped[1], TIMEOUT))
-        elif move.before is not None and (move.entered or move.closed) and (
-                took == left or (replies and replies[0] == 1)):
-            outcome = NEXT if move.entered else move.closed
-            fields += ((dialect, move.before, outcome), (dialect, move.before, f"~{bucket(move.dwell)}"))
-        last = len(move.entered) - 1
-        for i, screen in enumerate(move.entered):
-            fields.append((dialect, screen, ENTERED))
-            outcome = NEXT if i < last else move.closed
-            if outcome:  # entered this hop: left at once
-                fields += ((dialect, screen, outcome), (dialect, screen, "~0"))
-        if fields:
+            took = member(move.dropped[0], move.dropped[1], msisdn, move.dropped[2])
+        else:
+            took = member(dialect, move.before, msisdn, session_id) if move.before else ""
+        if move.closed:
+            return (("ZREM", keys.FUNNEL_OPEN, took),) if took else ()
+        left = member(dialect, move.entered[-1] if move.entered else move.before, msisdn, session_id)
+        add = ("ZADD", keys.FUNNEL_OPEN, int(now), left)
+        return (("ZREM", keys.FUNNEL_OPEN, took), add) if took and took != left else (add,)
+
+    def count(self, move: Move, now: float, commands: tuple, replies: list) -> None:
+        """Add what the hop did, given its :meth:`commands` and their
+        replies. Leaving the screen it found counts only if this hop took the
+        session's entry (where it sent a ZREM, that ZREM removed it): a sweep
+        or an end signal may have counted it already."""
+        taken = not commands or commands[0][0] != "ZREM" or replies[0] == 1
+        d, dialect, entered, closed = day(now), move.dialect, move.entered, move.closed
+        counted = []
+        if move.dropped is not None:
+            if taken and commands:
+                counted.append((d, move.dropped[0], move.dropped[1], TIMEOUT))
+        elif taken and move.before is not None and (entered or closed):
+            counted += ((d, dialect, move.before, NEXT if entered else closed),
+                        (d, dialect, move.before, f"~{bucket(move.dwell)}"))
+        last = len(entered) - 1
+        for i, screen in enumerate(entered):
+            counted.append((d, dialect, screen, ENTERED))
+            if i < last or closed:  # entered this hop and left at once
+                counted += ((d, dialect, screen, NEXT if i < last else closed), (d, dialect, screen, "~0"))
+        if counted:
             with self.lock:
                 pending = self.pending
-                for f in fields:
-                    key = (d, *f)
+                for key in counted:
                     pending[key] = pending.get(key, 0) + 1
 
     def add(self, day: str, dialect: str, screen: str, what: str) -> None:

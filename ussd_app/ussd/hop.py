@@ -207,9 +207,10 @@ def _save(services: Services, session: Session, now: float, move: Move) -> None:
     config, counts = services.config, services.funnel
     pointer = (Pointer(int(now), session.dialect, session.state, session.id)
                if config.USSD_RESUME_SECONDS > 0 and _resumable(services, session) else None)
-    moved = sessions.save(services.r, session, lifetime(config), pointer, config.USSD_RESUME_SECONDS,
-                          also=counts.commands(move, now))
-    counts.count(move, now, moved)
+    moves = counts.commands(move, now)
+    replies = sessions.save(services.r, session, lifetime(config), pointer, config.USSD_RESUME_SECONDS,
+                            also=moves)
+    counts.count(move, now, moves, replies)
 
 
 def _close(services: Services, session: Session | None, h: Hop, now: float) -> Result:
