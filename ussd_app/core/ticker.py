@@ -25,6 +25,7 @@ SECONDS = 1.0
 _writers: list[weakref.WeakMethod] = []
 _lock = threading.Lock()
 _thread: threading.Thread | None = None
+_stopped = False
 
 
 def every_second(write: Callable[[], None]) -> None:
@@ -32,7 +33,7 @@ def every_second(write: Callable[[], None]) -> None:
     global _thread
     with _lock:
         _writers.append(weakref.WeakMethod(write))
-        if _thread is None:
+        if _thread is None and not _stopped:
             _thread = threading.Thread(target=_run, name="ussd-ticker", daemon=True)
             _thread.start()
 
@@ -58,10 +59,21 @@ def write_all() -> None:
                         exc_info=True)
 
 
+def stop() -> None:
+    """No more ticks in this process (the writers stay: :func:`write_all`
+    still runs them, as at exit). For a measure that writes when it chooses
+    (bench/hop_cost.py)."""
+    global _thread, _stopped
+    with _lock:
+        _thread, _stopped = None, True
+
+
 def _run() -> None:
     me = threading.current_thread()
-    while _thread is me:
+    while True:
         time.sleep(SECONDS)
+        if _thread is not me:
+            return
         write_all()
 
 
@@ -69,7 +81,7 @@ def _forked() -> None:
     """The parent's thread is not in a forked child: the child starts its own."""
     global _lock, _thread
     _lock, _thread = threading.Lock(), None
-    if _writers:
+    if _writers and not _stopped:
         _thread = threading.Thread(target=_run, name="ussd-ticker", daemon=True)
         _thread.start()
 
