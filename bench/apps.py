@@ -4,8 +4,8 @@ floor:   bare Flask + redis-py doing a hop's Redis work (GET the session JSON,
          SET it back with a TTL), no menus.
 floor_like: the like-for-like floor: bare Flask + redis-py doing the Redis work
          our hop does, no menus: the session and the resume pointer read with
-         the caller's account (the same Lua script, registered through
-         redis-py) in one pipeline, the session written and its entry among
+         the caller's account (the same Lua script, by EVALSHA) in one
+         pipeline, the session written and its entry among
          the open ones moved (SET, ZREM, ZADD) in a second.
 ceiling: bare Flask answering ``END ok``: what the server stack can do at all.
 """
@@ -33,7 +33,9 @@ def floor_hop():
 
 
 floor_like = Flask("floor_like")
-_account = _r.register_script(points.VIEW.source)
+# Loaded once and run by its SHA: redis-py's Script in a pipeline would ask
+# SCRIPT EXISTS on every execute, work our hop does not do.
+_account = _r.script_load(points.VIEW.source)
 MENU = "CON Poin Plus\n1 Cek poin\n4 Bantuan\n5 Bahasa/Language"
 
 
@@ -44,7 +46,7 @@ def floor_like_hop():
     account_keys, account_args = points.view_args(msisdn, now)
     pipe = _r.pipeline(transaction=False)
     pipe.mget(key, pointer)
-    _account(account_keys, account_args, client=pipe)
+    pipe.evalsha(_account, len(account_keys), *account_keys, *account_args)
     (raw, _), account = pipe.execute()
     session = json.loads(raw) if raw else {"id": sid, "state": "main", "history": [], "lang": account[1]}
     before = f"{session['state']}|{msisdn}|{sid}"
