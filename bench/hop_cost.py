@@ -2,11 +2,15 @@
 time is not (a shared machine), to about 1% between runs.
 
     python bench/hop_cost.py [--hops 300] [--journey check|redeem|consent] [--dialect hubtel[,...]] [--cluster]
+    python bench/hop_cost.py --profile [--journey ...] [--peers NAME]
 
 Each peer handles the journey (bench/journeys.py) in-process through its WSGI app
 against a real redis-server, twice (N and 2N sessions) under callgrind; the
 difference divided by the extra hops is the cost of one hop in the app's
 process (Flask, our code, redis-py; not the server, not Redis itself).
+``--profile`` plays the journey under cProfile instead (no valgrind) and
+prints where a hop's time goes, by file and by function (its own time, per
+hop): a guide to what to count with callgrind, not a measure.
 With --cluster, a row more: ussd-app against a 3-primary Redis Cluster (its job
 queue on the single server, as JOBS_REDIS_URL has it in production).
 """
@@ -28,7 +32,8 @@ from bench.journeys import JOURNEYS, MSISDN, SID, hops, msisdn  # noqa: E402  (r
 
 WARM = 20  # sessions played before the counted ones
 PEERS = {"ussd-app": "ussd_app.wsgi:app", "ussd-app, METRICS=0": "ussd_app.wsgi:app",
-         "floor (Flask+redis-py)": "bench.apps:floor", "ceiling (Flask END ok)": "bench.apps:ceiling"}
+         "floor (Flask+redis-py)": "bench.apps:floor", "floor, like-for-like": "bench.apps:floor_like",
+         "ceiling (Flask END ok)": "bench.apps:ceiling"}
 PEER_ENV = {"ussd-app, METRICS=0": {"METRICS": "0"}}  # the hop without its metrics
 CLUSTER = "ussd-app (cluster)"  # with --cluster: on a 3-primary Redis Cluster
 
@@ -74,12 +79,22 @@ def main() -> None:
     ap.add_argument("--peers", default="", help="only the peers whose name holds this (e.g. ussd-app)")
     ap.add_argument("--cluster", action="store_true",
                     help="ussd-app on a 3-primary Redis Cluster too (jobs on the single server)")
+    ap.add_argument("--profile", action="store_true", help="where a hop's time goes (cProfile, in-process)")
     ap.add_argument("--play", nargs=5, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.profile:
+        return profile(args)
     if args.play:
         target, journey, first, sessions, dialect = args.play
+        # What a process counted is written once at the end of each run, not
+        # each second: under valgrind a second holds a few dozen hops, where a
+        # serving worker's holds a thousand, so a once-a-second write would
+        # weigh on each hop by how slow the run was (and how loaded the host).
+        from ussd_app.core import ticker
+        ticker.stop()
         play(target, journey, int(first), WARM, dialect)  # imports, connections, scripts
-        return play(target, journey, int(first) + WARM, int(sessions), dialect)
+        play(target, journey, int(first) + WARM, int(sessions), dialect)
+        return ticker.write_all()
     peers = dict(PEERS)
     for dialect in filter(None, args.dialect.split(",")):
         peers = {"ussd-app": PEERS["ussd-app"], f"ussd-app ({dialect})": f"{PEERS['ussd-app']}@{dialect}",
@@ -111,13 +126,48 @@ def main() -> None:
             if cluster:
                 cluster.stop()
             proc.terminate()
-    floor = rows.get("floor (Flask+redis-py)")
+    floor, like = rows.get("floor (Flask+redis-py)"), rows.get("floor, like-for-like")
     print(f"{args.journey} journey, instructions per hop in the app process ({n * per_session} hops)")
     for name, cost in rows.items():
-        print(f"{name:26}{cost:12,.0f}" + (f"{floor / cost:8.2f} x floor's hops per instruction" if floor else ""))
+        print(f"{name:26}{cost:12,.0f}" + (f"{floor / cost:8.2f} x floor's hops per instruction" if floor else "")
+              + (f"{like / cost:8.2f} x like-for-like's" if like else ""))
     if "ussd-app" in rows and "ussd-app, METRICS=0" in rows:
         ours, bare = rows["ussd-app"], rows["ussd-app, METRICS=0"]
         print(f"metrics cost {ours - bare:,.0f} instructions per hop ({(ours - bare) / bare:.1%})")
+
+
+def profile(args) -> None:
+    """One peer's journey played in this process under cProfile: own time
+    per hop by file, then the busiest functions."""
+    import collections
+    import cProfile
+    import pstats
+
+    from bench.run import seed, start_redis
+
+    name = next((n for n in PEERS if args.peers in n), "ussd-app")
+    with tempfile.TemporaryDirectory() as tmp:
+        proc, url = start_redis(tmp)
+        try:
+            os.environ.update({"REDIS_URL": url, "LOG_LEVEL": "WARNING", **PEER_ENV.get(name, {})})
+            seed(url)
+            n = max(1, args.hops // len(JOURNEYS[args.journey]))
+            play(PEERS[name], args.journey, 0, WARM)
+            profiler = cProfile.Profile()
+            profiler.runcall(play, PEERS[name], args.journey, WARM, n)
+        finally:
+            proc.terminate()
+    stats, hops = pstats.Stats(profiler).stats, n * len(JOURNEYS[args.journey])
+    by_file, calls = collections.Counter(), collections.Counter()
+    for (path, _, func), (_, ncalls, own, _, _) in stats.items():
+        where = (path.split("site-packages/")[-1].split("/")[0] if "site-packages/" in path
+                 else os.path.relpath(path, ROOT) if path.startswith(str(ROOT)) else f"{path}:{func}")
+        by_file[where] += own
+        calls[where] += ncalls
+    print(f"{name}, {args.journey} journey, {hops} hops under cProfile "
+          f"({sum(calls.values()) / hops:.0f} calls a hop; socket waits included)")
+    for where, own in by_file.most_common(25):
+        print(f"{own / hops * 1e6:9.1f} us/hop {calls[where] / hops:7.1f} calls/hop  {where}")
 
 
 if __name__ == "__main__":

@@ -166,3 +166,34 @@ def test_a_hop_is_two_round_trips_and_one_script(client, demo_data, monkeypatch)
     sent.clear()
     phone.type("00", 3)  # the offers list: on the way to an action, the resume pointer too
     assert sent[-1] == ["SET", "SET", "ZREM", "ZADD"]
+
+
+def test_a_shortcut_dial_counts_every_screen_it_passes(demo_data):
+    """A hop says before/after/closed and the screens it entered; the funnel
+    works out the counts: each screen passed is entered and left at once."""
+    hop.hop(demo_data, Hop("s", MSISDN, "*700#", inputs=("4", "1"), history=True))
+    demo_data.funnel.flush()
+    day_key = keys.funnel_day(funnel.day(demo_data.clock()))
+    assert demo_data.r.hgetall(day_key) == {
+        "africastalking|main|entered": "1", "africastalking|main|next": "1", "africastalking|main|~0": "1",
+        "africastalking|help|entered": "1", "africastalking|help|next": "1", "africastalking|help|~0": "1",
+        "africastalking|help_about|entered": "1"}
+    assert demo_data.r.zrange(keys.FUNNEL_OPEN, 0, -1) == [f"africastalking|help_about|{MSISDN}|s"]
+
+
+def test_one_ticker_writes_what_a_process_counts(demo_data):
+    """The funnel's counts and the metrics are written by one thread of the
+    process, not a timer each."""
+    import threading
+
+    from ussd_app.core import metrics, ticker
+
+    hop.hop(demo_data, Hop("t", MSISDN, "*700#", inputs=("4",), history=True))
+    metrics.sms("ticker-test", "sent")
+    names = [t.name for t in threading.enumerate()]
+    assert names.count("ussd-ticker") == 1 and not any(isinstance(t, threading.Timer)
+                                                       for t in threading.enumerate())
+    writers = [w() for w in ticker._writers]
+    assert demo_data.funnel.flush in writers and metrics._flusher.flush in writers
+    ticker.write_all()  # what the ticker does each second
+    assert demo_data.r.hget(keys.funnel_day(funnel.day(demo_data.clock())), "africastalking|help|entered") == "1"

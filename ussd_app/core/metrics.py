@@ -30,6 +30,8 @@ import tempfile
 import threading
 import time
 
+from ussd_app.core import ticker
+
 log = logging.getLogger(__name__)
 
 ENABLED = os.environ.get("METRICS", "1") != "0"
@@ -175,7 +177,7 @@ class _Tally:
     and a struct write per increment, two per observation: a hop's counts
     and timings were 8% of its instructions (bench/hop_cost.py). So a call
     adds to its thread's plain dicts, and one flusher per process writes what
-    changed every ``FLUSH_SECONDS`` (and at a scrape, and at exit): a scrape
+    changed every second (and at a scrape, and at exit): a scrape
     may miss another process's last second, a ``kill -9`` loses at most that.
     Each thread has its own tally, so no count is lost to a race and the hot
     path takes no lock.
@@ -200,13 +202,14 @@ class _Tally:
 
 
 class _Flusher:
-    """Writes every tally's changes of this process to its multiprocess file."""
-    FLUSH_SECONDS = 1.0
+    """Writes every tally's changes of this process to its multiprocess file,
+    each second from the process's ticker (:mod:`ussd_app.core.ticker`)."""
 
     def __init__(self):
         self.local = threading.local()
         self.reset()
         os.register_at_fork(after_in_child=self.reset)
+        ticker.every_second(self.flush)  # the process's one ticker (the funnel's counts too)
 
     def reset(self) -> None:
         """A fresh start (in a forked child, what it inherited was its parent's
@@ -215,28 +218,15 @@ class _Flusher:
         self.tallies: list[_Tally] = []
         self.written: dict = {}  # (tally, key) -> what was written of it
         self.local.__dict__.clear()
-        self.thread = None
 
     def tally(self) -> _Tally:
-        """This thread's tally (its first: registered, and the flusher started)."""
+        """This thread's tally (its first: registered)."""
         tally = getattr(self.local, "tally", None)
         if tally is None:
             tally = self.local.tally = _Tally()
             with self.lock:
                 self.tallies.append(tally)
-                if self.thread is None:
-                    self.thread = threading.Thread(target=self._every, name="metrics-flush", daemon=True)
-                    self.thread.start()
         return tally
-
-    def _every(self) -> None:
-        me = threading.current_thread()
-        while self.thread is me:
-            time.sleep(self.FLUSH_SECONDS)
-            try:
-                self.flush()
-            except Exception:  # the next round tries again
-                log.exception("writing metrics failed")
 
     def flush(self) -> None:
         with self.lock:

@@ -13,27 +13,28 @@ an end signal removes it; :meth:`Counts.sweep` counts what had no hop for a
 session's lifetime as a timeout (silent expiry) on the day of its last hop.
 Who removes an entry counts its leaving, once.
 
-The counts themselves are added up in the process (:class:`Counts`) and
-written a second later, one HINCRBY a field: a script counting them on every
-hop was the heaviest of a hop's Redis work (~41 us of Redis CPU on 7.0). A
-report, a sweep and the process's exit write them at once; a ``kill -9``
-loses at most the last second of one process's counts (analytics, never
-money).
+A hop says what it did (:class:`Move`: the screen before, the screens
+entered, how the session closed); :class:`Counts` works out the commands and
+the counts from it. The counts are added up in the process and written by its
+ticker (:mod:`ussd_app.core.ticker`, the metrics' too) within a second, one
+HINCRBY a field: a script counting them on every hop was the heaviest of a
+hop's Redis work (~41 us of Redis CPU on 7.0). A report, a sweep and the
+process's exit write them at once; a ``kill -9`` loses at most the last
+second of one process's counts (analytics, never money).
 """
 from __future__ import annotations
 
-import atexit
 import logging
 import math
 import os
 import threading
 import time
-import weakref
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import redis
 
-from ussd_app.core import keys, store
+from ussd_app.core import keys, store, ticker
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,6 @@ WIB_OFFSET = 7 * 3600  # Asia/Jakarta keeps no daylight saving
 # by 15 s to 5 min, then one bucket.
 BUCKETS = (*range(0, 30), *range(30, 120, 5), *range(120, 300, 15), 300)
 MAX_DAYS = 366
-FLUSH_SECONDS = 1.0
 
 
 _day_span = [0.0, 0.0, ""]  # this process's current WIB day: [start, end, 'YYYY-MM-DD']
@@ -80,108 +80,120 @@ def member(dialect: str, screen: str, msisdn: str, session_id: str) -> str:
     return f"{dialect}|{screen}|{msisdn}|{session_id}"
 
 
-@dataclass
-class Tally:
-    """What one hop does to the funnel, gathered while it runs and sent in one script."""
+class Move(NamedTuple):
+    """What one hop did to its session, as :mod:`ussd_app.ussd.hop` says it:
+    the screen it found the session on (None: a new session) and how long the
+    session had been on it, the screens it entered (in order), and how the
+    session closed (None: it goes on). ``dropped``: on a redial, the
+    (dialect, screen, session id) of the session the resume pointer named,
+    which has dropped (its screen counts a timeout)."""
     dialect: str
-    found: bool = True  # the screen the hop found its session on is still to be left
-    held: list[str] = field(default_factory=list)  # leaving that screen
-    rest: list[str] = field(default_factory=list)
+    msisdn: str
+    session_id: str
+    before: str | None
+    dwell: float
+    entered: tuple[str, ...] = ()
+    closed: str | None = None
+    dropped: tuple[str, str, str] | None = None
 
-    def enter(self, screen: str) -> None:
-        self.rest.append(f"{self.dialect}|{screen}|{ENTERED}")
-
-    def leave(self, screen: str, outcome: str, dwell: float | None, dialect: str | None = None) -> None:
-        """Leaving the screen the hop found counts only if the session was
-        still open (not swept, not closed by an end signal); later ones always."""
-        fields = self.held if self.found else self.rest
-        self.found = False
-        fields.append(f"{dialect or self.dialect}|{screen}|{outcome}")
-        if dwell is not None:
-            fields.append(f"{dialect or self.dialect}|{screen}|~{bucket(dwell)}")
-
-    def commands(self, remove: str, add: str, now: float) -> tuple:
-        """Moving the session among the open ones (``remove`` its entry
-        before the hop, ``add`` its entry after: '' for none), for the round
-        trip that saves the session; their replies go to :meth:`count`. An
-        entry that stays (the same screen) is only scored again: the hop
-        leaves nothing then."""
-        moves = (("ZREM", keys.FUNNEL_OPEN, remove),) if remove and remove != add else ()
-        return (*moves, ("ZADD", keys.FUNNEL_OPEN, int(now), add)) if add else moves
-
-    def count(self, counts: Counts, now: float, remove: str, add: str, replies: list) -> None:
-        """Add the hop's counts; leaving the screen it found counts only if
-        this hop took the session's entry (its ZREM, the first of ``replies``)."""
-        taken = not self.held or not remove or remove == add or replies[0] == 1
-        counts.add(day(now), self.held + self.rest if taken else self.rest)
+    @property
+    def after(self) -> str | None:
+        return self.entered[-1] if self.entered else self.before
 
 
 class Counts:
-    """One process's funnel counts not yet in Redis (``r``), written at most
-    FLUSH_SECONDS after the first of them (a timer), at a report or sweep,
-    and at exit. What fails to be written is kept for the next time."""
+    """One process's funnel counts not yet in Redis (``r``): a hop's
+    :meth:`commands` move its session among the open ones in the round trip
+    that saves it, :meth:`count` adds up what the hop did, and the process's
+    ticker writes the counts each second (as at a report, a sweep, and exit).
+    What fails to be written is kept for the next time."""
 
     def __init__(self, r: redis.Redis):
         self.r = r
         self._reset()
-        _live.add(self)
+        os.register_at_fork(after_in_child=self._reset)
+        ticker.every_second(self.flush)
 
     def _reset(self) -> None:
+        """(A forked child starts empty: what it inherited is its parent's to write.)"""
         self.lock = threading.Lock()
-        self.pending: dict[tuple[str, str], int] = {}  # (day, field) -> count
-        self.timer: threading.Timer | None = None
+        self.pending: dict[tuple, int] = {}  # (day, dialect, screen, what) -> count
 
-    def add(self, day: str, fields: list[str]) -> None:
-        if not fields:
-            return
+    @staticmethod
+    def commands(move: Move, now: float) -> tuple:
+        """The commands that move the session among the open ones: ZREM the
+        entry the hop took (the session's, or on a redial the dropped one's),
+        ZADD the one it leaves (scored by this hop; none once it closed); a
+        session that stays on its screen is only scored again. Their replies
+        go to :meth:`count`."""
+        msisdn, session_id, dialect = move.msisdn, move.session_id, move.dialect
+        if move.dropped is not None:
+            took = member(move.dropped[0], move.dropped[1], msisdn, move.dropped[2])
+        else:
+            took = member(dialect, move.before, msisdn, session_id) if move.before else ""
+        if move.closed:
+            return (("ZREM", keys.FUNNEL_OPEN, took),) if took else ()
+        left = member(dialect, move.entered[-1] if move.entered else move.before, msisdn, session_id)
+        add = ("ZADD", keys.FUNNEL_OPEN, int(now), left)
+        return (("ZREM", keys.FUNNEL_OPEN, took), add) if took and took != left else (add,)
+
+    def count(self, move: Move, now: float, commands: tuple, replies: list) -> None:
+        """Add what the hop did, given its :meth:`commands` and their
+        replies. Leaving the screen it found counts only if this hop took the
+        session's entry (where it sent a ZREM, that ZREM removed it): a sweep
+        or an end signal may have counted it already."""
+        taken = not commands or commands[0][0] != "ZREM" or replies[0] == 1
+        d, dialect, entered, closed = day(now), move.dialect, move.entered, move.closed
+        counted = []
+        if move.dropped is not None:
+            if taken and commands:
+                counted.append((d, move.dropped[0], move.dropped[1], TIMEOUT))
+        elif taken and move.before is not None and (entered or closed):
+            counted += ((d, dialect, move.before, NEXT if entered else closed),
+                        (d, dialect, move.before, f"~{bucket(move.dwell)}"))
+        last = len(entered) - 1
+        for i, screen in enumerate(entered):
+            counted.append((d, dialect, screen, ENTERED))
+            if i < last or closed:  # entered this hop and left at once
+                counted += ((d, dialect, screen, NEXT if i < last else closed), (d, dialect, screen, "~0"))
+        if counted:
+            with self.lock:
+                pending = self.pending
+                for key in counted:
+                    pending[key] = pending.get(key, 0) + 1
+
+    def add(self, day: str, dialect: str, screen: str, what: str) -> None:
         with self.lock:
-            pending = self.pending
-            for name in fields:
-                pending[day, name] = pending.get((day, name), 0) + 1
-            self._schedule()
-
-    def _schedule(self) -> None:
-        """(Holding the lock.) A timer to write what is pending, if none runs."""
-        if self.timer is None and self.pending:
-            self.timer = threading.Timer(FLUSH_SECONDS, self._due)
-            self.timer.daemon = True
-            self.timer.start()
-
-    def _due(self) -> None:
-        try:
-            self.flush()
-        except Exception:  # kept, and tried again by the next timer
-            log.warning("writing the funnel's counts failed; kept for the next try", exc_info=True)
+            key = (day, dialect, screen, what)
+            self.pending[key] = self.pending.get(key, 0) + 1
 
     def flush(self) -> None:
         """Write what is pending: one HINCRBY a field, one EXPIRE a day."""
         with self.lock:
-            pending, self.pending, self.timer = self.pending, {}, None
+            pending, self.pending = self.pending, {}
         if not pending:
             return
-        commands = [("HINCRBY", keys.funnel_day(d), name, n) for (d, name), n in pending.items()]
-        commands += [("EXPIRE", keys.funnel_day(d), RETENTION_SECONDS) for d in {d for d, _ in pending}]
+        commands = [("HINCRBY", keys.funnel_day(d), f"{dialect}|{screen}|{what}", n)
+                    for (d, dialect, screen, what), n in pending.items()]
+        commands += [("EXPIRE", keys.funnel_day(d), RETENTION_SECONDS) for d in {k[0] for k in pending}]
         try:
             store.batch(self.r, commands)
         except BaseException:
             with self.lock:
                 for key, n in pending.items():
                     self.pending[key] = self.pending.get(key, 0) + n
-                self._schedule()
             raise
 
     def close(self) -> None:
         """Write what is pending, or drop it if Redis does not take it: an
         app torn down writes nothing later (a test's Redis is the next one's)."""
-        _live.discard(self)
+        ticker.forget(self.flush)
         try:
             self.flush()
         except Exception:
             log.warning("the funnel's last counts were dropped", exc_info=True)
         with self.lock:
-            if self.timer is not None:
-                self.timer.cancel()
-            self.pending, self.timer = {}, None
+            self.pending = {}
 
     def sweep(self, now: float, lifetime: float, batch: int = 1000) -> int:
         """Count as a timeout every open session without a hop for ``lifetime``
@@ -195,32 +207,12 @@ class Counts:
             for (entry, last), taken in zip(stale, removed):
                 if taken:
                     dialect, screen, _ = entry.split("|", 2)
-                    self.add(day(last), [f"{dialect}|{screen}|{TIMEOUT}"])
+                    self.add(day(last), dialect, screen, TIMEOUT)
                     total += 1
             if len(stale) < batch:
                 break
         self.flush()
         return total
-
-
-_live: weakref.WeakSet[Counts] = weakref.WeakSet()
-
-
-def _close_all() -> None:
-    """At exit: every process's last counts written (or dropped), as :meth:`Counts.close` does."""
-    for counts in list(_live):
-        counts.close()
-
-
-def _forked() -> None:
-    """A forked child starts empty: what it inherited is its parent's to write,
-    and the parent's timer thread is not in it."""
-    for counts in list(_live):
-        counts._reset()
-
-
-atexit.register(_close_all)
-os.register_at_fork(after_in_child=_forked)
 
 
 @dataclass

@@ -15,7 +15,7 @@ from typing import NamedTuple
 
 from ussd_app.core import texts
 from ussd_app.ussd import funnel, sessions
-from ussd_app.ussd.funnel import Tally
+from ussd_app.ussd.funnel import Move
 from ussd_app.ussd.screens import Ctx
 from ussd_app.ussd.sessions import Pointer, Session
 from ussd_app.ussd.types import COMPLETED, FAILED, Hop, Reply, Services
@@ -64,23 +64,23 @@ def hop(services: Services, h: Hop) -> Result:
         return Result(Reply(session.last_reply or "", session.last_end), before, before, "retry")
     if session.closed or session.last_end:
         return Result(Reply(texts.t(session.lang, "error.session_ended"), end=True), before, before, "ended")
-    tally = Tally(session.dialect)
-    old = funnel.member(session.dialect, before, session.msisdn, session.id)
+    dwell = now - session.entered
+    entered: list[str] = []  # the screens this hop enters, in order
     ctx = _ctx(services, session, now, account)
     try:
         reply = None
         if session.state == RESUME:
-            reply, typed = _resume_choice(services, ctx, tally, typed)
+            reply, typed = _resume_choice(services, ctx, entered, typed)
         for text in typed:
             if reply is not None and reply.end:
                 break
             ctx = _ctx(services, session, now, ctx.cache.get("account"))
-            reply = _step(services, ctx, tally, text)
+            reply = _step(services, ctx, entered, text)
         if reply is None:  # nothing typed: the screen again
             reply = services.engine.render(ctx)
-        return _finish(services, session, now, tally, reply, old, before)
+        return _finish(services, session, now, reply, before, dwell, entered)
     except Exception:
-        _fail(services, session, now, before, old)
+        _fail(services, session, now, before, dwell)
         raise
 
 
@@ -112,24 +112,19 @@ def _start(services: Services, h: Hop, now: float, account, pointer: Pointer | N
                       lang=account.lang or texts.DEFAULT, dialect=h.dialect, entered=now, seq=h.seq)
     if h.history:
         session.seen, session.mark = len(h.inputs), services.vault.digest("\x1f".join(h.inputs))
-    tally = Tally(h.dialect)
-    old = ""
     redial = pointer is not None and pointer.session_id != h.session_id
-    if redial:
-        # The session the pointer names has dropped: its screen counts a
-        # timeout, once (unless an end signal or the sweep counted it).
-        old = funnel.member(pointer.dialect, pointer.state, h.msisdn, pointer.session_id)
-        tally.leave(pointer.state, funnel.TIMEOUT, None, dialect=pointer.dialect)
-    tally.found = False
+    # The session the pointer names has dropped: its screen counts a timeout,
+    # once (unless an end signal or the sweep counted it).
+    dropped = (pointer.dialect, pointer.state, pointer.session_id) if redial else None
     ctx = _ctx(services, session, now, account)
     try:
         if redial and not h.inputs and now - pointer.at <= config.USSD_RESUME_SECONDS:
             session.state, session.resume = RESUME, pointer.session_id
-            tally.enter(RESUME)
+            entered = [RESUME]
             reply = resume_offer(session.lang)
         else:
             reply = engine.start(ctx)
-            tally.enter(engine.main)
+            entered = [engine.main]
             # A dial with digits (*700*1#) arrives with inputs typed in advance:
             # each is a step of its own, with a fresh context (what one screen
             # cached or rejected must not colour the next).
@@ -137,10 +132,10 @@ def _start(services: Services, h: Hop, now: float, account, pointer: Pointer | N
                 if reply.end:
                     break
                 ctx = _ctx(services, session, now, ctx.cache.get("account"))
-                reply = _step(services, ctx, tally, typed)
-        result = _finish(services, session, now, tally, reply, old, None)
+                reply = _step(services, ctx, entered, typed)
+        result = _finish(services, session, now, reply, None, 0.0, entered, dropped)
     except Exception:
-        _fail(services, session, now, None, "")
+        _fail(services, session, now, None, 0.0)
         raise
     return Result(result.reply, None, result.after,
                   "new" if result.outcome in ("next", "same") else result.outcome)
@@ -155,7 +150,7 @@ def resume_offer(lang: str, error: str | None = None) -> Reply:
     return Reply("\n".join(lines))
 
 
-def _resume_choice(services: Services, ctx: Ctx, tally: Tally, typed: tuple[str, ...]
+def _resume_choice(services: Services, ctx: Ctx, entered: list[str], typed: tuple[str, ...]
                    ) -> tuple[Reply, tuple[str, ...]]:
     """The answer to the resume offer, and the inputs left after it."""
     session, engine = ctx.session, services.engine
@@ -166,7 +161,6 @@ def _resume_choice(services: Services, ctx: Ctx, tally: Tally, typed: tuple[str,
         return resume_offer(session.lang, "error.invalid_choice"), ()
     dropped = sessions.get(ctx.r, session.msisdn, session.resume) if choice == CONTINUE else None
     session.resume = None
-    tally.leave(RESUME, funnel.NEXT, ctx.now - session.entered)
     if dropped is not None and not dropped.last_end and engine.resumable(dropped.state):
         # Where the subscriber left, with its history (0 goes back), entered
         # again on current data: shown only (a confirmation quotes today's
@@ -177,30 +171,29 @@ def _resume_choice(services: Services, ctx: Ctx, tally: Tally, typed: tuple[str,
     else:
         reply = engine.start(ctx)
     session.entered = ctx.now
-    tally.enter(session.state)
+    entered.append(session.state)
     return reply, rest
 
 
-def _step(services: Services, ctx: Ctx, tally: Tally, text: str) -> Reply:
+def _step(services: Services, ctx: Ctx, entered: list[str], text: str) -> Reply:
     session = ctx.session
     was = session.state
     reply = services.engine.step(ctx, text)
     if session.state != was:
-        tally.leave(was, funnel.NEXT, ctx.now - session.entered)
-        tally.enter(session.state)
+        entered.append(session.state)
         session.entered = ctx.now
     return reply
 
 
-def _finish(services: Services, session: Session, now: float, tally: Tally, reply: Reply,
-            old: str, before: str | None) -> Result:
+def _finish(services: Services, session: Session, now: float, reply: Reply, before: str | None,
+            dwell: float, entered: list[str], dropped: tuple | None = None) -> Result:
     if reply.end:
-        tally.leave(session.state, funnel.COMPLETED, now - session.entered)
         session.closed = COMPLETED
     session.last_reply, session.last_end = reply.text, reply.end
     session.hops += 1
     session.at = now
-    _save(services, session, now, tally, old)
+    _save(services, session, now, Move(session.dialect, session.msisdn, session.id, before, dwell,
+                                       tuple(entered), session.closed, dropped))
     outcome = COMPLETED if reply.end else ("next" if session.state != before else "same")
     return Result(reply, before, session.state, outcome)
 
@@ -212,15 +205,16 @@ def _resumable(services: Services, session: Session) -> bool:
             and session.closed in (None, funnel.TIMEOUT, funnel.RELEASED))
 
 
-def _save(services: Services, session: Session, now: float, tally: Tally, old: str) -> None:
-    config = services.config
+def _save(services: Services, session: Session, now: float, move: Move) -> None:
+    """The session written, and moved among the funnel's open ones, in one
+    round trip; then the funnel counts what the hop did."""
+    config, counts = services.config, services.funnel
     pointer = (Pointer(int(now), session.dialect, session.state, session.id)
                if config.USSD_RESUME_SECONDS > 0 and _resumable(services, session) else None)
-    add = "" if session.closed else funnel.member(session.dialect, session.state, session.msisdn,
-                                                  session.id)
-    moved = sessions.save(services.r, session, lifetime(config), pointer, config.USSD_RESUME_SECONDS,
-                          also=tally.commands(old, add, now))
-    tally.count(services.funnel, now, old, add, moved)
+    moves = counts.commands(move, now)
+    replies = sessions.save(services.r, session, lifetime(config), pointer, config.USSD_RESUME_SECONDS,
+                            also=moves)
+    counts.count(move, now, moves, replies)
 
 
 def _close(services: Services, session: Session | None, h: Hop, now: float) -> Result:
@@ -230,28 +224,27 @@ def _close(services: Services, session: Session | None, h: Hop, now: float) -> R
         return Result(Reply("", end=True), None, None, h.end)
     if h.event is not None:
         session.event = h.event
-    tally = Tally(session.dialect)
-    old = funnel.member(session.dialect, session.state, session.msisdn, session.id)
-    if session.closed is None:
-        tally.leave(session.state, h.end, now - session.entered)
+    # Counted once: by the first signal that closes it (a second, or one
+    # after the session completed, only keeps its event).
+    before = session.state if session.closed is None else None
+    if before is not None:
         session.closed = h.end
         session.at = now
-    _save(services, session, now, tally, old)
+    _save(services, session, now, Move(session.dialect, session.msisdn, session.id, before,
+                                       now - session.entered, (), session.closed))
     return Result(Reply("", end=True), session.state, session.state, h.end)
 
 
-def _fail(services: Services, session: Session, now: float, before: str | None, old: str) -> None:
+def _fail(services: Services, session: Session, now: float, before: str | None, dwell: float) -> None:
     """A hop that raised: its session ends (the phone is told so) and the
-    screen it was on counts an ``error``, where Redis still answers."""
+    screen it was on (a new session: the main menu, entered) counts an
+    ``error``, where Redis still answers."""
     try:
-        tally = Tally(session.dialect, found=before is not None)
         screen = before or services.engine.main
-        if before is None:
-            tally.enter(screen)
-        tally.leave(screen, FAILED, now - session.entered)
         session.state, session.closed, session.at = screen, FAILED, now
         session.last_reply, session.last_end = texts.t(session.lang, "error.unavailable"), True
-        _save(services, session, now, tally, old)
+        _save(services, session, now, Move(session.dialect, session.msisdn, session.id, before, dwell,
+                                           () if before else (screen,), FAILED))
     except Exception:  # the hop's own failure is what the caller reports
         log.debug("could not record a failed hop", exc_info=True)
 
