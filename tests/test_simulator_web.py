@@ -241,3 +241,18 @@ def test_a_recording_that_redeems_a_pooled_voucher_brings_its_codes(client, app,
 def keys_of(code):
     from ussd_app.core import keys
     return keys.voucher_pool(code)
+
+
+def test_a_recording_on_a_number_that_stopped_offers_replays(client, app, services):
+    from ussd_app import sim
+    demo.seed(services)
+    number = client.post("/simulator/api/fresh", json={}).get_json()["msisdn"]
+    assert client.post("/simulator/api/sms", json={"msisdn": number, "text": "STOP"}).status_code == 200
+    snapshot = client.post("/simulator/api/snapshot", json={"msisdn": number}).get_json()
+    assert snapshot["opted_out"] is True and snapshot["notes"] == []
+    hop = client.post("/simulator/api/dial", json={"msisdn": number, "dialled": "*700*3#"}).get_json()
+    assert hop["screen"].startswith("Anda sudah berhenti menerima penawaran keuangan.")
+    steps = [{"kind": "dial", "value": "*700*3#", "reply": hop["phone"]}]
+    text = client.post("/simulator/api/scenario", json={"snapshot": snapshot, "steps": steps}).get_json()["yaml"]
+    assert "opted_out: true" in text
+    assert sim.play(sim.Client(app=app), schema.load_text(text), warn=lambda w: None) == 1

@@ -17,7 +17,8 @@ server, without touching anyone else's data.
   out of stock (what the replay redeems, it brought);
 - ``consents: {campaign: consented}`` consents to an offer as a subscriber
   does, by SMS (``YA <code> <NIK>``, a test NIK); ``withdrawn`` then stops
-  offers and takes them again (``STOP``, ``MULAI``), which withdraws it.
+  offers and takes them again (``STOP``, ``MULAI``), which withdraws it;
+  ``opted_out: true`` stops offers last (``STOP``), as a subscriber does.
 
 ``${name}`` in any text of the file stands for what ``name`` became
 (a subscriber's number in E.164, a reward's code, a campaign's or an
@@ -215,6 +216,10 @@ class Given:
                                  "a service with OFFER_SEND_WINDOW=always")
         for campaign, state in (body.get("consents") or {}).items():
             self.consent(alias, msisdn, self.names.values.get(campaign, campaign), state)
+        if body.get("opted_out"):  # stopped offers, as a subscriber does: STOP by SMS
+            status = self.client.sms(msisdn, "STOP")
+            if status != 200:
+                self.fail(alias, f"/sms/inbound answered {status}{auth_hint('/sms', status)}")
 
     def consent(self, alias: str, msisdn: str, cid: str, state: str) -> None:
         """The offer of ``cid`` consented to (and withdrawn) as a subscriber does it, by SMS."""

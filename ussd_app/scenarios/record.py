@@ -105,6 +105,8 @@ def given(snapshot: dict, vouchers: dict | None = None) -> dict:
         caller["offers"] = list(snapshot["offers"])
     if snapshot.get("consents"):
         caller["consents"] = dict(snapshot["consents"])
+    if snapshot.get("opted_out"):
+        caller["opted_out"] = True
     out = {"subscribers": {CALLER: caller}}
     if vouchers:
         out["vouchers"] = dict(sorted(vouchers.items()))

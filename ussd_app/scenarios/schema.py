@@ -70,7 +70,8 @@ TOP = {"name", "dialect", "given", "steps"}
 GIVEN = {"subscribers", "rewards", "campaigns", "vouchers"}
 VOUCHERS_MAX = 100  # fresh codes a file may add to one existing reward's pool
 SUBSCRIBER = {"enrolled": "bool", "credit_score": "int|null", "status": "str", "attributes": "map",
-              "language": "str", "points": "int|seq", "offers": "seq", "consents": "map"}
+              "language": "str", "points": "int|seq", "offers": "seq", "consents": "map",
+              "opted_out": "bool"}
 CONSENT_STATES = ("consented", "withdrawn")
 EARNING = {"points": "int", "expires_at": "str"}
 REWARD = {"name": "str|map", "category": "str", "points": "int", "stock": "int|null",

@@ -216,14 +216,12 @@ def api_snapshot():
               if o.get("status") == "open" and cid in held.campaigns and held.campaigns[cid].open(now)]
     given = {cid: o["status"] for cid, o in held.offers.items()
              if o.get("status") in ("consented", "withdrawn") and cid in held.campaigns}
-    notes = []
-    if held.opted_out:
-        notes.append("this number stopped offers; the replay's subscriber has not: "
-                     "record on a fresh subscriber")
+    notes = []  # what a replay cannot recreate (nothing today: stopped offers are given: opted_out)
     return jsonify(msisdn=msisdn, taken_at=formats.iso(now), enrolled=profile.enrolled,
                    status=profile.status, credit_score=profile.credit_score,
                    attributes=profile.attributes, language=profile.lang,
                    offers=sorted({*offers, *given}), consents=dict(sorted(given.items())), notes=notes,
+                   opted_out=held.opted_out,
                    points=[{"points": b.points,
                             "expires_at": None if b.expires_at == math.inf else formats.iso(b.expires_at)}
                            for b in view.buckets])
