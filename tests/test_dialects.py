@@ -260,6 +260,13 @@ def test_a_code_that_is_not_ours_ends_politely_and_is_logged(client, dialect, ca
                                           if dialect in ("nalo", "arkesel", "truroute") else shown)
 
 
+def test_a_code_that_is_not_ours_is_logged_only_as_ascii_digits():
+    from ussd_app.gateways.wire import NotOurs
+    assert NotOurs("*999#").dialled == "*999#"
+    assert NotOurs("*\uff19\uff19\uff19#").dialled == "(not a code)"  # full-width: isdigit() said yes
+    assert NotOurs("*99\u00b2#").dialled == "(not a code)"
+
+
 def test_a_refusal_speaks_the_subscribers_language(client, services):
     from ussd_app.core import subscribers
     subscribers.set_language(services.r, MSISDN, "en")

@@ -80,6 +80,9 @@ def test_the_settings_are_checked():
             load({"SMS_PROVIDER": "smpp", "SMPP_URL": bad}, environ={})
     with pytest.raises(ConfigError, match="SMPP_TPS"):
         load({"SMPP_TPS": 0}, environ={})
+    for bad in ("6216\u00b2", "\uff16\uff12\uff11\uff16\uff18", "62 168"):  # '²', full-width: digits to str.isdigit()
+        with pytest.raises(ConfigError, match="SMS_SHORT_CODE"):
+            load({"SMS_SHORT_CODE": bad}, environ={})
 
 
 def test_an_mo_id_is_the_same_for_a_redelivery_and_never_a_run_of_digits():

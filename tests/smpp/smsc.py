@@ -287,7 +287,7 @@ def _stop_epmd(port: int) -> None:
         subprocess.run([epmd, "-kill"], capture_output=True, timeout=10,
                        env={**os.environ, "ERL_EPMD_PORT": str(port)})
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
+        if not re.fullmatch(r"[0-9]+", entry.name):  # a process's directory
             continue
         try:
             cmd = (entry / "cmdline").read_bytes()

@@ -8,7 +8,7 @@ from dataclasses import dataclass, fields
 
 import msgspec
 
-from ussd_app.core import bodies, cluster
+from ussd_app.core import bodies, cluster, digits
 from ussd_app.core.errors import ConfigError
 
 REQUIRED_IN_PRODUCTION = ("REDIS_URL", "GATEWAY_TOKEN", "ADMIN_TOKEN", "PII_KEY")
@@ -145,7 +145,7 @@ def check(config: Config) -> None:
                               "(smpps:// for TLS)")
     if config.SMPP_TPS < 1 or config.SMPP_WINDOW < 1:
         raise ConfigError("SMPP_TPS and SMPP_WINDOW must be at least 1")
-    if not config.SMS_SHORT_CODE.isdigit():
+    if not digits.only(config.SMS_SHORT_CODE):
         raise ConfigError("SMS_SHORT_CODE must be digits, e.g. 62168")
     if config.POINTS_EXPIRY_POLICY not in ("calendar", "rolling"):
         raise ConfigError("POINTS_EXPIRY_POLICY must be calendar or rolling")

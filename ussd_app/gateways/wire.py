@@ -7,7 +7,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from ussd_app.core import msisdn as msisdns
+from ussd_app.core import digits, msisdn as msisdns
 from ussd_app.core.errors import BadRequest
 from ussd_app.ussd.types import Hop
 
@@ -76,7 +76,7 @@ class NotOurs(Declined):
 
     def __init__(self, dialled: str):
         parts = segments(dialled)
-        shown = f"*{'*'.join(parts)}#" if all(p.isascii() and p.isdigit() for p in parts) else "(not a code)"
+        shown = f"*{'*'.join(parts)}#" if all(digits.only(p) for p in parts) else "(not a code)"
         self.dialled = shown if len(shown) <= 40 else shown[:37] + "..."
         super().__init__(f"service code {self.dialled} is not ours", "error.not_ours")
 
