@@ -6,6 +6,9 @@ import re
 import gsm0338  # noqa: F401  (registers the 'gsm03.38' codec)
 
 
+SMS_SEPTETS = 160  # one SMS in GSM-7
+PART_SEPTETS = 153  # one part of a concatenated SMS (its 6-octet header takes the rest)
+
 _EXTENSION_ASCII = frozenset("[]{}\\^~|")
 # ASCII that is no screen text: control characters (line breaks apart) and '`',
 # which GSM-7 lacks. Found by one regex search, not by the codec, on every hop.

@@ -28,7 +28,6 @@ MESSAGE_MAX = 300
 NAME_MAX = 30  # institution name and product: a list line holds both
 SUPPORT_MAX = 60
 VERSION_MAX = 20
-SMS_MAX = 160  # every service SMS is one GSM-7 segment
 
 
 @dataclass(frozen=True)
@@ -218,9 +217,9 @@ def sms_problem(campaign: Campaign, default_support: str = "") -> str | None:
                     or not names <= set(values):
                 continue
             n = gsm7.length(template.format(**values))
-            if n > SMS_MAX:
+            if n > gsm7.SMS_SEPTETS:  # every service SMS is one segment
                 return (f"institution.name, product and institution.support are too long together: "
-                        f"the SMS {key} ({lang}) would take {n} characters, more than one SMS ({SMS_MAX})")
+                        f"the SMS {key} ({lang}) would take {n} characters, more than one SMS ({gsm7.SMS_SEPTETS})")
     return None
 
 

@@ -46,7 +46,7 @@ import smpplib.smpp
 
 import gsm0338  # noqa: F401  (registers the 'gsm03.38' codec)
 
-from ussd_app.core import keys, metrics
+from ussd_app.core import gsm7, keys, metrics
 from ussd_app.core.errors import BadRequest
 from ussd_app.core.msisdn import mask, normalize
 from ussd_app.core.store import Script
@@ -66,8 +66,6 @@ TON_NETWORK = 3  # a short code
 DATA_CODING_DEFAULT = 0  # the SMSC's default alphabet: GSM-7, one octet a septet
 ESM_UDHI = 0x40  # short_message starts with a user data header
 ESM_RECEIPT = 0x04  # a deliver_sm that is a delivery receipt (esm_class bits 2-5)
-SINGLE = 160  # septets in one SMS
-PART = 153  # septets in one part of a concatenated SMS (6 octets of UDH)
 
 THROTTLED = (smpplib.consts.SMPP_ESME_RTHROTTLED, smpplib.consts.SMPP_ESME_RMSGQFUL)
 RETRY_LATER = smpplib.consts.SMPP_ESME_RX_T_APPN  # deliver_sm_resp: we could not take it, send again
@@ -119,11 +117,11 @@ def segments(text: str, ref: int) -> list[bytes]:
     the one reference ``ref``; an escape never ends a part (its character
     would be split over two)."""
     data = encode(text)
-    if len(data) <= SINGLE:
+    if len(data) <= gsm7.SMS_SEPTETS:
         return [data]
     chunks, start = [], 0
     while start < len(data):
-        end = min(start + PART, len(data))
+        end = min(start + gsm7.PART_SEPTETS, len(data))
         if end < len(data) and data[end - 1] == 0x1B:
             end -= 1
         chunks.append(data[start:end])
@@ -140,9 +138,7 @@ def decode(data: bytes, data_coding: int, esm_class: int) -> str:
     coding = data_coding & 0x0F if data_coding < 0xF0 else data_coding & 0x04
     if coding == 8:
         return data.decode("utf-16-be", errors="replace")
-    if coding in (1, 3):  # IA5/ASCII, Latin-1
-        return data.decode("latin-1")
-    if coding == 4:
+    if coding in (1, 3, 4):  # IA5/ASCII, Latin-1, 8-bit data
         return data.decode("latin-1")
     return data.decode("gsm03.38", errors="replace")
 

@@ -185,7 +185,7 @@ def api_sms():
 def segments(text: str) -> int:
     """How many SMS ``text`` takes: GSM-7 160 septets alone, 153 a part when
     split; otherwise UCS-2, 70 characters alone, 67 a part."""
-    size, single, part = ((gsm7.length(text), 160, 153) if gsm7.fits(text)
+    size, single, part = ((gsm7.length(text), gsm7.SMS_SEPTETS, gsm7.PART_SEPTETS) if gsm7.fits(text)
                           else (len(text.encode("utf-16-le")) // 2, 70, 67))
     return 1 if size <= single else math.ceil(size / part)
 
