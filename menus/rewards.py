@@ -137,7 +137,7 @@ def quote_of(ctx: Ctx) -> redemptions.Quote | None:
     return redemptions.Quote.from_dict(held) if held else make_quote(ctx)
 
 
-def enter_confirm(ctx: Ctx) -> None:
+def prepare_confirm(ctx: Ctx) -> None:
     ctx.data.pop("redeemed", None)
     make_quote(ctx)
 
@@ -204,7 +204,7 @@ SCREENS = [
     Screen("reward_qty", body=quantity_body, parse=parse_quantity, parse_to="reward_confirm",
            examples=("1", "2"), resume=True),
     # The debit is the act of this screen's "1", on the terms it shows.
-    Screen("reward_confirm", body=confirm_body, prepare=enter_confirm, resume=True,
+    Screen("reward_confirm", body=confirm_body, prepare=prepare_confirm, resume=True,
            options=(Option("1", "rewards.accept", "reward_done", act=redeem),)),
     # The outcome. Terms changed under the confirmation: this screen shows the
     # new ones, and its "1" confirms them. A resume comes back to the

@@ -71,17 +71,16 @@ class Engine:
         """Every answer's transition. An answer that acts (or picks from a
         list, whose numbers mean what the shown page said) holds only while
         the screen is as shown; its act runs as the transition's callback."""
-        table = []
+        table, as_shown = [], _as_shown(self)
         for s in self.screens.values():
-            as_shown = _as_shown(self, s)
             for opt in s.options:
                 table.append(dict(trigger="input", source=s.name, dest=opt.to,
                                   conditions=[_option_matches(opt)] + ([as_shown] if opt.act else []),
                                   before=[_act(opt.act)] if opt.act else []))
             if s.items:
                 table.append(dict(trigger="input", source=s.name, dest=s.item_to,
-                                  conditions=[_item_matches(self, s), as_shown],
-                                  before=[_store_item(self, s)]))
+                                  conditions=[_item_matches(self), as_shown],
+                                  before=[_store_item(s)]))
             if s.parse:
                 table.append(dict(trigger="input", source=s.name, dest=s.parse_to,
                                   conditions=[_parse_ok(s)] + ([as_shown] if s.parse_act else []),
@@ -322,7 +321,7 @@ def _option_matches(opt):
     return matches
 
 
-def _item_matches(engine: Engine, screen: Screen):
+def _item_matches(engine: Engine):
     def matches(ev):
         ctx, text = _kw(ev)
         index = item_index(text)
@@ -330,14 +329,14 @@ def _item_matches(engine: Engine, screen: Screen):
     return matches
 
 
-def _store_item(engine: Engine, screen: Screen):
+def _store_item(screen: Screen):
     def store(ev):
         ctx, text = _kw(ev)
         ctx.data[screen.name] = items_of(screen, ctx)[item_index(text)].value
     return store
 
 
-def _as_shown(engine: Engine, screen: Screen):
+def _as_shown(engine: Engine):
     """The answer's screen is still what the subscriber saw (else: noted, no transition)."""
     def shown(ev):
         ctx, _ = _kw(ev)
