@@ -19,7 +19,6 @@ import time.
 """
 from __future__ import annotations
 
-import atexit
 import bisect
 import functools
 import glob
@@ -356,8 +355,7 @@ class _Gauges:
             yield GaugeMetricFamily(name, what, value=value)
 
 
-_flusher = _Flusher()
-atexit.register(_flusher.flush)
+_flusher = _Flusher()  # written at exit too, with every writer of the ticker
 
 
 def render(queues, gauges=None) -> bytes:
