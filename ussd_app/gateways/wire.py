@@ -91,21 +91,23 @@ def typed_ahead(dialled: str, code: str) -> tuple[str, ...]:
     ``code``: with ``*713*4#``, ``*713*4#`` -> (), ``*713*4*1*2#`` -> ('1', '2').
     A dialled string that does not start with the whole code raises NotOurs;
     anything that is no dialled string (a gateway sending no code) types nothing."""
-    if not is_dial(dialled):
-        return ()
-    ours, parts = segments(code), segments(dialled)
-    if parts[:len(ours)] != ours:
-        raise NotOurs(dialled)
-    return parts[len(ours):]
+    return _after_code(dialled, code) if is_dial(dialled) else ()
 
 
 def check_code(given: str, code: str) -> None:
     """A gateway's own service code field (``*713*4#``, or Hubtel's ``713*4``):
     empty (not sent), the configured ``code``, or the code with inputs after it;
     else NotOurs."""
+    if segments(given):
+        _after_code(given, code)
+
+
+def _after_code(given: str, code: str) -> tuple[str, ...]:
+    """The parts of ``given`` after the whole configured ``code``; NotOurs when it does not start so."""
     parts, ours = segments(given), segments(code)
-    if parts and parts[:len(ours)] != ours:
+    if parts[:len(ours)] != ours:
         raise NotOurs(given)
+    return parts[len(ours):]
 
 
 def dial_string(code: str, inputs: list[str] | tuple[str, ...]) -> str:
