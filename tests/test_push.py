@@ -4,12 +4,12 @@ import hashlib
 import hmac
 import json
 import signal
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
+from slowhttp import Loopback, Trickle
 from waiting import wait_for
 from test_offers import NIK, campaign_body
 from ussd_app import jobs
@@ -26,7 +26,7 @@ def verify(secret: bytes, body: bytes, signature: str) -> bool:
     return hmac.compare_digest(expected, signature)
 
 
-class Receiver:
+class Receiver(Loopback):
     """A partner's webhook on loopback: answers each POST as ``actions`` says
     (``ok``, ``500``, ``hang``: no answer for ``hang_seconds``, ``slow``: 200
     after ``hang_seconds``), and keeps each lead once per delivery id."""
@@ -54,17 +54,7 @@ class Receiver:
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_port}/leads"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
+        self.serve(Handler, "/leads")
 
 
 @pytest.fixture
@@ -245,8 +235,6 @@ class TestSlowPartners:
 
     @pytest.fixture
     def sms_stub(self):
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
         sent = []
 
         class Handler(BaseHTTPRequestHandler):
@@ -258,15 +246,10 @@ class TestSlowPartners:
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        server.daemon_threads = True
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        yield f"http://127.0.0.1:{server.server_port}/sms", sent
-        server.shutdown()
-        server.server_close()
+        stub = Loopback()
+        stub.serve(Handler, "/sms")
+        yield stub.url, sent
+        stub.close()
 
     @pytest.fixture
     def config(self, config, sms_stub):
@@ -277,7 +260,7 @@ class TestSlowPartners:
         import shlex
         from pathlib import Path
 
-        from slowhttp import Trickle
+
 
         url, sent = sms_stub
         partner = Trickle(interval=2, lines=60)  # two minutes of answer, a line every 2 s
