@@ -153,33 +153,33 @@ def test_consequences_follow_only_answers_on_the_screens_that_showed_them(client
             from ussd_app.offers import consents
             return [e["type"] for e in consents.log(services.r, MSISDN) if e["type"] in CONSENT_TYPES]
 
+        def _one_new(self, held: str, now: list):
+            """What ``now`` adds to the list kept under ``held`` (kept anew): at most one entry."""
+            new = now[len(getattr(self, held)):]
+            setattr(self, held, now)
+            assert len(new) <= 1, (self.last, new)
+            return new[0] if new else None
+
         @invariant()
         def every_debit_answers_the_screen_that_showed_it(self):
-            debits = self._debits()
-            new = debits[len(self.debits):]
-            self.debits = debits
-            if not new:
+            debit = self._one_new("debits", self._debits())
+            if debit is None:
                 return
-            assert len(new) == 1, (self.last, new)
             kind, typed, shown = self.last
-            charged = -new[0]["points"]
+            charged = -debit["points"]
             if kind == "hop":
                 m = CONFIRM.search(shown or "")
-                assert typed == "1" and m, (self.last, new)
+                assert typed == "1" and m, (self.last, debit)
                 assert charged == points_of(m.group(2)), (shown, charged)
             else:
-                assert kind == "sms" and typed == "YA" and shown == charged, (self.last, new)
+                assert kind == "sms" and typed == "YA" and shown == charged, (self.last, debit)
 
         @invariant()
         def every_consent_change_answers_the_screen_that_showed_it(self):
-            log = self._consents()
-            new = log[len(self.consents):]
-            self.consents = log
-            if not new:
+            change = self._one_new("consents", self._consents())
+            if change is None:
                 return
-            assert len(new) == 1, (self.last, new)
             kind, typed, shown = self.last
-            change = new[0]
             if kind == "sms":
                 assert {"consent": "YA", "decline": "TIDAK", "optout": "STOP", "optin": "MULAI"}[change] == typed
                 return
