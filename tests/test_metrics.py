@@ -125,21 +125,17 @@ class TestUnderTheProcfile:
     def test_the_counts_of_every_process_add_up(self, services, processes, free_port, tmp_path):
         import json
         import re
-        import shlex
         from concurrent.futures import ThreadPoolExecutor
-        from pathlib import Path
 
         import requests
         from prometheus_client.mmap_dict import MmapedDict
 
+        from procfile import command
         from waiting import wait_for
 
         demo.seed(services)
         env = {"PROMETHEUS_MULTIPROC_DIR": str(tmp_path), "PORT": str(free_port)}
-        web = next(line.split(":", 1)[1] for line in
-                   (Path(__file__).parent.parent / "Procfile").read_text().splitlines() if line.startswith("web:"))
-        processes.start(*shlex.split(web.replace("$PORT", str(free_port)).replace("0.0.0.0", "127.0.0.1")),
-                        **env)
+        processes.start(*command("web", free_port), **env)
         processes.worker(**env)
         base = f"http://127.0.0.1:{free_port}"
         assert wait_for(lambda: _get(requests, base + "/healthz") == 200, 30)

@@ -2,7 +2,6 @@
 starts them: no simulated provider unless allowed, no slow client holding a
 web worker, metrics counting one deployment."""
 import os
-import shlex
 import shutil
 import socket
 import subprocess
@@ -14,15 +13,10 @@ import pytest
 import redis
 import requests
 
+from procfile import command
 from waiting import wait_for
 
-ROOT = Path(__file__).resolve().parent.parent
 PII_KEY = "LxtcgdmYBx1Q94gEvbSQOdPxTAbk0wA6TKiHyfieRa4="
-
-
-def procfile(name: str, port: int) -> list[str]:
-    line = next(line for line in (ROOT / "Procfile").read_text().splitlines() if line.startswith(name + ":"))
-    return shlex.split(line.split(":", 1)[1].replace("$PORT", str(port)).replace("0.0.0.0", "127.0.0.1"))
 
 
 def production(**more) -> dict:
@@ -51,7 +45,7 @@ REFUSED = "USSD_APP_ENV=production refuses simulated providers"
 
 @pytest.mark.parametrize("process", ["web", "worker"])
 def test_production_refuses_to_start_with_simulated_providers(processes, free_port, process):
-    proc = processes.start(*procfile(process, free_port), **production(SMS_PROVIDER="console"))
+    proc = processes.start(*command(process, free_port), **production(SMS_PROVIDER="console"))
     code, err = exits(proc)
     assert code not in (None, 0), f"{process} kept running (or exited 0) with simulated providers"
     lines = [line for line in err.splitlines() if REFUSED in line]
@@ -70,7 +64,7 @@ def test_production_names_only_what_is_simulated(processes, free_port):
 
 def test_a_staging_run_is_allowed_and_readyz_says_so(processes, free_port):
     env = production(ALLOW_SIMULATED_PROVIDERS="1")
-    web = processes.start(*procfile("web", free_port), **env)
+    web = processes.start(*command("web", free_port), **env)
     worker = processes.worker(**env)
     base = f"http://127.0.0.1:{free_port}"
     assert wait_for(lambda: status(base + "/healthz") == 200, 30), exits(web, 0)
@@ -100,7 +94,7 @@ def hop(base: str) -> float:
 
 
 def test_eight_slow_bodies_hold_no_web_worker(processes, free_port):
-    processes.start(*procfile("web", free_port), GATEWAY_TOKEN="gw", HTTP_BODY_TIMEOUT="3")
+    processes.start(*command("web", free_port), GATEWAY_TOKEN="gw", HTTP_BODY_TIMEOUT="3")
     base = f"http://127.0.0.1:{free_port}"
     assert wait_for(lambda: status(base + "/healthz") == 200, 30)
     time.sleep(2)  # both workers up (the first answers while the second may still load)
@@ -121,7 +115,7 @@ def test_eight_slow_bodies_hold_no_web_worker(processes, free_port):
 
 
 def test_a_body_over_the_limit_is_refused_before_it_is_read(processes, free_port):
-    processes.start(*procfile("web", free_port), GATEWAY_TOKEN="gw")
+    processes.start(*command("web", free_port), GATEWAY_TOKEN="gw")
     base = f"http://127.0.0.1:{free_port}"
     assert wait_for(lambda: status(base + "/healthz") == 200, 30)
     with socket.create_connection(("127.0.0.1", free_port)) as s:
@@ -177,7 +171,7 @@ def test_two_deployments_on_one_host_count_their_own_hops(processes, redis_url, 
         shutil.copy(_stale_counts(), os.path.join(d, "counter_999999999.db"))
     try:
         def start(i):
-            return processes.start(*procfile("web", ports[i]), REDIS_URL=urls[i], GATEWAY_TOKEN="gw")
+            return processes.start(*command("web", ports[i]), REDIS_URL=urls[i], GATEWAY_TOKEN="gw")
         servers = [start(0), start(1)]
         bases = [f"http://127.0.0.1:{p}" for p in ports]
         for base in bases:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shlex
 import shutil
 import signal
 import socket
@@ -28,6 +27,8 @@ import redis
 import requests
 from cryptography.fernet import Fernet
 
+from procfile import command
+
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent  # the venv's console scripts: granian, ussd-app
 NIK = "3171014506900001"
@@ -40,14 +41,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def procfile(name: str) -> str:
-    """The Procfile's command line for process ``name``."""
-    for line in (ROOT / "Procfile").read_text().splitlines():
-        if line.startswith(f"{name}:"):
-            return line.split(":", 1)[1].strip()
-    raise AssertionError(f"Procfile has no {name}: line")
 
 
 def wait_for(check, seconds: float, what: str, every: float = 0.05):
@@ -277,11 +270,10 @@ class Stack:
                     "FULFILMENT_URL": self.provider.url, "FULFILMENT_TIMEOUT": str(FULFILMENT_TIMEOUT),
                     "OFFER_SEND_WINDOW": "always", "LOG_LEVEL": "WARNING",
                     "ALLOW_SIMULATED_PROVIDERS": "1"}  # SMS to the console: a test
-        web = procfile("web").replace("$PORT", str(self.port)).replace("0.0.0.0", "127.0.0.1")
-        self.web = Process("web", shlex.split(web), self.env, tmp)
-        self.worker = Process("worker", shlex.split(procfile("worker")), self.env, tmp)
+        self.web = Process("web", command("web", self.port), self.env, tmp)
+        self.worker = Process("worker", command("worker"), self.env, tmp)
         # fulfilment and lead push: the partners queue's worker of its own
-        self.partners = Process("partners", shlex.split(procfile("partners")), self.env, tmp)
+        self.partners = Process("partners", command("partners"), self.env, tmp)
         self.http = requests.Session()
 
     def start(self) -> None:

@@ -4,14 +4,14 @@ Jasmin or RabbitMQ is not installed (``bash .ci/jasmin`` installs both)."""
 from __future__ import annotations
 
 import os
-import shlex
 from pathlib import Path
 
 import pytest
 import requests
 
 from smsc import Jasmin, missing
-from faultstack import BIN, Process, RedisServer, free_port, procfile, wait_for
+from faultstack import BIN, Process, RedisServer, free_port, wait_for
+from procfile import command
 
 
 def pytest_collection_modifyitems(items):
@@ -54,10 +54,9 @@ class Service:
         self.env["PROMETHEUS_MULTIPROC_DIR"] = str(tmp / "metrics")  # this service's counts only
         for name in ("ADMIN_TOKEN", "GATEWAY_TOKEN", "METRICS_TOKEN", "USSD_APP_ENV", "PII_KEY"):
             self.env.pop(name, None)
-        web = procfile("web").replace("$PORT", str(self.port)).replace("0.0.0.0", "127.0.0.1")
-        self.web = Process("web", shlex.split(web), self.env, tmp)
-        self.worker = Process("worker", shlex.split(procfile("worker")), self.env, tmp)
-        self.smpp = Process("smpp", shlex.split(procfile("smpp")), self.env, tmp)
+        self.web = Process("web", command("web", self.port), self.env, tmp)
+        self.worker = Process("worker", command("worker"), self.env, tmp)
+        self.smpp = Process("smpp", command("smpp"), self.env, tmp)
         self.http = requests.Session()
 
     def start(self) -> None:

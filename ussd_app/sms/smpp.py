@@ -44,8 +44,6 @@ import smpplib.consts
 import smpplib.exceptions
 import smpplib.smpp
 
-import gsm0338  # noqa: F401  (registers the 'gsm03.38' codec)
-
 from ussd_app.core import gsm7, keys, metrics
 from ussd_app.core.errors import BadRequest
 from ussd_app.core.msisdn import mask, normalize
