@@ -74,8 +74,9 @@ def healthz():
     return "ok"
 
 
-# The same two behind the Procfile's RSGI adapter (bench/run.py picks these for it).
+# The same three behind the Procfile's RSGI adapter (bench/run.py picks these for it).
 from ussd_app.web.rsgi import Buffered  # noqa: E402
 
 floor_rsgi = Buffered(floor)
+floor_like_rsgi = Buffered(floor_like)
 ceiling_rsgi = Buffered(ceiling)

@@ -47,12 +47,13 @@ FLOOR, LIKE = "floor (Flask+redis-py)", "floor, like-for-like"
 PEERS = {"ussd-app": OURS, "ussd-app, METRICS=0": OURS, FLOOR: "bench.apps:floor",
          LIKE: "bench.apps:floor_like", "ceiling (Flask END ok)": "bench.apps:ceiling"}
 PEER_ENV = {"ussd-app, METRICS=0": {"METRICS": "0"}}  # our hop without its metrics, to price them
+PEER_ROOT: dict[str, Path] = {}  # --against: a peer served from another checkout (the code before)
 NODE = "Node ussd-menu-builder"  # its own server, one process (bench/node/peer.js)
 NODE_DIR = ROOT / "bench" / "node"
 # The same apps behind ussd_app.web.rsgi.Buffered, for a server on granian's RSGI
 # interface (the Procfile's: each request read whole before a thread runs the app).
 RSGI = {OURS: "ussd_app.rsgi:app", "bench.apps:floor": "bench.apps:floor_rsgi",
-        "bench.apps:ceiling": "bench.apps:ceiling_rsgi"}
+        "bench.apps:floor_like": "bench.apps:floor_like_rsgi", "bench.apps:ceiling": "bench.apps:ceiling_rsgi"}
 SERVERS = {
     "gunicorn": "gunicorn --bind 127.0.0.1:$PORT --workers 2 --worker-class sync {app}",
     "granian": "granian --interface wsgi --host 127.0.0.1 --port $PORT --workers 2 "
@@ -120,18 +121,20 @@ def seed(url: str) -> None:
     subprocess.run([sys.executable, "-m", "bench.seed"], check=True, env=env, cwd=ROOT)
 
 
-def serve(argv: list[str], url: str, port: int, extra: dict | None = None) -> subprocess.Popen:
+def serve(argv: list[str], url: str, port: int, extra: dict | None = None, root: Path = ROOT) -> subprocess.Popen:
     # The server's command is found beside this interpreter too (an unactivated venv).
     path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
     env = {**os.environ, "REDIS_URL": url, "PORT": str(port), "LOG_LEVEL": "WARNING", "PATH": path,
-           "PYTHONPATH": str(ROOT), "CONSENT_ATTEMPTS_PER_HOUR": "1000000", **(extra or {})}
-    proc = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+           "PYTHONPATH": str(root), "CONSENT_ATTEMPTS_PER_HOUR": "1000000", **(extra or {})}
+    proc = subprocess.Popen(argv, env=env, cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     for _ in range(200):
         try:
             if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).ok:
                 return proc
-        except requests.ConnectionError:
+        except requests.RequestException:
             time.sleep(0.05)
+        if proc.poll() is not None:
+            break
     proc.kill()
     raise SystemExit(f"server did not start: {' '.join(argv)}\n{proc.stderr.read().decode()[-2000:]}")
 
@@ -201,6 +204,8 @@ def main() -> None:
                     help="%% of the machine's time taken by the host's other guests above which a run is made again")
     ap.add_argument("--retries", type=int, default=3, help="how many times a disturbed run is made again")
     ap.add_argument("--peers", default="", help="only the peers whose name holds this (e.g. ussd-app)")
+    ap.add_argument("--against", default="",
+                    help="a checkout of the code before (e.g. a git worktree): its /ussd is a row of the same run")
     args = ap.parse_args()
     for tool in ("wrk", "redis-server"):
         if not shutil.which(tool):
@@ -208,11 +213,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         rproc, url = start_redis(tmp)
         try:
-            seed(url)
             peers = {name: app for name, app in PEERS.items() if args.peers in name}
             for dialect in filter(None, args.dialect.split(",")):
                 peers = {"ussd-app": OURS, f"ussd-app ({dialect})": OURS,
                          **{k: v for k, v in peers.items() if k != "ussd-app"}}
+            if args.against:
+                name = f"ussd-app @{Path(args.against).name}"
+                PEER_ROOT[name] = Path(args.against).resolve()
+                peers = {"ussd-app": OURS, name: OURS, **{k: v for k, v in peers.items() if k != "ussd-app"}}
             if args.journey == "check" and args.peers in NODE and node_peer():  # it has the check-points menu only
                 peers[NODE] = None
             print(f"server: {' '.join(command(args.server, '<app>', 0)).replace(' 0 ', ' $PORT ')}")
@@ -242,10 +250,15 @@ def main() -> None:
 def measure(name: str, app: str | None, args, pause: int, url: str, rproc) -> dict:
     """One peer served afresh and driven for --seconds: wrk's figures, the
     server's and Redis's CPU per hop, and the host's steal meanwhile."""
+    # Each peer starts from the same data: a journey uses some up (an offer
+    # consented to is not open the next time; stock goes), so a peer measured
+    # after another would otherwise play another journey.
+    redis.Redis.from_url(url).flushall()
+    seed(url)
     port = free_port()
     argv = ["node", str(NODE_DIR / "peer.js")] if name == NODE else command(args.server, app, port)
     dialect = name[len("ussd-app ("):-1] if name.startswith("ussd-app (") else "africastalking"
-    proc = serve(argv, url, port, PEER_ENV.get(name))
+    proc = serve(argv, url, port, PEER_ENV.get(name), PEER_ROOT.get(name, ROOT))
     try:
         wrk(port, 1, args.sessions, pause, args.journey, dialect)  # warm-up
         before = cpu_seconds(proc.pid), cpu_seconds(rproc.pid), cpu_times()
