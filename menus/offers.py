@@ -10,7 +10,7 @@ TAKES_CONSENT = ("open", "withdrawn")  # a withdrawn consent may be given afresh
 
 def _holdings(ctx: Ctx) -> consents.Holdings:
     if "offers" not in ctx.cache:
-        ctx.cache["offers"] = consents.holdings(ctx.r, ctx.msisdn, ctx.services.kept)
+        ctx.cache["offers"] = consents.holdings(ctx.r, ctx.msisdn, ctx.services.kept, ctx.ahead("holdings"))
     return ctx.cache["offers"]
 
 

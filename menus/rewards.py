@@ -11,7 +11,7 @@ def category_name(lang: str, slug: str) -> str:
 
 def _active(ctx: Ctx) -> list[rewards.Reward]:
     if "rewards" not in ctx.cache:
-        ctx.cache["rewards"] = rewards.active(ctx.r, ctx.now, ctx.services.kept)
+        ctx.cache["rewards"] = rewards.active(ctx.r, ctx.now, ctx.services.kept, ctx.ahead("rewards"))
     return ctx.cache["rewards"]
 
 

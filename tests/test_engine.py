@@ -138,3 +138,52 @@ def test_an_error_line_that_would_overflow_replaces_the_text():
               services=None, now=0)
     reply = engine.step(ctx, "7")
     assert reply.text == "Pilihan tidak dikenal.\n1 Cek poin"
+
+
+def test_what_was_read_ahead_is_given_once_and_never_after_an_act():
+    """Ctx.ahead: a reply read with the session serves the first screen that
+    asks; an answer that acts drops it, so the screen after a consequence
+    reads afresh (a STOP, then the offers it stopped)."""
+    seen = []
+
+    def body(name):
+        def show(ctx):
+            seen.append((name, ctx.ahead("offers")))
+            return name
+        return show
+
+    screens = {s.name: s for s in [
+        Screen("main", body=body("main"), options=(Option("1", "main.points", "acted", act=lambda ctx: None),
+                                                   Option("2", "main.help", "plain"))),
+        Screen("acted", body=body("acted")),
+        Screen("plain", body=body("plain")),
+    ]}
+    engine = Engine(screens, "main")
+    session = Session(id="s", msisdn="+62811", state="main")
+    cfg = configuration.load(environ={})
+
+    def ctx():
+        return Ctx(r=fakeredis.FakeRedis(), config=cfg, session=session, services=None, now=0,
+                   cache={"ahead": {"offers": "read with the session"}})
+
+    engine.start(ctx())
+    assert seen == [("main", "read with the session")]
+    seen.clear()
+    engine.step(ctx(), "2")  # no act: the next screen is the first to ask
+    assert seen == [("plain", "read with the session")]
+    session.state, session.data = "main", {}
+    engine.start(ctx())
+    seen.clear()
+    engine.step(ctx(), "1")  # the screen as shown (read ahead), the act, then a fresh read
+    assert seen == [("main", "read with the session"), ("acted", None)]
+
+    def acts_unseen(ctx):
+        seen.append(("act", ctx.ahead("offers")))
+    screens["main"] = Screen("main", body=lambda ctx: "main", options=(
+        Option("1", "main.points", "acted", act=acts_unseen),))
+    engine = Engine(screens, "main")
+    session.state, session.data = "main", {}
+    engine.start(ctx())
+    seen.clear()
+    engine.step(ctx(), "1")  # the guard read nothing ahead: the act still gets none of it
+    assert seen == [("act", None), ("acted", None)]

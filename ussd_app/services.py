@@ -6,15 +6,37 @@ from __future__ import annotations
 import time
 from functools import cache
 
-from ussd_app.core import pii, store
+from ussd_app.core import cluster, keys, pii, store
 from ussd_app.core.config import Config
 from ussd_app.core.queue import Jobs
 from ussd_app.loyalty import points
-from ussd_app.offers import window
+from ussd_app.offers import consents, window
 from ussd_app.sms import providers
 from ussd_app.sms.outbound import Outbound
 from ussd_app.ussd.engine import Engine
 from ussd_app.ussd.funnel import Counts
+
+
+class Ahead:
+    """What the busiest screens read, read with the session (``ussd.types.Ahead``):
+    the revision tokens of the catalog and the campaigns (reward lists, offer
+    screens) in one MGET, and a subscriber's offers and opt-out (every offer
+    screen), which the account's script reads with the account (:meth:`accounts`).
+    A command, a field and a hash a hop, where a round trip of their own would
+    cost those screens more than all of them (docs/benchmark.md)."""
+
+    @staticmethod
+    def accounts() -> points.Accounts:
+        return points.Accounts(fields=(consents.OPTOUT,), hashes=consents.HOLDINGS_HASHES)
+
+    @staticmethod
+    def commands(msisdn: str) -> tuple[tuple, ...]:
+        return (("MGET", keys.REWARDS_REVISION, keys.CAMPAIGNS_REVISION),)
+
+    @staticmethod
+    def parse(account: points.Points, replies: list) -> dict:
+        ((rewards, campaigns),), (optout, offers) = replies, account.also
+        return {"rewards": rewards, "holdings": (offers, optout, campaigns)}
 
 
 @cache
@@ -39,6 +61,9 @@ class Services:
         self.vault = pii.Vault(config.PII_KEY)
         self.sms = Outbound(self, providers.build(config, self.r, self.vault))
         self.kept = store.Kept()  # this process's copies of the catalog and campaigns
-        self.accounts = points.Accounts()
+        # On a Redis Cluster the keys read ahead live on other nodes than the
+        # session's (a round trip each): there, screens read them themselves.
+        self.ahead = None if cluster.is_cluster(self.r) else Ahead()
+        self.accounts = self.ahead.accounts() if self.ahead else points.Accounts()
         self.funnel = Counts(self.r)  # this process's funnel counts, written each second
         self.engine = engine()

@@ -159,9 +159,10 @@ SUBSCRIBERS = f"{PREFIX}:subscribers"
 REWARDS = f"{PREFIX}:rewards"
 """Set of every reward code."""
 
-REWARDS_REVISION = f"{PREFIX}:rewards:revision"
+REWARDS_REVISION = f"{PREFIX}:{{catalog}}:rewards:revision"
 """A fresh random token whenever a reward's definition changes: processes keep
-the definitions while it stays the same."""
+the definitions while it stays the same. In one hash slot with
+:data:`CAMPAIGNS_REVISION`: a hop reads both with one MGET."""
 
 ARCHIVE_LOCK = f"{PREFIX}:archive:lock"
 """The id of the archive run under way (with a TTL): one run at a time."""
@@ -247,7 +248,7 @@ def funnel_day(day: str) -> str:
 CAMPAIGNS = f"{PREFIX}:campaigns"
 """Set of every campaign id."""
 
-CAMPAIGNS_REVISION = f"{PREFIX}:campaigns:revision"
+CAMPAIGNS_REVISION = f"{PREFIX}:{{catalog}}:campaigns:revision"
 """A fresh random token whenever a campaign is stored: processes keep the
 campaigns they read while it stays the same."""
 

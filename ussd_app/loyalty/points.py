@@ -66,13 +66,18 @@ return {1, after}
 """, durable=True)
 
 # KEYS[1] buckets zset  KEYS[2] bucket points hash  KEYS[3] profile hash
-# ARGV[1] now
-# Returns a flat list: status ('' = not enrolled), language ('' = unset), then
-# id, expiry, points of each live bucket.
+# KEYS[4..] (optional) more hashes of the subscriber, read whole with the view
+# ARGV[1] now  ARGV[2..] (optional) more profile fields
+# Returns a flat list: status ('' = not enrolled), language ('' = unset), what
+# else was asked (a list: each field's value or '', then each hash as
+# HGETALL answers it), then id, expiry, points of each live bucket.
 VIEW = Script(LUA_LIVE + """
 local rows = live(KEYS[1], KEYS[2], tonumber(ARGV[1]))
-local profile = redis.call('HMGET', KEYS[3], 'status', 'lang')
-local flat = {profile[1] or '', profile[2] or ''}
+local profile = redis.call('HMGET', KEYS[3], 'status', 'lang', unpack(ARGV, 2))
+local also = {}
+for i = 3, #profile do also[#also+1] = profile[i] or '' end
+for i = 4, #KEYS do also[#also+1] = redis.call('HGETALL', KEYS[i]) end
+local flat = {profile[1] or '', profile[2] or '', also}
 for _, b in ipairs(rows) do flat[#flat+1] = b[1]; flat[#flat+1] = b[2]; flat[#flat+1] = b[3] end
 return flat
 """)
@@ -115,6 +120,7 @@ class Points:
     buckets: list[Bucket]
     status: str | None = None  # the programme status: active, blocked, None = not enrolled
     lang: str | None = None
+    also: tuple = ()  # what else the view was asked to read (view_args' fields and hashes)
 
     @property
     def next_expiry(self) -> Bucket | None:
@@ -159,16 +165,20 @@ def view(r: redis.Redis, msisdn: str, now: float, pipeline=None) -> Points | Non
     return parse_view(VIEW(r, *view_args(msisdn, now)))
 
 
-def view_args(msisdn: str, now: float) -> tuple[list[str], list]:
-    """The keys and arguments of :data:`VIEW` for ``msisdn``."""
-    return [keys.buckets(msisdn), keys.bucket_points(msisdn), keys.profile(msisdn)], [now]
+def view_args(msisdn: str, now: float, fields: tuple[str, ...] = (), hashes: tuple = ()
+              ) -> tuple[list[str], list]:
+    """The keys and arguments of :data:`VIEW` for ``msisdn``; ``fields`` of
+    the profile and ``hashes`` (key functions of the subscriber's other hashes)
+    are read with it (``Points.also``)."""
+    return ([keys.buckets(msisdn), keys.bucket_points(msisdn), keys.profile(msisdn),
+             *(key(msisdn) for key in hashes)], [now, *fields])
 
 
 def parse_view(reply: list) -> Points:
-    status, lang, *flat = reply
+    status, lang, also, *flat = reply
     buckets = [Bucket(flat[i], int(flat[i + 2]), float(flat[i + 1]))
                for i in range(0, len(flat), 3)]
-    return Points(sum(b.points for b in buckets), buckets, status or None, lang or None)
+    return Points(sum(b.points for b in buckets), buckets, status or None, lang or None, tuple(also))
 
 
 def expire(r: redis.Redis, msisdn: str, now: float) -> int:
@@ -183,11 +193,15 @@ def ledger(r: redis.Redis, msisdn: str) -> list[dict]:
 
 class Accounts:
     """The caller's account (status, language, points) as the USSD machinery
-    reads it with each session (``ussd.types.Accounts``)."""
+    reads it with each session (``ussd.types.Accounts``), with the profile's
+    ``fields`` and the subscriber's ``hashes`` the composition root asks for
+    (``Points.also``: what screens would otherwise read themselves)."""
 
-    @staticmethod
-    def command(msisdn: str, now: float) -> tuple:
-        return VIEW.command(*view_args(msisdn, now))
+    def __init__(self, fields: tuple[str, ...] = (), hashes: tuple = ()):
+        self.fields, self.hashes = fields, hashes
+
+    def command(self, msisdn: str, now: float) -> tuple:
+        return VIEW.command(*view_args(msisdn, now, self.fields, self.hashes))
 
     @staticmethod
     def parse(reply: list) -> Points:

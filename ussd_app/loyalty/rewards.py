@@ -162,14 +162,15 @@ def catalog(r: redis.Redis) -> list[Reward]:
     return sorted(load(r, sorted(r.smembers(keys.REWARDS))), key=lambda w: (w.category, w.points, w.code))
 
 
-def definitions(r: redis.Redis, kept: store.Kept) -> list[Reward]:
+def definitions(r: redis.Redis, kept: store.Kept, revision: str | None = None) -> list[Reward]:
     """Every reward ordered as :func:`catalog`, *without stock* (``stock`` and
     ``available`` are None: read a reward's units left with :func:`get`).
 
-    Kept per process and checked against the catalog's revision on each call:
-    one GET instead of reading every definition on every list screen.
+    Kept per process and checked against the catalog's revision on each call
+    (``revision``: as the caller read it): one GET, or none, instead of
+    reading every definition on every list screen.
     """
-    revision = store.revision(r, keys.REWARDS_REVISION)
+    revision = store.revision(r, keys.REWARDS_REVISION, revision)
     found = kept.get("rewards", revision)
     if found is None:
         found = kept.put("rewards", revision,
@@ -177,9 +178,9 @@ def definitions(r: redis.Redis, kept: store.Kept) -> list[Reward]:
     return found
 
 
-def active(r: redis.Redis, now: float, kept: store.Kept) -> list[Reward]:
+def active(r: redis.Redis, now: float, kept: store.Kept, revision: str | None = None) -> list[Reward]:
     """The rewards on offer now (definitions only: see :func:`definitions`)."""
-    return [w for w in definitions(r, kept) if w.active(now)]
+    return [w for w in definitions(r, kept, revision) if w.active(now)]
 
 
 def load_file(r: redis.Redis, vault, text: str) -> list[Reward]:

@@ -193,11 +193,18 @@ class Holdings:
     opted_out: bool
 
 
-def holdings(r: redis.Redis, msisdn: str, kept: store.Kept) -> Holdings:
-    """A subscriber's offers, their campaigns and the opt-out, in one round trip."""
-    raw, optout, revision = store.roundtrip(r, ("HGETALL", keys.offers(msisdn)),
-                                            ("HGET", keys.profile(msisdn), "offers_optout"),
-                                            ("GET", keys.CAMPAIGNS_REVISION))
+OPTOUT = "offers_optout"  # the profile's field: '1' once the subscriber stopped offers
+HOLDINGS_HASHES = (keys.offers,)  # the subscriber's hash :func:`holdings` reads whole
+
+
+def holdings(r: redis.Redis, msisdn: str, kept: store.Kept, read: tuple | None = None) -> Holdings:
+    """A subscriber's offers, their campaigns and the opt-out, in one round
+    trip; none where ``read`` holds them as read with the session (the
+    offers as HGETALL answers, the :data:`OPTOUT` field, the campaigns'
+    revision token)."""
+    raw, optout, revision = read or store.roundtrip(r, ("HGETALL", keys.offers(msisdn)),
+                                                    ("HGET", keys.profile(msisdn), OPTOUT),
+                                                    ("GET", keys.CAMPAIGNS_REVISION))
     offers = {cid: json.loads(v) for cid, v in store.pairs(raw).items()}
     return Holdings(offers, campaigns.kept(r, offers, revision, kept), optout == "1")
 
@@ -362,7 +369,7 @@ def lead(c: dict, vault) -> dict:
 
 
 def consent_record(r: redis.Redis, msisdn: str, cid: str) -> dict | None:
-    raw = r.hget(keys.consents(msisdn), cid)
+    (raw,) = store.roundtrip(r, ("HGET", keys.consents(msisdn), cid))
     return json.loads(raw) if raw else None
 
 

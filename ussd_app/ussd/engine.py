@@ -22,7 +22,7 @@ import zlib
 from transitions import Machine, State
 
 from ussd_app.ussd.types import Reply
-from ussd_app.ussd.screens import Ctx, InputError, Screen
+from ussd_app.ussd.screens import AHEAD, Ctx, InputError, Screen
 from ussd_app.core import digits, gsm7
 
 # transitions logs every callback at INFO and every unmatched input at WARNING;
@@ -349,7 +349,9 @@ def _as_shown(engine: Engine):
 
 def _act(act):
     def run(ev):
-        act(ev.kwargs["ctx"])
+        ctx = ev.kwargs["ctx"]
+        ctx.cache.pop(AHEAD, None)  # what was read before a consequence is not shown after it
+        act(ctx)
     return run
 
 

@@ -16,7 +16,7 @@ from typing import NamedTuple
 from ussd_app.core import texts
 from ussd_app.ussd import funnel, sessions
 from ussd_app.ussd.funnel import Move
-from ussd_app.ussd.screens import Ctx
+from ussd_app.ussd.screens import AHEAD, Ctx
 from ussd_app.ussd.sessions import Pointer, Session
 from ussd_app.ussd.types import COMPLETED, FAILED, Hop, Reply, Services
 
@@ -45,15 +45,18 @@ def lifetime(config) -> int:
 def hop(services: Services, h: Hop) -> Result:
     """Answer one hop."""
     now = services.clock()
-    session, account, pointer = sessions.load(services.r, services.accounts, h.msisdn, h.session_id,
-                                              now, resume=services.config.USSD_RESUME_SECONDS > 0)
+    ahead = services.ahead
+    session, account, pointer, read = sessions.load(
+        services.r, services.accounts, h.msisdn, h.session_id, now,
+        resume=services.config.USSD_RESUME_SECONDS > 0, ahead=ahead.commands(h.msisdn) if ahead else ())
+    read = ahead.parse(account, read) if ahead else {}
     if h.end:
         return _close(services, session, h, now)
     if session is None:
         if h.new is False:  # the gateway goes on with a session we no longer hold
             return Result(Reply(texts.t(account.lang or texts.DEFAULT, "error.session_ended"), end=True),
                           None, None, "unknown")
-        return _start(services, h, now, account, pointer)
+        return _start(services, h, now, account, pointer, read)
     if session.state not in services.engine.screens and session.state != RESUME:
         # A screen a new release no longer has (a session live across a
         # deploy): its subscriber goes on from the main menu.
@@ -66,7 +69,7 @@ def hop(services: Services, h: Hop) -> Result:
         return Result(Reply(texts.t(session.lang, "error.session_ended"), end=True), before, before, "ended")
     dwell = now - session.entered
     entered: list[str] = []  # the screens this hop enters, in order
-    ctx = _ctx(services, session, now, account)
+    ctx = _ctx(services, session, now, account, read)
     try:
         reply = None
         if session.state == RESUME:
@@ -74,7 +77,7 @@ def hop(services: Services, h: Hop) -> Result:
         for text in typed:
             if reply is not None and reply.end:
                 break
-            ctx = _ctx(services, session, now, ctx.cache.get("account"))
+            ctx = _ctx(services, session, now, ctx.cache.get("account"), ctx.cache.get(AHEAD))
             reply = _step(services, ctx, entered, text)
         if reply is None:  # nothing typed: the screen again
             reply = services.engine.render(ctx)
@@ -106,7 +109,7 @@ def _new_inputs(services: Services, session: Session, h: Hop) -> tuple[str, ...]
     return typed
 
 
-def _start(services: Services, h: Hop, now: float, account, pointer: Pointer | None) -> Result:
+def _start(services: Services, h: Hop, now: float, account, pointer: Pointer | None, read: dict) -> Result:
     config, engine = services.config, services.engine
     session = Session(id=h.session_id, msisdn=h.msisdn, state=engine.main,
                       lang=account.lang or texts.DEFAULT, dialect=h.dialect, entered=now, seq=h.seq)
@@ -116,7 +119,7 @@ def _start(services: Services, h: Hop, now: float, account, pointer: Pointer | N
     # The session the pointer names has dropped: its screen counts a timeout,
     # once (unless an end signal or the sweep counted it).
     dropped = (pointer.dialect, pointer.state, pointer.session_id) if redial else None
-    ctx = _ctx(services, session, now, account)
+    ctx = _ctx(services, session, now, account, read)
     try:
         if redial and not h.inputs and now - pointer.at <= config.USSD_RESUME_SECONDS:
             session.state, session.resume = RESUME, pointer.session_id
@@ -131,7 +134,7 @@ def _start(services: Services, h: Hop, now: float, account, pointer: Pointer | N
             for typed in h.inputs:
                 if reply.end:
                     break
-                ctx = _ctx(services, session, now, ctx.cache.get("account"))
+                ctx = _ctx(services, session, now, ctx.cache.get("account"), ctx.cache.get(AHEAD))
                 reply = _step(services, ctx, entered, typed)
         result = _finish(services, session, now, reply, None, 0.0, entered, dropped)
     except Exception:
@@ -249,9 +252,13 @@ def _fail(services: Services, session: Session, now: float, before: str | None, 
         log.debug("could not record a failed hop", exc_info=True)
 
 
-def _ctx(services: Services, session: Session, now: float, account) -> Ctx:
+def _ctx(services: Services, session: Session, now: float, account, read: dict | None) -> Ctx:
     # A hop's acts are keyed by the session and its hop count, never by what
     # was typed (a latest-input gateway sends the same text for two steps).
+    # What was read with the session goes from step to step until taken (or
+    # dropped by an act): Ctx.ahead.
+    cache = {"account": account}
+    if read:
+        cache[AHEAD] = read
     return Ctx(r=services.r, config=services.config, session=session, services=services,
-               now=now, hop_key=f"{session.dialect}:{session.id}:{session.hops}",
-               cache={"account": account})
+               now=now, hop_key=f"{session.dialect}:{session.id}:{session.hops}", cache=cache)

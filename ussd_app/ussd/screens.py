@@ -14,6 +14,9 @@ from ussd_app.ussd.sessions import Session
 from ussd_app.ussd.types import Account, Services
 
 
+AHEAD = "ahead"  # Ctx.cache: what was read with the session (Services.ahead), by name
+
+
 class InputError(Exception):
     """Typed input a screen does not accept; ``args[0]`` is a text key,
     ``values`` fill it."""
@@ -60,6 +63,14 @@ class Ctx:
             (reply,) = store.roundtrip(self.r, accounts.command(self.msisdn, self.now))
             self.cache["account"] = accounts.parse(reply)
         return self.cache["account"]
+
+    def ahead(self, name: str) -> Any:
+        """The reply to ``name`` as read with the session this hop (see
+        ``Services.ahead``), or None: read it yourself. Each is given once, and
+        none once an answer has acted (the engine drops them before a
+        consequence: what changes after it is read afresh)."""
+        read = self.cache.get(AHEAD)
+        return read.pop(name, None) if read else None
 
     def forget_account(self) -> None:
         self.cache.pop("account", None)

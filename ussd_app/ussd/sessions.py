@@ -78,18 +78,18 @@ class Pointer(msgspec.Struct, frozen=True):
 
 
 def load(r: redis.Redis, accounts: Accounts, msisdn: str, session_id: str, now: float,
-         resume: bool = True) -> tuple[Session | None, Account, Pointer | None]:
-    """The session, the caller's account (status, language, points) and the
-    resume pointer, in one round trip."""
+         resume: bool = True, ahead: tuple = ()) -> tuple[Session | None, Account, Pointer | None, list]:
+    """The session, the caller's account (status, language, points), the
+    resume pointer and the replies to ``ahead``, in one round trip."""
     if resume:
-        (raw, held), account = store.roundtrip(
+        (raw, held), account, *read = store.roundtrip(
             r, ("MGET", keys.session(msisdn, session_id), keys.resume(msisdn)),
-            accounts.command(msisdn, now))
+            accounts.command(msisdn, now), *ahead)
     else:
-        raw, account = store.roundtrip(r, ("GET", keys.session(msisdn, session_id)),
-                                       accounts.command(msisdn, now))
+        raw, account, *read = store.roundtrip(r, ("GET", keys.session(msisdn, session_id)),
+                                              accounts.command(msisdn, now), *ahead)
         held = None
-    return (_decode(raw) if raw else None), accounts.parse(account), Pointer.parse(held)
+    return (_decode(raw) if raw else None), accounts.parse(account), Pointer.parse(held), read
 
 
 def get(r: redis.Redis, msisdn: str, session_id: str) -> Session | None:

@@ -71,11 +71,27 @@ class Accounts(Protocol):
         """The account from that command's reply."""
 
 
+class Ahead(Protocol):
+    """What screens read most often, read with the session in its round trip
+    (a list screen's revision token, a subscriber's offers): the screen that
+    needs it then makes no round trip of its own. Each reply is taken once,
+    and none after an answer acted (``Ctx.ahead``)."""
+
+    def commands(self, msisdn: str) -> tuple[tuple, ...]:
+        """The Redis commands that read it (for ``store.roundtrip``)."""
+
+    def parse(self, account: Account, replies: list) -> dict[str, Any]:
+        """What was read, by name, as screens ask for it: from the replies to
+        :meth:`commands` and the account (which the composition root may have
+        asked to read more with it)."""
+
+
 class Services(Protocol):
     """What a hop is handed: the composition root's ``ussd_app.services.Services``."""
     r: redis.Redis
     config: Config
     accounts: Accounts
+    ahead: Ahead | None  # None: nothing is read ahead (a Redis Cluster: those keys live elsewhere)
     vault: Vault
     kept: Kept
     sms: Any  # ussd_app.sms.outbound.Outbound: screens pass it on, never import it

@@ -1,0 +1,51 @@
+"""What a screen costs in Redis round trips on one server: a hop reads the
+session with the account and what the busiest screens read (the catalog's and
+the campaigns' revisions, the caller's offers) in one, and writes it back in
+another. Round trips are what a hop pays most for (docs/benchmark.md), so a
+screen that starts reading for itself shows up here. (That a screen after a
+consequence reads afresh: tests/test_engine.py.)"""
+import threading
+
+import pytest
+
+from phones import Phone
+from ussd_app.core import store
+
+MSISDN = "081234567890"  # a demo subscriber with points and an open offer
+
+
+@pytest.fixture
+def trips(monkeypatch):
+    """The round trips this thread makes (the ticker's writes are its own)."""
+    made, me, real = [], threading.get_ident(), store._exchange
+
+    def exchange(conn, commands):
+        if threading.get_ident() == me:
+            made.append([str(c[0]) for c in commands])
+        return real(conn, commands)
+    monkeypatch.setattr(store, "_exchange", exchange)
+    return made
+
+
+def hop(trips, phone, *typed) -> int:
+    trips.clear()
+    phone.type(*typed)
+    return len(trips)
+
+
+def test_the_list_and_offer_screens_read_nothing_of_their_own(client, demo_data, trips):
+    warm = Phone(client, msisdn="081234567891")
+    warm.dial("2*1"), warm.type("00"), warm.dial("3")  # the server learns the scripts, the process keeps the catalog
+    phone = Phone(client, msisdn=MSISDN)
+    trips.clear()
+    phone.dial()
+    assert len(trips) == 2
+    assert hop(trips, phone, 1) == 2        # points
+    assert hop(trips, phone, "00") == 2
+    assert hop(trips, phone, 2) == 2        # reward categories
+    assert hop(trips, phone, 1) == 2        # a category's rewards
+    assert hop(trips, phone, "00") == 2
+    assert hop(trips, phone, 3) == 2        # the caller's offers
+    assert hop(trips, phone, 1) == 2        # an offer
+    assert hop(trips, phone, 1) == 2        # its disclosure
+    assert hop(trips, phone, 1) == 2        # the NIK prompt
