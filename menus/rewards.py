@@ -9,10 +9,15 @@ def category_name(lang: str, slug: str) -> str:
     return texts.catalog(lang).get(f"rewards.category.{slug}") or slug.title()
 
 
+def _catalog(ctx: Ctx) -> list[rewards.Reward]:
+    """Every reward's definition, as this process keeps them (no units left)."""
+    if "catalog" not in ctx.cache:
+        ctx.cache["catalog"] = rewards.definitions(ctx.r, ctx.services.kept, ctx.ahead("rewards"))
+    return ctx.cache["catalog"]
+
+
 def _active(ctx: Ctx) -> list[rewards.Reward]:
-    if "rewards" not in ctx.cache:
-        ctx.cache["rewards"] = rewards.active(ctx.r, ctx.now, ctx.services.kept, ctx.ahead("rewards"))
-    return ctx.cache["rewards"]
+    return [w for w in _catalog(ctx) if w.active(ctx.now)]
 
 
 def _account_refusal(ctx: Ctx) -> str | None:
@@ -49,8 +54,18 @@ def chosen(ctx: Ctx) -> rewards.Reward | None:
     return ctx.cache["reward"]
 
 
+def terms(ctx: Ctx) -> rewards.Reward | None:
+    """The chosen reward's definition without its units left (the process's
+    copy: no round trip), for what shows or charges a quote's terms; the
+    units left are :func:`chosen`'s (read live)."""
+    code = ctx.data.get("reward_list", "").upper()
+    return next((w for w in _catalog(ctx) if w.code == code), None)
+
+
 def forget_reward(ctx: Ctx) -> None:
+    """The reward changed: its terms and units left are read again."""
     ctx.cache.pop("reward", None)
+    ctx.cache.pop("catalog", None)
 
 
 def refusal(ctx: Ctx, qty: int = 1) -> str | None:
@@ -143,7 +158,7 @@ def prepare_confirm(ctx: Ctx) -> None:
 
 
 def confirm_text(ctx: Ctx, quote: redemptions.Quote) -> str:
-    return ctx.t("rewards.confirm", qty=quote.quantity, name=chosen(ctx).label(ctx.lang),
+    return ctx.t("rewards.confirm", qty=quote.quantity, name=terms(ctx).label(ctx.lang),
                  points=formats.points(quote.total, ctx.lang))
 
 
@@ -163,7 +178,7 @@ def redeem(ctx: Ctx) -> None:
     if quote is None:
         ctx.data["redeemed"] = ["inactive", 0]
         return
-    outcome = redemptions.redeem(ctx.services, ctx.msisdn, chosen(ctx), quote, "ussd")
+    outcome = redemptions.redeem(ctx.services, ctx.msisdn, terms(ctx), quote, "ussd")
     ctx.forget_account()
     if outcome.status == "changed":  # the reward changed since the screen: show the new terms
         forget_reward(ctx)
@@ -182,7 +197,7 @@ def _changed(ctx: Ctx) -> bool:
 def done_body(ctx: Ctx) -> str:
     outcome = redemptions.Outcome(*ctx.data["redeemed"])
     if outcome.accepted:
-        return ctx.t("rewards.done", name=chosen(ctx).label(ctx.lang),
+        return ctx.t("rewards.done", name=terms(ctx).label(ctx.lang),
                      balance=formats.points(outcome.balance, ctx.lang))
     if outcome.status == "changed":
         reward = chosen(ctx)

@@ -49,3 +49,18 @@ def test_the_list_and_offer_screens_read_nothing_of_their_own(client, demo_data,
     assert hop(trips, phone, 1) == 2        # an offer
     assert hop(trips, phone, 1) == 2        # its disclosure
     assert hop(trips, phone, 1) == 2        # the NIK prompt
+
+
+def test_a_confirmation_reads_its_terms_from_the_kept_catalog(client, demo_data, trips):
+    """The confirmation's "1" charges the quoted terms: the definition is the
+    process's copy at the revision read with the session, the units left are
+    the stock hold's to check (no read of its own before the debit)."""
+    Phone(client, msisdn="081234567891").dial("2*1*1")
+    phone = Phone(client, msisdn=MSISDN)
+    phone.dial("2*1*1")
+    assert phone.type(1).startswith("Tukar 1x"), phone.screen
+    trips.clear()
+    phone.type(1)
+    assert "diproses" in phone.screen or "berhasil" in phone.screen, phone.screen
+    debit = next(i for i, t in enumerate(trips) if t == ["EVALSHA"])
+    assert trips[:debit] == [["MGET", "EVALSHA", "MGET"], ["ZADD", "EVALSHA"]], trips

@@ -178,9 +178,9 @@ def definitions(r: redis.Redis, kept: store.Kept, revision: str | None = None) -
     return found
 
 
-def active(r: redis.Redis, now: float, kept: store.Kept, revision: str | None = None) -> list[Reward]:
+def active(r: redis.Redis, now: float, kept: store.Kept) -> list[Reward]:
     """The rewards on offer now (definitions only: see :func:`definitions`)."""
-    return [w for w in definitions(r, kept, revision) if w.active(now)]
+    return [w for w in definitions(r, kept) if w.active(now)]
 
 
 def load_file(r: redis.Redis, vault, text: str) -> list[Reward]:
