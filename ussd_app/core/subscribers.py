@@ -11,7 +11,7 @@ import redis
 from msgspec import UNSET, UnsetType
 from tqdm import tqdm
 
-from ussd_app.core import bodies, keys
+from ussd_app.core import bodies, keys, store
 from ussd_app.core.bodies import Meta
 
 STATUSES = ("active", "blocked")
@@ -78,7 +78,8 @@ def from_hash(msisdn: str, raw: dict) -> Profile:
 
 
 def get(r: redis.Redis, msisdn: str) -> Profile:
-    return from_hash(msisdn, r.hgetall(keys.profile(msisdn)))
+    (flat,) = store.roundtrip(r, ("HGETALL", keys.profile(msisdn)))
+    return from_hash(msisdn, store.pairs(flat))
 
 
 def set_language(r: redis.Redis, msisdn: str, lang: str) -> None:

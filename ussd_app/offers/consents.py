@@ -211,10 +211,11 @@ def holdings(r: redis.Redis, msisdn: str, kept: store.Kept, read: tuple | None =
 
 def over_attempts(r: redis.Redis, msisdn: str, per_hour: int) -> bool:
     """Count a consent attempt; True when over ``per_hour``."""
-    pipe = r.pipeline(transaction=True)
-    pipe.incr(keys.consent_attempts(msisdn))
-    pipe.expire(keys.consent_attempts(msisdn), 3600, nx=True)
-    return pipe.execute()[0] > per_hour
+    # No MULTI needed: every call sets the hour's expiry if the key has none
+    # (NX), so one lost with a dropped connection is set by the next attempt.
+    key = keys.consent_attempts(msisdn)
+    count, _ = store.roundtrip(r, ("INCR", key), ("EXPIRE", key, 3600, "NX"))
+    return count > per_hour
 
 
 @dataclass(frozen=True)
