@@ -187,3 +187,21 @@ def test_what_was_read_ahead_is_given_once_and_never_after_an_act():
     seen.clear()
     engine.step(ctx(), "1")  # the guard read nothing ahead: the act still gets none of it
     assert seen == [("act", None), ("acted", None)]
+
+
+def test_a_pick_lays_its_page_out_once():
+    """A number picks from the page as shown: the page is laid out once for
+    both conditions (the number is on it; the screen is as shown)."""
+    calls = []
+    screens = {s.name: s for s in [
+        Screen("main", body=lambda c: calls.append("main") or "Pilih buah", items=fruits, item_to="done"),
+        Screen("done", body=lambda c: f"{c.data['main']}", end=True),
+    ]}
+    engine = Engine(screens, "main")
+    session = Session(id="s", msisdn="+62811", state="main")
+    cfg = configuration.load(environ={})
+    ctx_of = lambda: Ctx(r=fakeredis.FakeRedis(), config=cfg, session=session, services=None, now=0)
+    engine.start(ctx_of())
+    calls.clear()
+    assert engine.step(ctx_of(), "2").text == "fruit-2"
+    assert calls == ["main"]

@@ -35,6 +35,7 @@ NAV_KEYS = (BACK, MAIN, NEXT, PREV)
 UNSHOWN = "_unshown"  # session data: the screen last shown as an apology (takes navigation only)
 SHOWN = "_shown"  # session data: the fingerprint of the screen last shown
 CHANGED = "changed"  # ctx.cache: an answer found its screen changed since it was shown
+LAID = "laid"  # ctx.cache: (state, head, tail, pages) of a list pick's page, for its as-shown check
 
 
 class _Model:
@@ -188,10 +189,15 @@ class Engine:
         return Reply(text, end=False)
 
     def still_shown(self, ctx: Ctx) -> bool:
-        """The session's screen, composed now, is the one last shown."""
-        screen = self.screens[ctx.session.state]
-        head = screen.text(ctx)
-        return gsm7.is_text(head) and ctx.data.get(SHOWN) == fingerprint(self._compose(ctx, head))
+        """The session's screen, composed now, is the one last shown (a list
+        pick's: as :meth:`page_numbers` just laid it out)."""
+        laid = ctx.cache.pop(LAID, None)
+        if laid is not None and laid[0] == ctx.session.state:
+            _, head, tail, pages = laid
+        else:
+            head = self.screens[ctx.session.state].text(ctx)
+            tail, pages = self.layout(ctx, head)
+        return gsm7.is_text(head) and ctx.data.get(SHOWN) == fingerprint(self._compose(ctx, head, tail, pages))
 
     def _unshowable(self, ctx: Ctx, screen: Screen, error: InputError | None) -> Reply:
         """Stored data (a reward's name, a campaign's product) made the screen's
@@ -208,8 +214,10 @@ class Engine:
         ctx.data.pop(SHOWN, None)
         return Reply(text if screen.name == self.main else f"{text}\n{ctx.t('nav.footer')}", end=False)
 
-    def _compose(self, ctx: Ctx, head: str) -> str:
-        tail, pages = self.layout(ctx, head)
+    def _compose(self, ctx: Ctx, head: str, tail: list[str] | None = None,
+                 pages: list[list[str]] | None = None) -> str:
+        if pages is None:
+            tail, pages = self.layout(ctx, head)
         page = min(ctx.session.page, len(pages) - 1)
         lines = [head, *pages[page]]
         if page + 1 < len(pages):
@@ -235,8 +243,14 @@ class Engine:
                               ctx.config.USSD_MAX_CHARS)
 
     def page_numbers(self, ctx: Ctx) -> range:
-        """The item numbers the current page shows (a number selects only those)."""
-        _, pages = self.layout(ctx)
+        """The item numbers the current page shows (a number selects only those).
+        The layout is kept for the pick's next condition, that the screen is as
+        shown (:meth:`still_shown`): a pick lays its page out once."""
+        screen = self.screens[ctx.session.state]
+        head = screen.text(ctx)
+        head = head if gsm7.is_text(head) else ctx.t("error.unshowable")
+        tail, pages = self.layout(ctx, head)
+        ctx.cache[LAID] = (ctx.session.state, head, tail, pages)
         page = min(ctx.session.page, len(pages) - 1)
         first = sum(len(p) for p in pages[:page])
         return range(first, first + len(pages[page]))
