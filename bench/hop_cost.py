@@ -3,6 +3,7 @@ time is not (a shared machine), to about 1% between runs.
 
     python bench/hop_cost.py [--hops 300] [--journey check|redeem|consent] [--dialect hubtel[,...]] [--cluster]
     python bench/hop_cost.py --profile [--journey ...] [--peers NAME]
+    python bench/hop_cost.py --cpu [--journey ...] [--against DIR]
 
 Each peer handles the journey (bench/journeys.py) in-process through its WSGI app
 against a real redis-server, twice (N and 2N sessions) under callgrind; the
@@ -11,6 +12,10 @@ process (Flask, our code, redis-py; not the server, not Redis itself).
 ``--profile`` plays the journey under cProfile instead (no valgrind) and
 prints where a hop's time goes, by file and by function (its own time, per
 hop): a guide to what to count with callgrind, not a measure.
+``--cpu`` measures the app's CPU per hop in-process instead (user and system
+time: the round trips' system calls, which callgrind does not count, included),
+the best of 3 runs of 250 sessions, each peer on freshly seeded data, alternated
+3 times; ``--against DIR`` adds the code in another checkout (the code before).
 With --cluster, a row more: ussd-app against a 3-primary Redis Cluster (its job
 queue on the single server, as JOBS_REDIS_URL has it in production).
 """
@@ -20,6 +25,7 @@ import argparse
 import io
 import os
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -27,7 +33,10 @@ import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+# --cpu --against plays the other checkout's code: it comes first on the path.
+sys.path.insert(0, os.environ.get("BENCH_CODE", str(ROOT)))
+import redis  # noqa: E402
+
 from bench.journeys import JOURNEYS, MSISDN, SID, hops, msisdn  # noqa: E402  (run as a script: the package is on ROOT)
 
 WARM = 20  # sessions played before the counted ones
@@ -80,10 +89,18 @@ def main() -> None:
     ap.add_argument("--cluster", action="store_true",
                     help="ussd-app on a 3-primary Redis Cluster too (jobs on the single server)")
     ap.add_argument("--profile", action="store_true", help="where a hop's time goes (cProfile, in-process)")
+    ap.add_argument("--cpu", action="store_true", help="app CPU per hop in-process (system calls included)")
+    ap.add_argument("--against", default="", help="with --cpu: a checkout of the code before, as a row")
     ap.add_argument("--play", nargs=5, help=argparse.SUPPRESS)
+    ap.add_argument("--play-cpu", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.profile:
         return profile(args)
+    if args.play_cpu:
+        target, journey, sessions = args.play_cpu
+        return play_cpu(target, journey, int(sessions))
+    if args.cpu:
+        return cpu(args)
     if args.play:
         target, journey, first, sessions, dialect = args.play
         # What a process counted is written once at the end of each run, not
@@ -134,6 +151,48 @@ def main() -> None:
     if "ussd-app" in rows and "ussd-app, METRICS=0" in rows:
         ours, bare = rows["ussd-app"], rows["ussd-app, METRICS=0"]
         print(f"metrics cost {ours - bare:,.0f} instructions per hop ({(ours - bare) / bare:.1%})")
+
+
+def play_cpu(target: str, journey: str, sessions: int) -> None:
+    """Print this process's CPU per hop: the best of 3 runs of ``sessions`` journeys."""
+    import time
+
+    play(target, journey, 0, WARM)
+    runs = []
+    for n in range(3):
+        start = time.process_time()
+        play(target, journey, WARM + n * sessions, sessions)
+        runs.append((time.process_time() - start) / (sessions * len(JOURNEYS[journey])) * 1e6)
+    print(min(runs))
+
+
+def cpu(args) -> None:
+    """Each peer's app CPU per hop, in-process, alternated 3 times on fresh data."""
+    from bench.run import seed, start_redis
+
+    peers = {name: (PEERS[name], ROOT) for name in PEERS if args.peers in name}
+    if args.against:
+        peers = {"ussd-app": peers.pop("ussd-app", (PEERS["ussd-app"], ROOT)),
+                 f"ussd-app @{Path(args.against).name}": (PEERS["ussd-app"], Path(args.against).resolve()),
+                 **peers}
+    rows = {name: [] for name in peers}
+    with tempfile.TemporaryDirectory() as tmp:
+        proc, url = start_redis(tmp)
+        try:
+            for _ in range(3):
+                for name, (target, root) in peers.items():
+                    redis.Redis.from_url(url).flushall()
+                    seed(url)
+                    env = {**os.environ, "REDIS_URL": url, "LOG_LEVEL": "ERROR", "BENCH_CODE": str(root),
+                           "CONSENT_ATTEMPTS_PER_HOUR": "1000000", **PEER_ENV.get(name, {})}
+                    out = subprocess.run([sys.executable, __file__, "--play-cpu", target, args.journey, "250"],
+                                         env=env, cwd=root, capture_output=True, text=True, check=True).stdout
+                    rows[name].append(float(out.split()[-1]))
+        finally:
+            proc.terminate()
+    print(f"{args.journey} journey, app CPU per hop in-process (us; best of 3 runs, each of 3 alternations)")
+    for name, runs in rows.items():
+        print(f"{name:26}{statistics.median(runs):9.1f}   ({' '.join(f'{r:.0f}' for r in runs)})")
 
 
 def profile(args) -> None:

@@ -118,7 +118,9 @@ def start_redis(tmp: str, *args: str) -> tuple[subprocess.Popen, str]:
 def seed(url: str) -> None:
     """Bench subscribers with points and an open offer each (bench/seed.py)."""
     env = {**os.environ, "REDIS_URL": url, "LOG_LEVEL": "WARNING", "PYTHONPATH": str(ROOT)}
-    subprocess.run([sys.executable, "-m", "bench.seed"], check=True, env=env, cwd=ROOT)
+    done = subprocess.run([sys.executable, "-m", "bench.seed"], env=env, cwd=ROOT, capture_output=True, text=True)
+    if done.returncode:  # its output (the same warnings each time) only when it failed
+        raise SystemExit(f"bench.seed failed:\n{done.stderr[-2000:]}")
 
 
 def serve(argv: list[str], url: str, port: int, extra: dict | None = None, root: Path = ROOT) -> subprocess.Popen:
