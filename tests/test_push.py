@@ -128,6 +128,8 @@ def test_retries_after_a_500_and_a_timeout_through_rq(consented, receiver, servi
     consented(partner.url)
     processes.worker(LEAD_PUSH_TIMEOUT="1", LEAD_PUSH_BACKOFF="1")
     assert wait_for(lambda: partner.leads, 40)
+    # The partner has the lead; the worker records its answer just after (a loaded host: later).
+    assert wait_for(lambda: deliveries(api)[0]["state"] == "delivered", 20)
     shown, = deliveries(api)
     assert [(a["status"], a["error"]) for a in shown["attempts"]] == [
         (500, None), (None, "timeout"), (200, None)]
