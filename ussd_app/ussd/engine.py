@@ -231,8 +231,7 @@ class Engine:
         """The fixed lines under the list, and the list's lines split in pages."""
         screen = self.screens[ctx.session.state]
         if head is None:
-            head = screen.text(ctx)
-            head = head if gsm7.is_text(head) else ctx.t("error.unshowable")
+            head = _showable(ctx, screen.text(ctx))
         tail = [f"{o.key} {ctx.t(o.label)}" for o in screen.options
                 if o.when is None or o.when(ctx)]
         if ctx.session.state != self.main:
@@ -246,14 +245,17 @@ class Engine:
         """The item numbers the current page shows (a number selects only those).
         The layout is kept for the pick's next condition, that the screen is as
         shown (:meth:`still_shown`): a pick lays its page out once."""
-        screen = self.screens[ctx.session.state]
-        head = screen.text(ctx)
-        head = head if gsm7.is_text(head) else ctx.t("error.unshowable")
-        tail, pages = self.layout(ctx, head)
+        head = self.screens[ctx.session.state].text(ctx)
+        tail, pages = self.layout(ctx, _showable(ctx, head))
         ctx.cache[LAID] = (ctx.session.state, head, tail, pages)
         page = min(ctx.session.page, len(pages) - 1)
         first = sum(len(p) for p in pages[:page])
         return range(first, first + len(pages[page]))
+
+
+def _showable(ctx: Ctx, head: str) -> str:
+    """A screen's text, or the apology where it cannot go to a phone (its page laid out around that)."""
+    return head if gsm7.is_text(head) else ctx.t("error.unshowable")
 
 
 def item_number(index: int) -> int:
