@@ -35,8 +35,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 # --cpu --against plays the other checkout's code: it comes first on the path.
 sys.path.insert(0, os.environ.get("BENCH_CODE", str(ROOT)))
-import redis  # noqa: E402
-
 from bench.journeys import JOURNEYS, MSISDN, SID, hops, msisdn  # noqa: E402  (run as a script: the package is on ROOT)
 
 WARM = 20  # sessions played before the counted ones
@@ -181,7 +179,6 @@ def cpu(args) -> None:
         try:
             for _ in range(3):
                 for name, (target, root) in peers.items():
-                    redis.Redis.from_url(url).flushall()
                     seed(url)
                     env = {**os.environ, "REDIS_URL": url, "LOG_LEVEL": "ERROR", "BENCH_CODE": str(root),
                            "CONSENT_ATTEMPTS_PER_HOUR": "1000000", **PEER_ENV.get(name, {})}

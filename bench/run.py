@@ -116,7 +116,10 @@ def start_redis(tmp: str, *args: str) -> tuple[subprocess.Popen, str]:
 
 
 def seed(url: str) -> None:
-    """Bench subscribers with points and an open offer each (bench/seed.py)."""
+    """An empty store, then bench subscribers with points and an open offer
+    each (bench/seed.py): each peer starts from the same data (a journey uses
+    some up: an offer consented to is not open the next time; stock goes)."""
+    redis.Redis.from_url(url).flushall()
     env = {**os.environ, "REDIS_URL": url, "LOG_LEVEL": "WARNING", "PYTHONPATH": str(ROOT)}
     done = subprocess.run([sys.executable, "-m", "bench.seed"], env=env, cwd=ROOT, capture_output=True, text=True)
     if done.returncode:  # its output (the same warnings each time) only when it failed
@@ -252,11 +255,7 @@ def main() -> None:
 def measure(name: str, app: str | None, args, pause: int, url: str, rproc) -> dict:
     """One peer served afresh and driven for --seconds: wrk's figures, the
     server's and Redis's CPU per hop, and the host's steal meanwhile."""
-    # Each peer starts from the same data: a journey uses some up (an offer
-    # consented to is not open the next time; stock goes), so a peer measured
-    # after another would otherwise play another journey.
-    redis.Redis.from_url(url).flushall()
-    seed(url)
+    seed(url)  # the same data for every peer
     port = free_port()
     argv = ["node", str(NODE_DIR / "peer.js")] if name == NODE else command(args.server, app, port)
     dialect = name[len("ussd-app ("):-1] if name.startswith("ussd-app (") else "africastalking"
