@@ -121,3 +121,29 @@ def test_a_well_formed_notification_is_kept(client, services):
     doc = services.r.get("ussd:{+6281234567890}:session:ev1")
     assert ('"event":{"status":"Incomplete","hops":2,"duration_ms":25000,"error":"Session timed out",'
             '"cost":"KES 0.0500","date":"2025-01-01 10:00:00.000"}') in doc
+
+
+def test_a_failure_outside_the_hops_own_handling_ends_politely_in_the_dialects_form(client, monkeypatch, caplog):
+    """A hop is answered before Flask (web.gateway.Front): what Flask's one
+    error handler did for it (log, a polite END in the dialect's form, never
+    a 5xx or a stack trace on a phone), the front does."""
+    from ussd_app.gateways import africastalking
+
+    def broken(fields, code):
+        raise RuntimeError("a bug of ours")
+    monkeypatch.setattr(africastalking, "parse", broken)
+    resp = client.post("/ussd", data=FORM)
+    assert resp.status_code == 200 and resp.mimetype == "text/plain"
+    assert resp.get_data(as_text=True).startswith("END ") and "bug" not in resp.get_data(as_text=True)
+    assert any("hop failed" in r.getMessage() and r.exc_info for r in caplog.records)
+
+
+def test_a_hops_answer_carries_its_length_and_request_id(client):
+    resp = client.post("/ussd", data=FORM, headers={"X-Request-Id": "gw-1"})
+    assert int(resp.headers["Content-Length"]) == len(resp.get_data())
+    assert resp.headers["X-Request-Id"] == "gw-1"
+
+
+def test_a_get_on_a_hop_path_is_still_flasks_405_in_the_dialects_form(client):
+    resp = client.get("/ussd")
+    assert resp.status_code == 405 and resp.mimetype == "text/plain" and "POST" in resp.headers["Allow"]

@@ -50,6 +50,7 @@ def create_app(config: dict | None = None) -> Flask:
         store.require_durable(services.r, cfg.ALLOW_VOLATILE_REDIS)
         if cfg.JOBS_REDIS_URL and cfg.JOBS_REDIS_URL != cfg.REDIS_URL:
             store.require_durable(services.jobs.connection, cfg.ALLOW_VOLATILE_REDIS, "JOBS_REDIS_URL")
+    gateway.install(app)  # a hop is answered before Flask's own handling
     request_ids.install(app)
     app.register_blueprint(gateway.bp)
     app.register_blueprint(delivery.bp)

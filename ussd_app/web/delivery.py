@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import logging
 
-from flask import Blueprint, Response
+from flask import Blueprint, Response, request
 
 from ussd_app.core.errors import BadRequest
 from ussd_app.core.msisdn import mask, normalize
@@ -22,7 +22,7 @@ log = logging.getLogger("ussd_app.sms")
 
 @bp.post("/sms/delivery")
 def delivery_report():
-    form = gateway.form()
+    form = gateway.form(request.environ)
     provider_id, raw = (form.get("id") or "").strip(), (form.get("status") or "").strip()
     if not provider_id or len(provider_id) > 100:
         raise BadRequest("id must be the provider's message id")
