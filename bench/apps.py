@@ -3,10 +3,10 @@
 floor:   bare Flask + redis-py doing a hop's Redis work (GET the session JSON,
          SET it back with a TTL), no menus.
 floor_like: the like-for-like floor: bare Flask + redis-py doing the Redis work
-         our hop does, no menus: the session and the resume pointer read with
-         the caller's account (the same Lua script, by EVALSHA) in one
-         pipeline, the session written and its entry among
-         the open ones moved (SET, ZREM, ZADD) in a second.
+         our hop does, no menus: the session and the resume pointer read by
+         the caller's account script (the same Lua script, by EVALSHA), the
+         session written and its entry among the open ones moved (SET, ZREM,
+         ZADD) in a second round trip.
 ceiling: bare Flask answering ``END ok``: what the server stack can do at all.
 """
 import json
@@ -43,11 +43,9 @@ MENU = "CON Poin Plus\n1 Cek poin\n4 Bantuan\n5 Bahasa/Language"
 def floor_like_hop():
     sid, text, msisdn = request.form["sessionId"], request.form.get("text", ""), request.form["phoneNumber"]
     key, pointer, now = f"floor:{{{msisdn}}}:session:{sid}", f"floor:{{{msisdn}}}:resume", time.time()
-    account_keys, account_args = points.view_args(msisdn, now)
-    pipe = _r.pipeline(transaction=False)
-    pipe.mget(key, pointer)
-    pipe.evalsha(_account, len(account_keys), *account_keys, *account_args)
-    (raw, _), account = pipe.execute()
+    account_keys, account_args = points.view_args(msisdn, now, strings=(key, pointer))
+    account = _r.evalsha(_account, len(account_keys), *account_keys, *account_args)
+    raw = account[2][-2]
     session = json.loads(raw) if raw else {"id": sid, "state": "main", "history": [], "lang": account[1]}
     before = f"{session['state']}|{msisdn}|{sid}"
     session["state"], session["last_text"] = f"s{len(text)}", text

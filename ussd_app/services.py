@@ -20,22 +20,22 @@ from ussd_app.ussd.funnel import Counts
 class Ahead:
     """What the busiest screens read, read with the session (``ussd.types.Ahead``):
     the revision tokens of the catalog and the campaigns (reward lists, offer
-    screens) in one MGET, and a subscriber's offers and opt-out (every offer
-    screen), which the account's script reads with the account (:meth:`accounts`).
-    A command, a field and a hash a hop, where a round trip of their own would
-    cost those screens more than all of them (docs/benchmark.md)."""
+    screens), and a subscriber's offers and opt-out (every offer screen), all
+    in the account's script (:meth:`accounts`, :meth:`strings`). Two keys, a
+    field and a hash a hop, where a round trip of their own would cost those
+    screens more than all of them (docs/benchmark.md)."""
 
     @staticmethod
     def accounts() -> points.Accounts:
         return points.Accounts(fields=(consents.OPTOUT,), hashes=consents.HOLDINGS_HASHES)
 
     @staticmethod
-    def commands(msisdn: str) -> tuple[tuple, ...]:
-        return (("MGET", keys.REWARDS_REVISION, keys.CAMPAIGNS_REVISION),)
+    def strings(msisdn: str) -> tuple[str, ...]:
+        return keys.REWARDS_REVISION, keys.CAMPAIGNS_REVISION
 
     @staticmethod
-    def parse(account: points.Points, replies: list) -> dict:
-        ((rewards, campaigns),), (optout, offers) = replies, account.also
+    def parse(account: points.Points, values: list) -> dict:
+        (rewards, campaigns), (optout, offers) = values, account.also[:2]
         return {"rewards": rewards, "holdings": (offers, optout, campaigns)}
 
 

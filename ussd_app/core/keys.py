@@ -162,7 +162,8 @@ REWARDS = f"{PREFIX}:rewards"
 REWARDS_REVISION = f"{PREFIX}:{{catalog}}:rewards:revision"
 """A fresh random token whenever a reward's definition changes: processes keep
 the definitions while it stays the same. In one hash slot with
-:data:`CAMPAIGNS_REVISION`: a hop reads both with one MGET."""
+:data:`CAMPAIGNS_REVISION`. On one server a hop reads both with the caller's
+account (``ussd_app.services.Ahead``); on a Redis Cluster a screen reads them."""
 
 ARCHIVE_LOCK = f"{PREFIX}:archive:lock"
 """The id of the archive run under way (with a TTL): one run at a time."""

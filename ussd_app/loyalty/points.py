@@ -66,17 +66,21 @@ return {1, after}
 """, durable=True)
 
 # KEYS[1] buckets zset  KEYS[2] bucket points hash  KEYS[3] profile hash
-# KEYS[4..] (optional) more hashes of the subscriber, read whole with the view
-# ARGV[1] now  ARGV[2..] (optional) more profile fields
+# KEYS[4 .. 3+ARGV[2]] (optional) more hashes of the subscriber, read whole
+# KEYS[4+ARGV[2] ..] (optional) strings read with the view (GET): a hop's session and pointer
+# ARGV[1] now  ARGV[2] how many hashes  ARGV[3..] (optional) more profile fields
 # Returns a flat list: status ('' = not enrolled), language ('' = unset), what
 # else was asked (a list: each field's value or '', then each hash as
-# HGETALL answers it), then id, expiry, points of each live bucket.
+# HGETALL answers it, then each string or nil), then id, expiry, points of
+# each live bucket.
 VIEW = Script(LUA_LIVE + """
 local rows = live(KEYS[1], KEYS[2], tonumber(ARGV[1]))
-local profile = redis.call('HMGET', KEYS[3], 'status', 'lang', unpack(ARGV, 2))
+local profile = redis.call('HMGET', KEYS[3], 'status', 'lang', unpack(ARGV, 3))
 local also = {}
 for i = 3, #profile do also[#also+1] = profile[i] or '' end
-for i = 4, #KEYS do also[#also+1] = redis.call('HGETALL', KEYS[i]) end
+local last_hash = 3 + tonumber(ARGV[2])
+for i = 4, last_hash do also[#also+1] = redis.call('HGETALL', KEYS[i]) end
+for i = last_hash + 1, #KEYS do also[#also+1] = redis.call('GET', KEYS[i]) end
 local flat = {profile[1] or '', profile[2] or '', also}
 for _, b in ipairs(rows) do flat[#flat+1] = b[1]; flat[#flat+1] = b[2]; flat[#flat+1] = b[3] end
 return flat
@@ -120,7 +124,7 @@ class Points:
     buckets: list[Bucket]
     status: str | None = None  # the programme status: active, blocked, None = not enrolled
     lang: str | None = None
-    also: tuple = ()  # what else the view was asked to read (view_args' fields and hashes)
+    also: tuple = ()  # what else the view was asked to read (view_args' fields, hashes and strings)
 
     @property
     def next_expiry(self) -> Bucket | None:
@@ -165,13 +169,15 @@ def view(r: redis.Redis, msisdn: str, now: float, pipeline=None) -> Points | Non
     return parse_view(VIEW(r, *view_args(msisdn, now)))
 
 
-def view_args(msisdn: str, now: float, fields: tuple[str, ...] = (), hashes: tuple = ()
-              ) -> tuple[list[str], list]:
+def view_args(msisdn: str, now: float, fields: tuple[str, ...] = (), hashes: tuple = (),
+              strings: tuple[str, ...] = ()) -> tuple[list[str], list]:
     """The keys and arguments of :data:`VIEW` for ``msisdn``; ``fields`` of
-    the profile and ``hashes`` (key functions of the subscriber's other hashes)
-    are read with it (``Points.also``)."""
+    the profile, ``hashes`` (key functions of the subscriber's other hashes)
+    and ``strings`` (keys, each read with GET) are read with it, in that
+    order (``Points.also``). On a Redis Cluster every key must be in the
+    subscriber's hash slot."""
     return ([keys.buckets(msisdn), keys.bucket_points(msisdn), keys.profile(msisdn),
-             *(key(msisdn) for key in hashes)], [now, *fields])
+             *(key(msisdn) for key in hashes), *strings], [now, len(hashes), *fields])
 
 
 def parse_view(reply: list) -> Points:
@@ -200,8 +206,8 @@ class Accounts:
     def __init__(self, fields: tuple[str, ...] = (), hashes: tuple = ()):
         self.fields, self.hashes = fields, hashes
 
-    def command(self, msisdn: str, now: float) -> tuple:
-        return VIEW.command(*view_args(msisdn, now, self.fields, self.hashes))
+    def command(self, msisdn: str, now: float, strings: tuple[str, ...] = ()) -> tuple:
+        return VIEW.command(*view_args(msisdn, now, self.fields, self.hashes, strings))
 
     @staticmethod
     def parse(reply: list) -> Points:

@@ -48,7 +48,7 @@ def hop(services: Services, h: Hop) -> Result:
     ahead = services.ahead
     session, account, pointer, read = sessions.load(
         services.r, services.accounts, h.msisdn, h.session_id, now,
-        resume=services.config.USSD_RESUME_SECONDS > 0, ahead=ahead.commands(h.msisdn) if ahead else ())
+        resume=services.config.USSD_RESUME_SECONDS > 0, ahead=ahead.strings(h.msisdn) if ahead else ())
     read = ahead.parse(account, read) if ahead else {}
     if h.end:
         return _close(services, session, h, now)

@@ -78,18 +78,16 @@ class Pointer(msgspec.Struct, frozen=True):
 
 
 def load(r: redis.Redis, accounts: Accounts, msisdn: str, session_id: str, now: float,
-         resume: bool = True, ahead: tuple = ()) -> tuple[Session | None, Account, Pointer | None, list]:
+         resume: bool = True, ahead: tuple[str, ...] = ()) -> tuple[Session | None, Account, Pointer | None, list]:
     """The session, the caller's account (status, language, points), the
-    resume pointer and the replies to ``ahead``, in one round trip."""
-    if resume:
-        (raw, held), account, *read = store.roundtrip(
-            r, ("MGET", keys.session(msisdn, session_id), keys.resume(msisdn)),
-            accounts.command(msisdn, now), *ahead)
-    else:
-        raw, account, *read = store.roundtrip(r, ("GET", keys.session(msisdn, session_id)),
-                                              accounts.command(msisdn, now), *ahead)
-        held = None
-    return (_decode(raw) if raw else None), accounts.parse(account), Pointer.parse(held), read
+    resume pointer and the values of the keys ``ahead``, in one command (the
+    account's script reads the others with it)."""
+    own = (keys.session(msisdn, session_id), keys.resume(msisdn)) if resume else (keys.session(msisdn, session_id),)
+    (reply,) = store.roundtrip(r, accounts.command(msisdn, now, own + ahead))
+    account = accounts.parse(reply)
+    values = account.also[len(account.also) - len(own) - len(ahead):]
+    raw, held = values[0], (values[1] if resume else None)
+    return (_decode(raw) if raw else None), account, Pointer.parse(held), values[len(own):]
 
 
 def get(r: redis.Redis, msisdn: str, session_id: str) -> Session | None:

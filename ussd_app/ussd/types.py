@@ -62,13 +62,15 @@ class Account(Protocol):
 
 
 class Accounts(Protocol):
-    """Reads the caller's account in the same round trip as the session."""
+    """Reads the caller's account, and the session with it, in one command."""
 
-    def command(self, msisdn: str, now: float) -> tuple:
-        """The Redis command that reads it (for ``store.roundtrip``)."""
+    def command(self, msisdn: str, now: float, strings: tuple[str, ...] = ()) -> tuple:
+        """The Redis command that reads it (for ``store.roundtrip``), and the
+        values of ``strings`` (keys in the subscriber's hash slot) with it."""
 
     def parse(self, reply: Any) -> Account:
-        """The account from that command's reply."""
+        """The account from that command's reply: the values of ``strings``
+        are the last of its ``also``, in their order."""
 
 
 class Ahead(Protocol):
@@ -77,12 +79,12 @@ class Ahead(Protocol):
     needs it then makes no round trip of its own. Each reply is taken once,
     and none after an answer acted (``Ctx.ahead``)."""
 
-    def commands(self, msisdn: str) -> tuple[tuple, ...]:
-        """The Redis commands that read it (for ``store.roundtrip``)."""
+    def strings(self, msisdn: str) -> tuple[str, ...]:
+        """The keys read with the account (``Accounts.command``'s ``strings``)."""
 
-    def parse(self, account: Account, replies: list) -> dict[str, Any]:
-        """What was read, by name, as screens ask for it: from the replies to
-        :meth:`commands` and the account (which the composition root may have
+    def parse(self, account: Account, values: list) -> dict[str, Any]:
+        """What was read, by name, as screens ask for it: from the values of
+        :meth:`strings` and the account (which the composition root may have
         asked to read more with it)."""
 
 
