@@ -102,13 +102,15 @@ def parse_nik(ctx: Ctx, text: str):
 
 
 def give_consent(ctx: Ctx) -> None:
+    # The offers and the credit score the consent records, read in one round trip.
+    ctx.cache["offers"], score = consents.holdings_and_score(ctx.r, ctx.msisdn, ctx.services.kept)
     offer, campaign = chosen(ctx)
     nik_enc = ctx.data.pop("offer_nik", None)
     if nik_enc is None:
         ctx.data["consent"] = "failed"
         return
     proof = consents.Proof("ussd", ctx.session.id, disclosure_body(ctx), nik_enc, ctx.lang)
-    ctx.data["consent"] = consents.give(ctx.services, ctx.msisdn, campaign, nik_enc, proof, offer)
+    ctx.data["consent"] = consents.give(ctx.services, ctx.msisdn, campaign, nik_enc, proof, offer, score)
 
 
 def consent_body(ctx: Ctx) -> str:

@@ -64,3 +64,17 @@ def test_a_confirmation_reads_its_terms_from_the_kept_catalog(client, demo_data,
     assert "diproses" in phone.screen or "berhasil" in phone.screen, phone.screen
     # The session read with the account (one script), the hold, then the debit's script.
     assert trips[:3] == [["EVALSHA"], ["ZADD", "EVALSHA"], ["EVALSHA"]], trips
+
+
+def test_a_consent_reads_the_offer_and_the_credit_score_it_records_in_one_round_trip(client, demo_data, trips):
+    """The NIK's answer acts: the offers (read afresh: what was read with the
+    session is dropped before a consequence) and the credit score the consent
+    records come in one round trip, not one each."""
+    phone = Phone(client, msisdn=MSISDN)
+    phone.dial("3*1*1*1")
+    assert "NIK" in phone.screen, phone.screen
+    trips.clear()
+    phone.type("3174054112950003")
+    assert "Bank" in phone.screen or "dikirim" in phone.screen, phone.screen
+    reads = [t for t in trips if "HGETALL" in t]
+    assert reads == [["HGETALL", "HGET", "GET", "HGETALL"]], trips

@@ -202,9 +202,25 @@ def holdings(r: redis.Redis, msisdn: str, kept: store.Kept, read: tuple | None =
     trip; none where ``read`` holds them as read with the session (the
     offers as HGETALL answers, the :data:`OPTOUT` field, the campaigns'
     revision token)."""
-    raw, optout, revision = read or store.roundtrip(r, ("HGETALL", keys.offers(msisdn)),
-                                                    ("HGET", keys.profile(msisdn), OPTOUT),
-                                                    ("GET", keys.CAMPAIGNS_REVISION))
+    raw, optout, revision = read or store.roundtrip(r, *_holdings_commands(msisdn))
+    return _holdings(r, kept, raw, optout, revision)
+
+
+def holdings_and_score(r: redis.Redis, msisdn: str, kept: store.Kept) -> tuple[Holdings, int | None]:
+    """:func:`holdings` and the subscriber's credit score (what a consent
+    records), in one round trip: what a consent's answer reads before it acts."""
+    raw, optout, revision, profile = store.roundtrip(r, *_holdings_commands(msisdn),
+                                                     ("HGETALL", keys.profile(msisdn)))
+    score = subscribers.from_hash(msisdn, store.pairs(profile)).credit_score
+    return _holdings(r, kept, raw, optout, revision), score
+
+
+def _holdings_commands(msisdn: str) -> tuple[tuple, ...]:
+    return (("HGETALL", keys.offers(msisdn)), ("HGET", keys.profile(msisdn), OPTOUT),
+            ("GET", keys.CAMPAIGNS_REVISION))
+
+
+def _holdings(r: redis.Redis, kept: store.Kept, raw: list, optout, revision) -> Holdings:
     offers = {cid: json.loads(v) for cid, v in store.pairs(raw).items()}
     return Holdings(offers, campaigns.kept(r, offers, revision, kept), optout == "1")
 
@@ -272,12 +288,15 @@ def _consent(r, msisdn, campaign, nik_enc, credit_score, proof, now, cid) -> tup
 
 
 def give(services, msisdn: str, campaign: Campaign, nik_enc: str, proof: Proof,
-         offer: dict | None = None) -> str:
+         offer: dict | None = None, score: int | None | bool = False) -> str:
     """Consent (either channel) with the subscriber's current credit score; on
     success the confirmation SMS goes out from the campaign's sender ID.
-    ``offer``: the subscriber's offer as the caller read it (see :func:`consent`)."""
+    ``offer``: the subscriber's offer as the caller read it (see :func:`consent`);
+    ``score``: the credit score as the caller read it in this answer
+    (:func:`holdings_and_score`; read here when False)."""
     r = services.r
-    score = subscribers.get(r, msisdn).credit_score
+    if score is False:
+        score = subscribers.get(r, msisdn).credit_score
     status, cid = consent(r, msisdn, campaign, nik_enc, score, proof, services.clock(), offer)
     if status == "ok":
         metrics.consent_event("consent")
