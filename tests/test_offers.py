@@ -319,8 +319,10 @@ class TestOptOutAndLeads:
 
         def one(msisdn, i):
             proof = consents.Proof("sms", f"m{i}", "text", services.vault.encrypt(f"YA {NIK}"), "id")
+            score = consents.holdings_and_score(services.r, msisdn, services.kept)[1]
             barrier.wait()
-            outcomes.append(consents.give(services, msisdn, campaign, services.vault.encrypt(NIK), proof))
+            outcomes.append(consents.give(services, msisdn, campaign, services.vault.encrypt(NIK), proof,
+                                          None, score))
         threads = [threading.Thread(target=one, args=(m, i)) for m in numbers for i in range(20)]
         [t.start() for t in threads]
         [t.join() for t in threads]

@@ -288,15 +288,12 @@ def _consent(r, msisdn, campaign, nik_enc, credit_score, proof, now, cid) -> tup
 
 
 def give(services, msisdn: str, campaign: Campaign, nik_enc: str, proof: Proof,
-         offer: dict | None = None, score: int | None | bool = False) -> str:
-    """Consent (either channel) with the subscriber's current credit score; on
-    success the confirmation SMS goes out from the campaign's sender ID.
-    ``offer``: the subscriber's offer as the caller read it (see :func:`consent`);
-    ``score``: the credit score as the caller read it in this answer
-    (:func:`holdings_and_score`; read here when False)."""
+         offer: dict | None, score: int | None) -> str:
+    """Consent (either channel) with the subscriber's credit score as the
+    caller read it with the offers in this answer (:func:`holdings_and_score`);
+    on success the confirmation SMS goes out from the campaign's sender ID.
+    ``offer``: the subscriber's offer as the caller read it (see :func:`consent`)."""
     r = services.r
-    if score is False:
-        score = subscribers.get(r, msisdn).credit_score
     status, cid = consent(r, msisdn, campaign, nik_enc, score, proof, services.clock(), offer)
     if status == "ok":
         metrics.consent_event("consent")

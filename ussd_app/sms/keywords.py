@@ -204,7 +204,8 @@ def consent_by_sms(msg: Inbound) -> None:
     why = nik.problem(typed_nik)
     if why:
         return msg.reply(f"sms.nik_{why}")
-    offers, camps = _open_offers(msg)
+    held, score = consents.holdings_and_score(r, msg.msisdn, services.kept)
+    offers, camps = held.offers, held.campaigns
     if not offers:
         return msg.reply("sms.no_offer")
     now = services.clock()
@@ -227,7 +228,7 @@ def consent_by_sms(msg: Inbound) -> None:
     proof = consents.Proof("sms", msg.sms.message_id, offers[campaign.id].get("text", ""),
                            services.vault.encrypt(msg.sms.text), msg.lang)
     status = consents.give(services, msg.msisdn, campaign, services.vault.encrypt(typed_nik), proof,
-                           offers[campaign.id])
+                           offers[campaign.id], score)
     inst = campaign.institution["name"]
     if status == "ok":
         return  # the confirmation went out with the consent
