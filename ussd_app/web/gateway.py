@@ -41,6 +41,7 @@ URLENCODED = "application/x-www-form-urlencoded"
 MAX_BODY = 8192  # a hop or an SMS notification is a few hundred bytes at most
 BY_PATH = {d.PATH: d for d in DIALECTS.values()}
 _LENGTH = re.compile(r"[0-9]{1,9}")
+TOKEN_REFUSED = "missing or wrong gateway token"
 
 
 class Answer(NamedTuple):
@@ -62,7 +63,7 @@ def _token_ok(token: str, environ: dict) -> bool:
 def check_token():
     token = services().config.GATEWAY_TOKEN
     if token and not _token_ok(token, request.environ):
-        raise Unauthorized("missing or wrong gateway token")
+        raise Unauthorized(TOKEN_REFUSED)
 
 
 def form(environ: dict) -> dict[str, str]:
@@ -163,7 +164,7 @@ def answer(s, dialect, environ: dict) -> Answer:
     started = time.perf_counter()
     token = s.config.GATEWAY_TOKEN
     if token and not _token_ok(token, environ):
-        return _failed(s, dialect, 401, "missing or wrong gateway token")
+        return _failed(s, dialect, 401, TOKEN_REFUSED)
     fields = None
     code = s.config.USSD_SERVICE_CODE
     try:
