@@ -1,8 +1,9 @@
 -- wrk script: every wrk thread holds one connection and plays one subscriber
 -- at a time, each hop sent after the previous reply (run with -t N -c N).
--- args: pause_ms nonce file (the journey's hops as a dialect sends them, one
--- a line: path TAB content type TAB body with SIDXSID and MSISDNXMSISDN for
--- the session and the caller: bench/journeys.py)
+-- args: pause_ms nonce file [first] (the journey's hops as a dialect sends them,
+-- one a line: path TAB content type TAB body with SIDXSID and MSISDNXMSISDN for
+-- the session and the caller: bench/journeys.py; first: the thread's first
+-- subscriber of its 156, so a warm-up leaves the measured run fresh ones)
 local threads, counter = {}, 0
 
 function setup(thread)
@@ -24,7 +25,8 @@ function init(args)
   -- its own 156, a new one per session (a consent journey needs an open offer).
   msisdns = {}
   for i = 0, 155 do msisdns[#msisdns + 1] = string.format("+62813%07d", tid * 156 + i) end
-  step, session, bad = 0, 0, 0
+  first = tonumber(args[4] or "0")
+  step, session, bad = 0, first, 0
 end
 
 function request()
@@ -53,10 +55,13 @@ function delay()
 end
 
 function done(summary, latency, requests)
-  local wrong = 0
-  for _, t in ipairs(threads) do wrong = wrong + (t:get("bad") or 0) end
-  io.write(string.format("RESULT requests=%d seconds=%.3f p50_us=%d p99_us=%d bad=%d errors=%d\n",
+  local wrong, most = 0, 0
+  for _, t in ipairs(threads) do
+    wrong = wrong + (t:get("bad") or 0)
+    most = math.max(most, (t:get("session") or 0) - (t:get("first") or 0) + 1)
+  end
+  io.write(string.format("RESULT requests=%d seconds=%.3f p50_us=%d p99_us=%d bad=%d errors=%d sessions=%d\n",
     summary.requests, summary.duration / 1e6, latency:percentile(50), latency:percentile(99),
     wrong, summary.errors.status + summary.errors.connect + summary.errors.read +
-    summary.errors.write + summary.errors.timeout))
+    summary.errors.write + summary.errors.timeout, most))
 end

@@ -179,14 +179,21 @@ def steal(before: list[int], after: list[int]) -> float:
     return 100 * spent[7] / max(1, sum(spent))
 
 
+# Each wrk thread plays its own 156 bench subscribers, one a session (hops.lua):
+# the warm-up starts at the 120th, the measured run at the first, so no session
+# measured meets a subscriber the warm-up used (a consent journey would find its
+# offer consented) until a thread has played 120 sessions (the row says so).
+WARM_FIRST = 120
+
+
 def wrk(port: int, seconds: int, sessions: int, pause_ms: int, journey: str,
-        dialect: str = "africastalking") -> dict:
+        dialect: str = "africastalking", first: int = 0) -> dict:
     with tempfile.NamedTemporaryFile("w", suffix=".hops") as f:
         f.write("".join("\t".join(hop) + "\n" for hop in hops(journey, dialect)))
         f.flush()
         out = subprocess.run(["wrk", f"-t{sessions}", f"-c{sessions}", f"-d{seconds}s", "--timeout", "5s",
                               "-s", str(ROOT / "bench" / "hops.lua"), f"http://127.0.0.1:{port}",
-                              "--", str(pause_ms), uuid.uuid4().hex[:8], f.name],
+                              "--", str(pause_ms), uuid.uuid4().hex[:8], f.name, str(first)],
                              capture_output=True, text=True, check=True).stdout
     m = re.search(r"RESULT (.*)", out)
     row = {k: float(v) for k, v in (kv.split("=") for kv in m.group(1).split())}
@@ -261,7 +268,7 @@ def measure(name: str, app: str | None, args, pause: int, url: str, rproc) -> di
     dialect = name[len("ussd-app ("):-1] if name.startswith("ussd-app (") else "africastalking"
     proc = serve(argv, url, port, PEER_ENV.get(name), PEER_ROOT.get(name, ROOT))
     try:
-        wrk(port, 1, args.sessions, pause, args.journey, dialect)  # warm-up
+        wrk(port, 1, args.sessions, pause, args.journey, dialect, first=WARM_FIRST)  # warm-up
         before = cpu_seconds(proc.pid), cpu_seconds(rproc.pid), cpu_times()
         row = wrk(port, args.seconds, args.sessions, pause, args.journey, dialect)
         row["steal"] = steal(before[2], cpu_times())
@@ -290,6 +297,10 @@ def report(rows: dict, pause: int, rounds: int, journey: str = "check") -> None:
               f"{r['rps'] / floor:9.2f}{r['rps'] / like['rps'] if like else float('nan'):8.2f}"
               f"{int(r['bad'] + r['errors']):6d}"
               f"{r['cpu_us']:16.0f}{r['redis_us']:14.0f}{cpu_floor / r['cpu_us']:16.2f}{r['steal']:9.1f}")
+    for name, r in rows.items():
+        if r.get("sessions", 0) > WARM_FIRST:
+            print(f"{name}: a wrk thread played {r['sessions']:.0f} sessions, past the {WARM_FIRST} "
+                  "subscribers the warm-up left fresh (later ones met a subscriber twice)")
     ours = rows.get("ussd-app")
     bare = rows.get("ussd-app, METRICS=0")
     if ours and bare:
