@@ -87,9 +87,16 @@ def start_nik(ctx: Ctx) -> None:
     ctx.data.pop("offer_nik", None)
 
 
+ATTEMPT = "nik_attempt"  # ctx.cache: the attempt as counted, with what the consent acts on
+
+
 def parse_nik(ctx: Ctx, text: str):
-    """The NIK, encrypted at once; None after the last wrong try (the session ends)."""
-    if consents.over_attempts(ctx.r, ctx.msisdn, ctx.config.CONSENT_ATTEMPTS_PER_HOUR):
+    """The NIK, encrypted at once; None after the last wrong try (the session ends).
+    The attempt is counted, and the offers and the credit score the consent
+    records are read with the count (one round trip: :func:`give_consent`'s)."""
+    tried = ctx.cache[ATTEMPT] = consents.attempt(ctx.r, ctx.msisdn, ctx.config.CONSENT_ATTEMPTS_PER_HOUR,
+                                                  ctx.services.kept)
+    if tried.over:
         return None
     why = nik.problem(text)
     if why is None:
@@ -102,15 +109,18 @@ def parse_nik(ctx: Ctx, text: str):
 
 
 def give_consent(ctx: Ctx) -> None:
-    # The offers and the credit score the consent records, read in one round trip.
-    ctx.cache["offers"], score = consents.holdings_and_score(ctx.r, ctx.msisdn, ctx.services.kept)
+    # The offers and the credit score the consent records: read afresh in this
+    # answer, with its attempt's count (parse_nik).
+    tried = ctx.cache[ATTEMPT]
+    ctx.cache["offers"] = tried.holdings
     offer, campaign = chosen(ctx)
     nik_enc = ctx.data.pop("offer_nik", None)
     if nik_enc is None:
         ctx.data["consent"] = "failed"
         return
     proof = consents.Proof("ussd", ctx.session.id, disclosure_body(ctx), nik_enc, ctx.lang)
-    ctx.data["consent"] = consents.give(ctx.services, ctx.msisdn, campaign, nik_enc, proof, offer, score)
+    ctx.data["consent"] = consents.give(ctx.services, ctx.msisdn, campaign, nik_enc, proof, offer,
+                                             tried.credit_score)
 
 
 def consent_body(ctx: Ctx) -> str:

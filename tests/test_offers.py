@@ -8,7 +8,7 @@ import pytest
 
 from ussd_app.offers import campaigns, consents
 from ussd_app.sms import providers
-from ussd_app.core import keys
+from ussd_app.core import keys, subscribers
 from ussd_app.core.formats import WIB
 
 NIK = "3171014506900001"  # a woman born 5 June 1990 in Jakarta Pusat
@@ -319,7 +319,7 @@ class TestOptOutAndLeads:
 
         def one(msisdn, i):
             proof = consents.Proof("sms", f"m{i}", "text", services.vault.encrypt(f"YA {NIK}"), "id")
-            score = consents.holdings_and_score(services.r, msisdn, services.kept)[1]
+            score = subscribers.get(services.r, msisdn).credit_score
             barrier.wait()
             outcomes.append(consents.give(services, msisdn, campaign, services.vault.encrypt(NIK), proof,
                                           None, score))

@@ -66,15 +66,21 @@ def test_a_confirmation_reads_its_terms_from_the_kept_catalog(client, demo_data,
     assert trips[:3] == [["EVALSHA"], ["ZADD", "EVALSHA"], ["EVALSHA"]], trips
 
 
-def test_a_consent_reads_the_offer_and_the_credit_score_it_records_in_one_round_trip(client, demo_data, trips):
-    """The NIK's answer acts: the offers (read afresh: what was read with the
-    session is dropped before a consequence) and the credit score the consent
-    records come in one round trip, not one each."""
+def test_a_consent_counts_the_attempt_and_reads_the_offer_and_the_credit_score_in_one_round_trip(
+        client, demo_data, trips):
+    """The NIK's answer counts an attempt (the hour's limit) and acts: the
+    offers (read afresh: what was read with the session is dropped before a
+    consequence) and the credit score the consent records come with the
+    attempt's count in one round trip, not one each."""
+    Phone(client, msisdn="081234567891").dial("3*1*1*1*3174054112950004")  # the server learns the scripts
     phone = Phone(client, msisdn=MSISDN)
     phone.dial("3*1*1*1")
     assert "NIK" in phone.screen, phone.screen
     trips.clear()
     phone.type("3174054112950003")
     assert "Bank" in phone.screen or "dikirim" in phone.screen, phone.screen
-    reads = [t for t in trips if "HGETALL" in t]
-    assert reads == [["HGETALL", "HGET", "GET", "HGETALL"]], trips
+    reads = [t for t in trips if "INCR" in t or "HGETALL" in t]
+    assert reads == [["INCR", "EXPIRE", "HGETALL", "GET", "HGETALL"]], trips
+    # the session with the account; the attempt and the reads; the consent's
+    # scripts; the confirmation SMS's record (the console provider); the session
+    assert len(trips) == 5, [[str(c) for c in t] for t in trips]

@@ -206,13 +206,27 @@ def holdings(r: redis.Redis, msisdn: str, kept: store.Kept, read: tuple | None =
     return _holdings(r, kept, raw, optout, revision)
 
 
-def holdings_and_score(r: redis.Redis, msisdn: str, kept: store.Kept) -> tuple[Holdings, int | None]:
-    """:func:`holdings` and the subscriber's credit score (what a consent
-    records), in one round trip: what a consent's answer reads before it acts."""
-    raw, optout, revision, profile = store.roundtrip(r, *_holdings_commands(msisdn),
-                                                     ("HGETALL", keys.profile(msisdn)))
-    score = subscribers.from_hash(msisdn, store.pairs(profile)).credit_score
-    return _holdings(r, kept, raw, optout, revision), score
+@dataclass(frozen=True)
+class Attempt:
+    """A consent attempt as counted, and what its answer acts on as read with the count."""
+    over: bool  # past the hour's limit: nothing more is done
+    holdings: Holdings
+    credit_score: int | None  # what a consent records
+
+
+def attempt(r: redis.Redis, msisdn: str, per_hour: int, kept: store.Kept) -> Attempt:
+    """Count a consent attempt against ``per_hour`` and read what its answer
+    acts on (:func:`holdings` and the credit score), in one round trip: what
+    either channel does first with a typed NIK."""
+    # No MULTI needed: every call sets the hour's expiry if the key has none
+    # (NX), so one lost with a dropped connection is set by the next attempt.
+    key = keys.consent_attempts(msisdn)
+    count, _, raw, revision, profile = store.roundtrip(
+        r, ("INCR", key), ("EXPIRE", key, 3600, "NX"), ("HGETALL", keys.offers(msisdn)),
+        ("GET", keys.CAMPAIGNS_REVISION), ("HGETALL", keys.profile(msisdn)))
+    profile = store.pairs(profile)
+    return Attempt(count > per_hour, _holdings(r, kept, raw, profile.get(OPTOUT), revision),
+                   subscribers.from_hash(msisdn, profile).credit_score)
 
 
 def _holdings_commands(msisdn: str) -> tuple[tuple, ...]:
@@ -223,15 +237,6 @@ def _holdings_commands(msisdn: str) -> tuple[tuple, ...]:
 def _holdings(r: redis.Redis, kept: store.Kept, raw: list, optout, revision) -> Holdings:
     offers = {cid: json.loads(v) for cid, v in store.pairs(raw).items()}
     return Holdings(offers, campaigns.kept(r, offers, revision, kept), optout == "1")
-
-
-def over_attempts(r: redis.Redis, msisdn: str, per_hour: int) -> bool:
-    """Count a consent attempt; True when over ``per_hour``."""
-    # No MULTI needed: every call sets the hour's expiry if the key has none
-    # (NX), so one lost with a dropped connection is set by the next attempt.
-    key = keys.consent_attempts(msisdn)
-    count, _ = store.roundtrip(r, ("INCR", key), ("EXPIRE", key, 3600, "NX"))
-    return count > per_hour
 
 
 @dataclass(frozen=True)
@@ -290,7 +295,7 @@ def _consent(r, msisdn, campaign, nik_enc, credit_score, proof, now, cid) -> tup
 def give(services, msisdn: str, campaign: Campaign, nik_enc: str, proof: Proof,
          offer: dict | None, score: int | None) -> str:
     """Consent (either channel) with the subscriber's credit score as the
-    caller read it with the offers in this answer (:func:`holdings_and_score`);
+    caller read it with the offers in this answer (:func:`attempt`);
     on success the confirmation SMS goes out from the campaign's sender ID.
     ``offer``: the subscriber's offer as the caller read it (see :func:`consent`)."""
     r = services.r

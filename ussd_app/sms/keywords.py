@@ -196,7 +196,8 @@ def _open_offers(msg: Inbound) -> tuple[dict, dict]:
 def consent_by_sms(msg: Inbound) -> None:
     services, r = msg.services, msg.services.r
     args = msg.words[1:]
-    if consents.over_attempts(r, msg.msisdn, services.config.CONSENT_ATTEMPTS_PER_HOUR):
+    tried = consents.attempt(r, msg.msisdn, services.config.CONSENT_ATTEMPTS_PER_HOUR, services.kept)
+    if tried.over:
         return msg.reply("sms.consent_rate_limited")
     if len(args) not in (1, 2):
         return msg.reply("sms.consent_format")
@@ -204,8 +205,7 @@ def consent_by_sms(msg: Inbound) -> None:
     why = nik.problem(typed_nik)
     if why:
         return msg.reply(f"sms.nik_{why}")
-    held, score = consents.holdings_and_score(r, msg.msisdn, services.kept)
-    offers, camps = held.offers, held.campaigns
+    offers, camps = tried.holdings.offers, tried.holdings.campaigns
     if not offers:
         return msg.reply("sms.no_offer")
     now = services.clock()
@@ -228,7 +228,7 @@ def consent_by_sms(msg: Inbound) -> None:
     proof = consents.Proof("sms", msg.sms.message_id, offers[campaign.id].get("text", ""),
                            services.vault.encrypt(msg.sms.text), msg.lang)
     status = consents.give(services, msg.msisdn, campaign, services.vault.encrypt(typed_nik), proof,
-                           offers[campaign.id], score)
+                           offers[campaign.id], tried.credit_score)
     inst = campaign.institution["name"]
     if status == "ok":
         return  # the confirmation went out with the consent
