@@ -256,6 +256,25 @@ def _marker(msisdn: str, rid: str, code: str) -> str:
     return f"{msisdn}|{rid}|{code}"
 
 
+def hold_commands(msisdn: str, reward: Reward, quote: Quote, rid: str, now: float) -> tuple:
+    """Redemption ``rid``'s first round trip: its pending marker (what
+    recover() settles after a crash), then the stock held; both idempotent."""
+    return (("ZADD", keys.PENDING_REDEMPTIONS, "NX", now, _marker(msisdn, rid, reward.code)),
+            rewards.RESERVE.command(*rewards.reserve_args(reward, rid, quote.quantity, quote.revision)))
+
+
+def debit_command(msisdn: str, reward: Reward, quote: Quote, rid: str, now: float,
+                  channel: str) -> store.ScriptCommand:
+    """Redemption ``rid``'s debit on the terms of ``quote`` (:data:`REDEEM`), once per quote."""
+    limit = reward.monthly_limit if reward.monthly_limit is not None else -1
+    return REDEEM.command([
+        keys.idempotency(msisdn), keys.buckets(msisdn), keys.bucket_points(msisdn),
+        keys.ledger(msisdn), keys.counters(msisdn), keys.profile(msisdn),
+        monthly_key(msisdn, now), keys.redemptions(msisdn)],
+        [f"redeem:{quote.id}", rid, reward.code, quote.quantity, quote.total, now, limit,
+         channel, reward.label("id"), quote.id, quote.revision])
+
+
 def redeem(services, msisdn: str, reward: Reward | None, quote: Quote, channel: str) -> Outcome:
     """Redeem on the terms of ``quote``, once per quote; fulfilment follows in a job.
 
@@ -267,22 +286,13 @@ def redeem(services, msisdn: str, reward: Reward | None, quote: Quote, channel: 
         return Outcome("inactive")
     rid = redemption_id(f"{msisdn}|{quote.id}")
     marker = _marker(msisdn, rid, reward.code)
-    # The pending marker first (what recover() settles after a crash), and the
-    # stock held, in one round trip (both are idempotent: a resend is harmless).
-    added, held = store.roundtrip(
-        r, ("ZADD", keys.PENDING_REDEMPTIONS, "NX", now, marker),
-        rewards.RESERVE.command(*rewards.reserve_args(reward, rid, quote.quantity, quote.revision)))
+    # The pending marker and the stock held in one round trip, then the debit.
+    added, held = store.roundtrip(r, *hold_commands(msisdn, reward, quote, rid, now))
     if held != 1:
         if added:
             r.zrem(keys.PENDING_REDEMPTIONS, marker)
         return Outcome("changed" if held == -1 else "out_of_stock")
-    limit = reward.monthly_limit if reward.monthly_limit is not None else -1
-    status, *rest = REDEEM(r, [
-        keys.idempotency(msisdn), keys.buckets(msisdn), keys.bucket_points(msisdn),
-        keys.ledger(msisdn), keys.counters(msisdn), keys.profile(msisdn),
-        monthly_key(msisdn, now), keys.redemptions(msisdn)],
-        [f"redeem:{quote.id}", rid, reward.code, quote.quantity, quote.total, now, limit,
-         channel, reward.label("id"), quote.id, quote.revision])
+    (status, *rest), = store.roundtrip(r, debit_command(msisdn, reward, quote, rid, now, channel))
     if status == "ok":
         services.jobs.enqueue(FULFIL_JOB, msisdn, rid, job_id=f"fulfil-{rid}",
                               retry=services.config.fulfilment_retry, queue=PARTNERS)

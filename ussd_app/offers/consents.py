@@ -271,6 +271,18 @@ def _offer(r: redis.Redis, msisdn: str, campaign_id: str) -> dict | None:
 
 
 def _consent(r, msisdn, campaign, nik_enc, credit_score, proof, now, cid) -> tuple[str, str | None]:
+    # The index entry goes first (both in one round trip, in order): a crash
+    # after it leaves an entry the leads API skips (no consent); a crash before
+    # it loses nothing. Both act once per consent id.
+    _, (status, *rest) = store.roundtrip(r, *consent_commands(msisdn, campaign, nik_enc, credit_score,
+                                                              proof, now, cid))
+    return status, (rest[0] if rest else None)
+
+
+def consent_commands(msisdn: str, campaign: Campaign, nik_enc: str, credit_score, proof: Proof,
+                     now: float, cid: str) -> tuple[store.ScriptCommand, store.ScriptCommand]:
+    """A consent under id ``cid`` as its two scripts' commands, in the order
+    they are sent: the lead's index entry, then the consent (its status first)."""
     inst = campaign.institution["id"]
     record = {
         "type": "consent", "id": cid, "msisdn": msisdn, "campaign": campaign.id,
@@ -281,15 +293,10 @@ def _consent(r, msisdn, campaign, nik_enc, credit_score, proof, now, cid) -> tup
         "consent_version": campaign.consent_version, "text_shown": proof.text_shown,
         "channel": proof.channel, "reference": proof.reference, "raw_input_enc": proof.raw_input_enc,
         "nik_enc": nik_enc, "credit_score": credit_score, "lang": proof.lang, "consented_at": now}
-    # The index entry goes first (both in one round trip, in order): a crash
-    # after it leaves an entry the leads API skips (no consent); a crash before
-    # it loses nothing. Both act once per consent id.
-    _, (status, *rest) = store.roundtrip(
-        r, INDEX_LEAD.command([keys.lead_index(inst), keys.lead_seq(inst)], [f"{msisdn}|{cid}", cid]),
-        CONSENT.command([keys.offers(msisdn), keys.consents(msisdn), keys.consent_log(msisdn),
-                         keys.profile(msisdn)],
-                        [campaign.id, cid, now, campaign.valid_until, _json(record)]))
-    return status, (rest[0] if rest else None)
+    return (INDEX_LEAD.command([keys.lead_index(inst), keys.lead_seq(inst)], [f"{msisdn}|{cid}", cid]),
+            CONSENT.command([keys.offers(msisdn), keys.consents(msisdn), keys.consent_log(msisdn),
+                             keys.profile(msisdn)],
+                            [campaign.id, cid, now, campaign.valid_until, _json(record)]))
 
 
 def give(services, msisdn: str, campaign: Campaign, nik_enc: str, proof: Proof,
