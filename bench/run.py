@@ -16,8 +16,10 @@ The row "ussd-app, METRICS=0" is our app with its metrics off: what they
 cost, in the same run. The row "floor, like-for-like" is bare Flask + redis-py
 doing the Redis work our hop does (bench/apps.py: the session and the
 account's script read together, the session written and moved among the
-funnel's open ones), the floor the redeem and consent goals are measured
-against. ``--peers NAME`` keeps only the rows whose name holds NAME.
+funnel's open ones, and on the answer that redeems or consents the same
+scripts ours runs there), the floor the redeem and consent goals are
+measured against; "floor, like, no acts" (redeem and consent) is it without
+those scripts, as the earlier sittings measured. ``--peers NAME`` keeps only the rows whose name holds NAME.
 """
 from __future__ import annotations
 
@@ -44,8 +46,12 @@ from bench.journeys import JOURNEYS, hops  # noqa: E402  (run as a script: the p
 
 OURS = "ussd_app.wsgi:app"
 FLOOR, LIKE = "floor (Flask+redis-py)", "floor, like-for-like"
+# redeem and consent: the like-for-like floor without its acts' scripts as well
+# (the like-for-like floor of the earlier sittings; on check points they are one)
+LIKE_SESSION = "floor, like, no acts"
 PEERS = {"ussd-app": OURS, "ussd-app, METRICS=0": OURS, FLOOR: "bench.apps:floor",
-         LIKE: "bench.apps:floor_like", "ceiling (Flask END ok)": "bench.apps:ceiling"}
+         LIKE: "bench.apps:floor_like", LIKE_SESSION: "bench.apps:floor_like_session",
+         "ceiling (Flask END ok)": "bench.apps:ceiling"}
 PEER_ENV = {"ussd-app, METRICS=0": {"METRICS": "0"}}  # our hop without its metrics, to price them
 PEER_ROOT: dict[str, Path] = {}  # --against: a peer served from another checkout (the code before)
 NODE = "Node ussd-menu-builder"  # its own server, one process (bench/node/peer.js)
@@ -53,7 +59,9 @@ NODE_DIR = ROOT / "bench" / "node"
 # The same apps behind ussd_app.web.rsgi.Buffered, for a server on granian's RSGI
 # interface (the Procfile's: each request read whole before a thread runs the app).
 RSGI = {OURS: "ussd_app.rsgi:app", "bench.apps:floor": "bench.apps:floor_rsgi",
-        "bench.apps:floor_like": "bench.apps:floor_like_rsgi", "bench.apps:ceiling": "bench.apps:ceiling_rsgi"}
+        "bench.apps:floor_like": "bench.apps:floor_like_rsgi",
+        "bench.apps:floor_like_session": "bench.apps:floor_like_session_rsgi",
+        "bench.apps:ceiling": "bench.apps:ceiling_rsgi"}
 SERVERS = {
     "gunicorn": "gunicorn --bind 127.0.0.1:$PORT --workers 2 --worker-class sync {app}",
     "granian": "granian --interface wsgi --host 127.0.0.1 --port $PORT --workers 2 "
@@ -225,7 +233,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         rproc, url = start_redis(tmp)
         try:
-            peers = {name: app for name, app in PEERS.items() if args.peers in name}
+            peers = {name: app for name, app in PEERS.items() if args.peers in name
+                     and not (name == LIKE_SESSION and args.journey == "check")}
             for dialect in filter(None, args.dialect.split(",")):
                 peers = {"ussd-app": OURS, f"ussd-app ({dialect})": OURS,
                          **{k: v for k, v in peers.items() if k != "ussd-app"}}
@@ -313,6 +322,8 @@ def report(rows: dict, pause: int, rounds: int, journey: str = "check") -> None:
         goals.append(f"hops/s {ours['rps'] / floor:.2f}x the floor (goal 0.9x)")
     if journey != "check" and like:
         goals.append(f"hops/s {ours['rps'] / like['rps']:.2f}x the like-for-like floor (goal 0.85x)")
+    if journey != "check" and LIKE_SESSION in rows:
+        goals.append(f"{ours['rps'] / rows[LIKE_SESSION]['rps']:.2f}x it without the acts' scripts")
     goals += [f"{name} {r['rps'] / ours['rps']:.2f}x Africa's Talking's hops/s (goal within 10%)"
               for name, r in rows.items() if name.startswith("ussd-app (")]
     if pause:
