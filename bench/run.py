@@ -306,8 +306,8 @@ def report(rows: dict, pause: int, rounds: int, journey: str = "check") -> None:
               f"{r['rps'] / floor:9.2f}{r['rps'] / like['rps'] if like else float('nan'):8.2f}"
               f"{int(r['bad'] + r['errors']):6d}"
               f"{r['cpu_us']:16.0f}{r['redis_us']:14.0f}{cpu_floor / r['cpu_us']:16.2f}{r['steal']:9.1f}")
-    for name, r in rows.items():
-        if r.get("sessions", 0) > WARM_FIRST:
+    for name, r in rows.items():  # the floor, the ceiling and Node keep nothing per subscriber
+        if r.get("sessions", 0) > WARM_FIRST and (name.startswith("ussd-app") or name.startswith("floor, like")):
             print(f"{name}: a wrk thread played {r['sessions']:.0f} sessions, past the {WARM_FIRST} "
                   "subscribers the warm-up left fresh (later ones met a subscriber twice)")
     ours = rows.get("ussd-app")
