@@ -59,7 +59,9 @@ def wait_for(check, seconds: float, what: str, every: float = 0.05):
 
 
 def children(pid: int) -> list[int]:
-    """The processes whose parent is ``pid`` (from /proc)."""
+    """The live processes whose parent is ``pid`` (from /proc): not a zombie,
+    a child killed and not yet reaped (a killed web worker stayed one for a
+    moment in CI and was counted as running)."""
     found = []
     for entry in Path("/proc").iterdir():
         if not re.fullmatch("[0-9]+", entry.name):
@@ -69,7 +71,8 @@ def children(pid: int) -> list[int]:
         except OSError:
             continue
         # pid (comm) state ppid ...: comm may hold spaces, so split after its ')'
-        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+        state, ppid = stat.rsplit(")", 1)[1].split()[:2]
+        if int(ppid) == pid and state != "Z":
             found.append(int(entry.name))
     return found
 
