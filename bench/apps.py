@@ -68,7 +68,7 @@ def _send(*commands) -> list:
     return pipe.execute()
 
 
-def redeem(msisdn: str, now: float) -> None:
+def redeem(msisdn: str, sid: str, now: float) -> None:
     """The redemption's scripts as ours sends them on the confirmation's "1"."""
     reward = _terms()[0]
     quote = redemptions.new_quote(reward, 1)
@@ -85,8 +85,7 @@ def consent(msisdn: str, sid: str, now: float) -> None:
                                      consents.consent_id(msisdn, campaign.id)))
 
 
-ACTS = {JOURNEYS["redeem"][-1]: lambda msisdn, sid, now: redeem(msisdn, now),
-        JOURNEYS["consent"][-1]: consent}
+ACTS = {JOURNEYS["redeem"][-1]: redeem, JOURNEYS["consent"][-1]: consent}  # each (msisdn, sid, now)
 
 
 @floor_like.post("/ussd")

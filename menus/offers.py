@@ -120,7 +120,7 @@ def give_consent(ctx: Ctx) -> None:
         return
     proof = consents.Proof("ussd", ctx.session.id, disclosure_body(ctx), nik_enc, ctx.lang)
     ctx.data["consent"] = consents.give(ctx.services, ctx.msisdn, campaign, nik_enc, proof, offer,
-                                             tried.credit_score)
+                                        tried.credit_score)
 
 
 def consent_body(ctx: Ctx) -> str:

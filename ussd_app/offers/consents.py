@@ -202,7 +202,9 @@ def holdings(r: redis.Redis, msisdn: str, kept: store.Kept, read: tuple | None =
     trip; none where ``read`` holds them as read with the session (the
     offers as HGETALL answers, the :data:`OPTOUT` field, the campaigns'
     revision token)."""
-    raw, optout, revision = read or store.roundtrip(r, *_holdings_commands(msisdn))
+    raw, optout, revision = read or store.roundtrip(r, ("HGETALL", keys.offers(msisdn)),
+                                                    ("HGET", keys.profile(msisdn), OPTOUT),
+                                                    ("GET", keys.CAMPAIGNS_REVISION))
     return _holdings(r, kept, raw, optout, revision)
 
 
@@ -227,11 +229,6 @@ def attempt(r: redis.Redis, msisdn: str, per_hour: int, kept: store.Kept) -> Att
     profile = store.pairs(profile)
     return Attempt(count > per_hour, _holdings(r, kept, raw, profile.get(OPTOUT), revision),
                    subscribers.from_hash(msisdn, profile).credit_score)
-
-
-def _holdings_commands(msisdn: str) -> tuple[tuple, ...]:
-    return (("HGETALL", keys.offers(msisdn)), ("HGET", keys.profile(msisdn), OPTOUT),
-            ("GET", keys.CAMPAIGNS_REVISION))
 
 
 def _holdings(r: redis.Redis, kept: store.Kept, raw: list, optout, revision) -> Holdings:
