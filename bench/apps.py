@@ -3,8 +3,8 @@
 floor:   bare Flask + redis-py doing a hop's Redis work (GET the session JSON,
          SET it back with a TTL), no menus.
 floor_like: the like-for-like floor: bare Flask + redis-py doing the Redis work
-         our hop does, no menus: the session and the resume pointer read by
-         the caller's account script (the same Lua script, by EVALSHA), the
+         our hop does, no menus: the session and the resume pointer read with
+         the caller's account (the same commands, in one round trip), the
          session written and its entry among the open ones moved (SET, ZREM,
          ZADD) in a second round trip; and on the answer that acts in the
          redeem and consent journeys (bench/journeys.py), the same scripts
@@ -44,9 +44,6 @@ def floor_hop():
 
 
 floor_like = Flask("floor_like")
-# Loaded once and run by its SHA: redis-py's Script in a pipeline would ask
-# SCRIPT EXISTS on every execute, work our hop does not do.
-_account = _r.script_load(points.VIEW.source)
 MENU = "CON Poin Plus\n1 Cek poin\n4 Bantuan\n5 Bahasa/Language"
 for _script in (rewards.RESERVE, redemptions.REDEEM, consents.INDEX_LEAD, consents.CONSENT):
     _r.script_load(_script.source)
@@ -104,10 +101,8 @@ def floor_like_session_hop():
 def like_hop(acts: dict):
     sid, text, msisdn = request.form["sessionId"], request.form.get("text", ""), request.form["phoneNumber"]
     key, pointer, now = f"floor:{{{msisdn}}}:session:{sid}", f"floor:{{{msisdn}}}:resume", time.time()
-    account_keys, account_args = points.view_args(msisdn, now, strings=(key, pointer))
-    account = _r.evalsha(_account, len(account_keys), *account_keys, *account_args)
-    raw = account[2][-2]
-    session = json.loads(raw) if raw else {"id": sid, "state": "main", "history": [], "lang": account[1]}
+    (profile, *_, (raw, _)) = _send(*points.view_commands(msisdn, now, strings=(key, pointer)))
+    session = json.loads(raw) if raw else {"id": sid, "state": "main", "history": [], "lang": profile[1]}
     before = f"{session['state']}|{msisdn}|{sid}"
     act = acts.get(text)
     if act:

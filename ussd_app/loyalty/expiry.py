@@ -1,7 +1,7 @@
 """Expiry jobs over every subscriber, in batches, without holding them all in memory."""
 from __future__ import annotations
 
-from ussd_app.core import formats, keys, subscribers, texts
+from ussd_app.core import formats, keys, store, subscribers, texts
 from ussd_app.loyalty import points
 from ussd_app.loyalty.points import EXPIRE
 
@@ -28,15 +28,13 @@ def notify_all(services, days: int, batch: int = 1000) -> int:
     r, now = services.r, services.clock()
     horizon = now + days * 86400
     sent = 0
-    points.VIEW.load(r)
     with subscribers.progress(r) as bar:
         for chunk in subscribers.in_batches(r, batch):
-            pipe = r.pipeline(transaction=False)
-            for msisdn in chunk:
-                points.view(r, msisdn, now, pipeline=pipe)
+            views = [points.view_commands(msisdn, now) for msisdn in chunk]
+            replies = iter(store.batch(r, [command for view in views for command in view]))
             due = []  # (msisdn, language, bucket) expiring within the horizon
-            for msisdn, raw in zip(chunk, pipe.execute()):
-                account = points.parse_view(raw)
+            for msisdn, view in zip(chunk, views):
+                account = points.parse_view([next(replies) for _ in view])
                 if account.status == "active":
                     due += [(msisdn, account.lang or texts.DEFAULT, b) for b in account.buckets
                             if b.expires_at <= horizon]

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 
 import redis
 
-from ussd_app.core import keys
+from ussd_app.core import keys, store
 from ussd_app.core.formats import WIB
 from ussd_app.core.store import Script
 
@@ -65,27 +65,6 @@ redis.call('HSET', KEYS[1], ARGV[1], id)
 return {1, after}
 """, durable=True)
 
-# KEYS[1] buckets zset  KEYS[2] bucket points hash  KEYS[3] profile hash
-# KEYS[4 .. 3+ARGV[2]] (optional) more hashes of the subscriber, read whole
-# KEYS[4+ARGV[2] ..] (optional) strings read with the view (GET): a hop's session and pointer
-# ARGV[1] now  ARGV[2] how many hashes  ARGV[3..] (optional) more profile fields
-# Returns a flat list: status ('' = not enrolled), language ('' = unset), what
-# else was asked (a list: each field's value or '', then each hash as
-# HGETALL answers it, then each string or nil), then id, expiry, points of
-# each live bucket.
-VIEW = Script(LUA_LIVE + """
-local rows = live(KEYS[1], KEYS[2], tonumber(ARGV[1]))
-local profile = redis.call('HMGET', KEYS[3], 'status', 'lang', unpack(ARGV, 3))
-local also = {}
-for i = 3, #profile do also[#also+1] = profile[i] or '' end
-local last_hash = 3 + tonumber(ARGV[2])
-for i = 4, last_hash do also[#also+1] = redis.call('HGETALL', KEYS[i]) end
-for i = last_hash + 1, #KEYS do also[#also+1] = redis.call('GET', KEYS[i]) end
-local flat = {profile[1] or '', profile[2] or '', also}
-for _, b in ipairs(rows) do flat[#flat+1] = b[1]; flat[#flat+1] = b[2]; flat[#flat+1] = b[3] end
-return flat
-""")
-
 # KEYS[1] buckets zset  KEYS[2] bucket points hash  KEYS[3] ledger  KEYS[4] counters
 # ARGV[1] now
 # Moves every bucket at or past its expiry out of the live set with an 'expire'
@@ -124,7 +103,7 @@ class Points:
     buckets: list[Bucket]
     status: str | None = None  # the programme status: active, blocked, None = not enrolled
     lang: str | None = None
-    also: tuple = ()  # what else the view was asked to read (view_args' fields, hashes and strings)
+    also: tuple = ()  # what else the view was asked to read (view_commands' fields, hashes and strings)
 
     @property
     def next_expiry(self) -> Bucket | None:
@@ -160,31 +139,49 @@ def earn(r: redis.Redis, msisdn: str, points: int, source: str, reference: str,
     return bool(created), int(balance)
 
 
-def view(r: redis.Redis, msisdn: str, now: float, pipeline=None) -> Points | None:
+def view(r: redis.Redis, msisdn: str, now: float) -> Points:
     """Balance, live buckets (soonest expiry first), status and language, in
-    one round trip; with ``pipeline``, queued there (read it with :func:`parse_view`)."""
-    if pipeline is not None:
-        VIEW.queue(pipeline, *view_args(msisdn, now))
-        return None
-    return parse_view(VIEW(r, *view_args(msisdn, now)))
+    one round trip."""
+    return parse_view(store.roundtrip(r, *view_commands(msisdn, now)))
 
 
-def view_args(msisdn: str, now: float, fields: tuple[str, ...] = (), hashes: tuple = (),
-              strings: tuple[str, ...] = ()) -> tuple[list[str], list]:
-    """The keys and arguments of :data:`VIEW` for ``msisdn``; ``fields`` of
-    the profile, ``hashes`` (key functions of the subscriber's other hashes)
-    and ``strings`` (keys, each read with GET) are read with it, in that
-    order (``Points.also``). On a Redis Cluster every key must be in the
-    subscriber's hash slot."""
-    return ([keys.buckets(msisdn), keys.bucket_points(msisdn), keys.profile(msisdn),
-             *(key(msisdn) for key in hashes), *strings], [now, len(hashes), *fields])
+def view_commands(msisdn: str, now: float, fields: tuple[str, ...] = (), hashes: tuple = (),
+                  strings: tuple[str, ...] = ()) -> tuple[tuple, ...]:
+    """The commands that read ``msisdn``'s account, for one round trip
+    (``store.roundtrip``; :func:`parse_view` reads their replies): the
+    profile's status, language and ``fields``, the buckets not yet expired
+    and their points, ``hashes`` (key functions of the subscriber's other
+    hashes) whole, and ``strings`` (keys, one MGET), in that order
+    (``Points.also``). On a Redis Cluster every key must be in the
+    subscriber's hash slot.
+
+    Plain reads, not a script: a script cost Redis about twice these reads
+    on every hop (docs/benchmark.md). Redis runs a client's commands in turn
+    and the round trip's come in one write, so none of another client falls
+    between them in practice; if one did (a bucket earned or spent between
+    the bucket list and its points), one screen would show a balance a
+    moment old or new. Nothing is charged on a view: a debit's script reads
+    the buckets itself."""
+    commands = (("HMGET", keys.profile(msisdn), "status", "lang", *fields),
+                ("ZRANGEBYSCORE", keys.buckets(msisdn), f"({now!r}", "+inf", "WITHSCORES"),
+                ("HGETALL", keys.bucket_points(msisdn)),
+                *(("HGETALL", key(msisdn)) for key in hashes))
+    return (*commands, ("MGET", *strings)) if strings else commands
 
 
-def parse_view(reply: list) -> Points:
-    status, lang, also, *flat = reply
-    buckets = [Bucket(flat[i], int(flat[i + 2]), float(flat[i + 1]))
-               for i in range(0, len(flat), 3)]
-    return Points(sum(b.points for b in buckets), buckets, status or None, lang or None, tuple(also))
+def parse_view(replies: list, hashes: int = 0) -> Points:
+    """The account from the replies to :func:`view_commands` (``hashes``: how
+    many it was asked to read)."""
+    (status, lang, *fields), dated, amounts, *rest = replies
+    held = dict(zip(amounts[::2], amounts[1::2]))
+    buckets = []
+    for i in range(0, len(dated), 2):
+        amount = int(held.get(dated[i]) or 0)
+        if amount > 0:
+            buckets.append(Bucket(dated[i], amount, float(dated[i + 1])))
+    strings = rest[hashes] if len(rest) > hashes else ()
+    also = (*(value or "" for value in fields), *rest[:hashes], *strings)
+    return Points(sum(b.points for b in buckets), buckets, status or None, lang or None, also)
 
 
 def expire(r: redis.Redis, msisdn: str, now: float) -> int:
@@ -206,9 +203,8 @@ class Accounts:
     def __init__(self, fields: tuple[str, ...] = (), hashes: tuple = ()):
         self.fields, self.hashes = fields, hashes
 
-    def command(self, msisdn: str, now: float, strings: tuple[str, ...] = ()) -> tuple:
-        return VIEW.command(*view_args(msisdn, now, self.fields, self.hashes, strings))
+    def commands(self, msisdn: str, now: float, strings: tuple[str, ...] = ()) -> tuple[tuple, ...]:
+        return view_commands(msisdn, now, self.fields, self.hashes, strings)
 
-    @staticmethod
-    def parse(reply: list) -> Points:
-        return parse_view(reply)
+    def parse(self, replies: list) -> Points:
+        return parse_view(replies, len(self.hashes))

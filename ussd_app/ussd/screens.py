@@ -60,8 +60,8 @@ class Ctx:
         :meth:`forget_account` after changing it)."""
         if "account" not in self.cache:
             accounts = self.services.accounts
-            (reply,) = store.roundtrip(self.r, accounts.command(self.msisdn, self.now))
-            self.cache["account"] = accounts.parse(reply)
+            replies = store.roundtrip(self.r, *accounts.commands(self.msisdn, self.now))
+            self.cache["account"] = accounts.parse(replies)
         return self.cache["account"]
 
     def ahead(self, name: str) -> Any:

@@ -80,11 +80,10 @@ class Pointer(msgspec.Struct, frozen=True):
 def load(r: redis.Redis, accounts: Accounts, msisdn: str, session_id: str, now: float,
          resume: bool = True, ahead: tuple[str, ...] = ()) -> tuple[Session | None, Account, Pointer | None, list]:
     """The session, the caller's account (status, language, points), the
-    resume pointer and the values of the keys ``ahead``, in one command (the
-    account's script reads the others with it)."""
+    resume pointer and the values of the keys ``ahead``, in one round trip
+    (the account's commands read the others with it)."""
     own = (keys.session(msisdn, session_id), keys.resume(msisdn)) if resume else (keys.session(msisdn, session_id),)
-    (reply,) = store.roundtrip(r, accounts.command(msisdn, now, own + ahead))
-    account = accounts.parse(reply)
+    account = accounts.parse(store.roundtrip(r, *accounts.commands(msisdn, now, own + ahead)))
     values = account.also[len(account.also) - len(own) - len(ahead):]
     raw, held = values[0], (values[1] if resume else None)
     return (_decode(raw) if raw else None), account, Pointer.parse(held), values[len(own):]

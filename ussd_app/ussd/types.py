@@ -62,14 +62,14 @@ class Account(Protocol):
 
 
 class Accounts(Protocol):
-    """Reads the caller's account, and the session with it, in one command."""
+    """Reads the caller's account, and the session with it, in one round trip."""
 
-    def command(self, msisdn: str, now: float, strings: tuple[str, ...] = ()) -> tuple:
-        """The Redis command that reads it (for ``store.roundtrip``), and the
+    def commands(self, msisdn: str, now: float, strings: tuple[str, ...] = ()) -> tuple[tuple, ...]:
+        """The Redis commands that read it (for ``store.roundtrip``), and the
         values of ``strings`` (keys in the subscriber's hash slot) with it."""
 
-    def parse(self, reply: Any) -> Account:
-        """The account from that command's reply: the values of ``strings``
+    def parse(self, replies: list) -> Account:
+        """The account from those commands' replies: the values of ``strings``
         are the last of its ``also``, in their order."""
 
 
@@ -80,7 +80,7 @@ class Ahead(Protocol):
     and none after an answer acted (``Ctx.ahead``)."""
 
     def strings(self, msisdn: str) -> tuple[str, ...]:
-        """The keys read with the account (``Accounts.command``'s ``strings``)."""
+        """The keys read with the account (``Accounts.commands``' ``strings``)."""
 
     def parse(self, account: Account, values: list) -> dict[str, Any]:
         """What was read, by name, as screens ask for it: from the values of
