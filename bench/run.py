@@ -15,7 +15,7 @@ ours per gateway dialect named, beside the Africa's Talking one (``/ussd``).
 The row "ussd-app, METRICS=0" is our app with its metrics off: what they
 cost, in the same run. The row "floor, like-for-like" is bare Flask + redis-py
 doing the Redis work our hop does (bench/apps.py: the session and the
-account's script read together, the session written and moved among the
+account read together, the session written and moved among the
 funnel's open ones, and on the answer that redeems or consents the same
 scripts ours runs there), the floor the redeem and consent goals are
 measured against; "floor, like, no acts" (redeem and consent) is it without

@@ -21,7 +21,7 @@ class Ahead:
     """What the busiest screens read, read with the session (``ussd.types.Ahead``):
     the revision tokens of the catalog and the campaigns (reward lists, offer
     screens), and a subscriber's offers and opt-out (every offer screen), all
-    in the account's script (:meth:`accounts`, :meth:`strings`). Two keys, a
+    in the account's round trip (:meth:`accounts`, :meth:`strings`). Two keys, a
     field and a hash a hop, where a round trip of their own would cost those
     screens more than all of them (docs/benchmark.md)."""
 
