@@ -158,10 +158,10 @@ def view_commands(msisdn: str, now: float, fields: tuple[str, ...] = (), hashes:
     Plain reads, not a script: the same reads as a script cost Redis almost
     four times their command time on every hop (docs/benchmark.md). Redis
     runs a client's commands in turn and the round trip's come in one write,
-    so none of another client falls between them in practice; if one did (a bucket earned or spent between
-    the bucket list and its points), one screen would show a balance a
-    moment old or new. Nothing is charged on a view: a debit's script reads
-    the buckets itself."""
+    so none of another client falls between them in practice; if one did (a
+    bucket earned or spent between the bucket list and its points), one
+    screen would show a balance a moment old or new. Nothing is charged on a
+    view: a debit's script reads the buckets itself."""
     commands = (("HMGET", keys.profile(msisdn), "status", "lang", *fields),
                 ("ZRANGEBYSCORE", keys.buckets(msisdn), f"({now!r}", "+inf", "WITHSCORES"),
                 ("HGETALL", keys.bucket_points(msisdn)),
