@@ -173,7 +173,7 @@ def parse_view(replies: list, hashes: int = 0) -> Points:
     """The account from the replies to :func:`view_commands` (``hashes``: how
     many it was asked to read)."""
     (status, lang, *fields), dated, amounts, *rest = replies
-    held = dict(zip(amounts[::2], amounts[1::2]))
+    held = store.pairs(amounts)
     buckets = []
     for i in range(0, len(dated), 2):
         amount = int(held.get(dated[i]) or 0)
