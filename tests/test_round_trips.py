@@ -13,7 +13,8 @@ from ussd_app.core import store
 
 MSISDN = "081234567890"  # a demo subscriber with points and an open offer
 # A hop's read: the profile, the live buckets and their points, the offers,
-# then the session, the pointer and the revisions (no script: ~half its Redis cost)
+# then the session, the pointer and the revisions (no script: the same reads as a
+# script cost Redis almost four times their command time, docs/benchmark.md)
 READ = ["HMGET", "ZRANGEBYSCORE", "HGETALL", "HGETALL", "MGET"]
 
 
